@@ -1,0 +1,884 @@
+//! The TOML configuration: what operators write, its defaults, its validation, and the runtime
+//! [`Settings`] built from it.
+//!
+//! All serde lives here. Every struct denies unknown keys, so a typo stops start-up instead of being
+//! silently ignored. Loading is three steps: parse (TOML errors carry line and column), validate
+//! (every problem reported at once, each with its key path), then build [`Settings`], the only type
+//! the rest of guichet reads. Secrets are [`Secret`]s, whose `Debug` prints `REDACTED`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// The prefix under which guichet serves its own endpoints.
+pub const OWN_PREFIX: &str = "/.guichet/";
+
+// === the file format ===
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub upstream: UpstreamSection,
+    #[serde(default)]
+    pub session: SessionSection,
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<ProviderSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address and port the gateway listens on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// The URL visitors use to reach the gateway; `redirect_uri` is this + `/.guichet/callback`.
+    pub public_url: String,
+    /// Worker threads; default 0 = the number of cores.
+    #[serde(default)]
+    pub threads: usize,
+    /// How long SIGTERM waits before it stops accepting connections (pingora's grace period);
+    /// default `5s`.
+    #[serde(default = "default_grace_period")]
+    pub grace_period: String,
+    /// How long in-flight requests may take to finish after that; default `10s`.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: String,
+}
+
+fn default_grace_period() -> String {
+    "5s".into()
+}
+fn default_shutdown_timeout() -> String {
+    "10s".into()
+}
+
+/// `[upstream]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// `http://host:port` of the protected application.
+    pub url: String,
+    /// Default `5s`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// Longest wait for the application between two reads; default `60s`.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: String,
+}
+
+fn default_connect_timeout() -> String {
+    "5s".into()
+}
+fn default_read_timeout() -> String {
+    "60s".into()
+}
+
+/// `[session]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    /// Default `30m`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    /// Default `12h`.
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime: String,
+    /// Default 1,000,000.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u64,
+    /// Default `guichet`; `__Host-` is prepended when `public_url` is https.
+    #[serde(default = "default_cookie_name")]
+    pub cookie_name: String,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            idle_timeout: default_idle_timeout(),
+            max_lifetime: default_max_lifetime(),
+            max_sessions: default_max_sessions(),
+            cookie_name: default_cookie_name(),
+        }
+    }
+}
+
+fn default_idle_timeout() -> String {
+    "30m".into()
+}
+fn default_max_lifetime() -> String {
+    "12h".into()
+}
+fn default_max_sessions() -> u64 {
+    1_000_000
+}
+fn default_cookie_name() -> String {
+    "guichet".into()
+}
+
+/// `[metrics]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Internal address for `/metrics`, e.g. `127.0.0.1:9090`. Never the public port.
+    pub listen: String,
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `error`, `warn`, `info` (default), `debug` or `trace`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// `[[provider]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Short id, letters, digits, `-` and `_`; used in `?provider=` and in metrics.
+    pub id: String,
+    /// Name shown on the chooser page; default the id.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Discovery is fetched from `issuer + /.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes; `openid` is always sent once. Default `["openid"]`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Space-separated `acr_values` to request, if any.
+    #[serde(default)]
+    pub acr_values: Option<String>,
+    /// PKCE S256; default true (FranceConnect rejects PKCE parameters: set false there).
+    #[serde(default = "default_true")]
+    pub pkce: bool,
+    /// `client_secret_post` (default, as AgentConnect expects) or `client_secret_basic`.
+    #[serde(default = "default_token_auth_method")]
+    pub token_auth_method: String,
+    /// Call the userinfo endpoint after the code exchange; default true.
+    #[serde(default = "default_true")]
+    pub userinfo: bool,
+    /// Bound on every HTTP call to the provider; default `10s`.
+    #[serde(default = "default_http_timeout")]
+    pub http_timeout: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into()]
+}
+fn default_true() -> bool {
+    true
+}
+fn default_token_auth_method() -> String {
+    "client_secret_post".into()
+}
+fn default_http_timeout() -> String {
+    "10s".into()
+}
+
+// === runtime settings ===
+
+/// A secret string: never printed, never logged.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("REDACTED")
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAuthMethod {
+    ClientSecretPost,
+    ClientSecretBasic,
+}
+
+/// Everything guichet needs at run time, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+    pub upstream: UpstreamSettings,
+    pub session: SessionSettings,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_level: String,
+    pub providers: Vec<ProviderSettings>,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpstreamSettings {
+    pub address: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    pub max_sessions: u64,
+    /// The full cookie name (with `__Host-` when secure).
+    pub cookie_name: String,
+    /// The name of the short-lived cookie binding a login to the browser.
+    pub login_cookie_name: String,
+    /// `Secure` cookies (public_url is https).
+    pub secure: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub id: String,
+    pub display_name: String,
+    /// Exactly as configured: it must equal the provider's `issuer` byte for byte.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Without `openid`, which the OIDC library adds.
+    pub scopes: Vec<String>,
+    pub acr_values: Option<String>,
+    pub pkce: bool,
+    pub token_auth_method: TokenAuthMethod,
+    pub userinfo: bool,
+    pub http_timeout: Duration,
+}
+
+impl Settings {
+    /// `public_url` + `/.guichet/callback`.
+    pub fn redirect_uri(&self) -> String {
+        self.own_url("callback")
+    }
+
+    /// `public_url` + `/.guichet/` + `page`.
+    pub fn own_url(&self, page: &str) -> String {
+        format!(
+            "{}{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            OWN_PREFIX,
+            page
+        )
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&ProviderSettings> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+}
+
+// === errors ===
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One validation problem: the key path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+// === loading ===
+
+/// Where the value of an environment variable or a file comes from, so tests never touch the
+/// process environment.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// Reads, parses and validates a file.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_toml(&text, path, &ProcessEnvironment)
+}
+
+/// Parses and validates TOML text; `path` only names the source in errors.
+pub fn from_toml(text: &str, path: &Path, env: &dyn Environment) -> Result<Settings, ConfigError> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    validate(&file, env).map_err(|problems| ConfigError::Invalid {
+        path: path.to_owned(),
+        problems,
+    })
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: &str) -> Duration {
+        match humantime::parse_duration(value) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.problem(key, "must be longer than zero");
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("expected a duration such as \"30s\", \"30m\" or \"12h\", got {value:?} ({e})"),
+                );
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    fn socket_addr(&mut self, key: &str, value: &str) -> SocketAddr {
+        match value.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("expected an address:port such as \"127.0.0.1:8080\", got {value:?}"),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            }
+        }
+    }
+}
+
+/// Checks every key, reporting all problems at once.
+pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Vec<Problem>> {
+    let mut check = Checker {
+        problems: Vec::new(),
+    };
+
+    let listen = check.socket_addr("server.listen", &file.server.listen);
+    let public_url = match Url::parse(&file.server.public_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.path() != "/" || u.query().is_some() {
+                check.problem(
+                    "server.public_url",
+                    "must be an origin only (scheme, host, optional port), without a path or query",
+                );
+            }
+            u
+        }
+        _ => {
+            check.problem(
+                "server.public_url",
+                format!(
+                    "expected an absolute http(s) URL such as \"https://app.example.gouv.fr\", got {:?}",
+                    file.server.public_url
+                ),
+            );
+            Url::parse("http://invalid.invalid").expect("static URL parses")
+        }
+    };
+    let threads = if file.server.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        file.server.threads
+    };
+    let grace_period = check.duration("server.grace_period", &file.server.grace_period);
+    let shutdown_timeout = check.duration("server.shutdown_timeout", &file.server.shutdown_timeout);
+
+    let upstream = upstream_settings(&mut check, &file.upstream);
+
+    let secure = public_url.scheme() == "https";
+    let session = &file.session;
+    let cookie_name_ok = !session.cookie_name.is_empty()
+        && session
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !cookie_name_ok {
+        check.problem(
+            "session.cookie_name",
+            "must be non-empty and use only letters, digits, '-' and '_'",
+        );
+    }
+    let base_cookie = if secure {
+        format!("__Host-{}", session.cookie_name)
+    } else {
+        session.cookie_name.clone()
+    };
+    let idle_timeout = check.duration("session.idle_timeout", &session.idle_timeout);
+    let max_lifetime = check.duration("session.max_lifetime", &session.max_lifetime);
+    if idle_timeout > max_lifetime {
+        check.problem(
+            "session.idle_timeout",
+            "must not be longer than session.max_lifetime",
+        );
+    }
+    if session.max_sessions == 0 {
+        check.problem("session.max_sessions", "must be at least 1");
+    }
+    let session = SessionSettings {
+        idle_timeout,
+        max_lifetime,
+        max_sessions: session.max_sessions,
+        login_cookie_name: format!("{base_cookie}-login"),
+        cookie_name: base_cookie,
+        secure,
+    };
+
+    let metrics_listen = file
+        .metrics
+        .as_ref()
+        .map(|m| check.socket_addr("metrics.listen", &m.listen));
+    if metrics_listen.is_some() && metrics_listen == Some(listen) {
+        check.problem(
+            "metrics.listen",
+            "must differ from server.listen: metrics are never served on the public port",
+        );
+    }
+
+    let log_level = file.log.level.to_ascii_lowercase();
+    if !matches!(
+        log_level.as_str(),
+        "error" | "warn" | "info" | "debug" | "trace"
+    ) {
+        check.problem(
+            "log.level",
+            format!(
+                "expected one of error, warn, info, debug, trace; got {:?}",
+                file.log.level
+            ),
+        );
+    }
+
+    if file.providers.is_empty() {
+        check.problem(
+            "provider",
+            "at least one [[provider]] is needed: visitors must sign in somewhere",
+        );
+    }
+    let mut providers = Vec::new();
+    for (index, section) in file.providers.iter().enumerate() {
+        let key = format!("provider[{index}]");
+        if file.providers[..index].iter().any(|p| p.id == section.id) {
+            check.problem(format!("{key}.id"), format!("{:?} is used twice", section.id));
+        }
+        if let Some(p) = provider_settings(&mut check, &key, section, env) {
+            providers.push(p);
+        }
+    }
+
+    if !check.problems.is_empty() {
+        return Err(check.problems);
+    }
+    Ok(Settings {
+        listen,
+        public_url,
+        threads,
+        grace_period,
+        shutdown_timeout,
+        upstream,
+        session,
+        metrics_listen,
+        log_level,
+        providers,
+    })
+}
+
+fn upstream_settings(check: &mut Checker, section: &UpstreamSection) -> UpstreamSettings {
+    let connect_timeout = check.duration("upstream.connect_timeout", &section.connect_timeout);
+    let read_timeout = check.duration("upstream.read_timeout", &section.read_timeout);
+    let fallback = UpstreamSettings {
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: false,
+        sni: String::new(),
+        connect_timeout,
+        read_timeout,
+    };
+    let url = match Url::parse(&section.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+        _ => {
+            check.problem(
+                "upstream.url",
+                format!(
+                    "expected an absolute http(s) URL such as \"http://127.0.0.1:9000\", got {:?}",
+                    section.url
+                ),
+            );
+            return fallback;
+        }
+    };
+    if url.path() != "/" || url.query().is_some() {
+        check.problem(
+            "upstream.url",
+            "must not have a path or query: requests are forwarded with their own path",
+        );
+    }
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
+    let address = match std::net::ToSocketAddrs::to_socket_addrs(&(host_for_lookup, port))
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        Some(a) => a,
+        None => {
+            check.problem(
+                "upstream.url",
+                format!("cannot resolve host {host:?} of the upstream"),
+            );
+            return fallback;
+        }
+    };
+    UpstreamSettings {
+        address,
+        tls: url.scheme() == "https",
+        sni: host,
+        connect_timeout,
+        read_timeout,
+    }
+}
+
+fn provider_settings(
+    check: &mut Checker,
+    key: &str,
+    section: &ProviderSection,
+    env: &dyn Environment,
+) -> Option<ProviderSettings> {
+    let before = check.problems.len();
+    let id_ok = !section.id.is_empty()
+        && section.id.len() <= 32
+        && section
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !id_ok {
+        check.problem(
+            format!("{key}.id"),
+            "must be 1 to 32 letters, digits, '-' or '_'",
+        );
+    }
+    let issuer = match Url::parse(&section.issuer) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Some(section.issuer.clone())
+        }
+        _ => {
+            check.problem(
+                format!("{key}.issuer"),
+                format!("expected an absolute http(s) URL, got {:?}", section.issuer),
+            );
+            None
+        }
+    };
+    if section.client_id.trim().is_empty() {
+        check.problem(format!("{key}.client_id"), "must not be empty");
+    }
+    let client_secret = secret_from(
+        check,
+        &format!("{key}.client_secret"),
+        section.client_secret.as_deref(),
+        section.client_secret_env.as_deref(),
+        section.client_secret_file.as_deref(),
+        env,
+    );
+    let token_auth_method = match section.token_auth_method.as_str() {
+        "client_secret_post" => TokenAuthMethod::ClientSecretPost,
+        "client_secret_basic" => TokenAuthMethod::ClientSecretBasic,
+        other => {
+            check.problem(
+                format!("{key}.token_auth_method"),
+                format!("expected \"client_secret_post\" or \"client_secret_basic\", got {other:?}"),
+            );
+            TokenAuthMethod::ClientSecretPost
+        }
+    };
+    for (i, scope) in section.scopes.iter().enumerate() {
+        if scope.is_empty() || scope.contains(char::is_whitespace) {
+            check.problem(
+                format!("{key}.scopes[{i}]"),
+                "a scope is one non-empty word without spaces",
+            );
+        }
+    }
+    let http_timeout = check.duration(&format!("{key}.http_timeout"), &section.http_timeout);
+    if check.problems.len() != before {
+        return None;
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in &section.scopes {
+        if scope != "openid" && !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    Some(ProviderSettings {
+        id: section.id.clone(),
+        display_name: section
+            .display_name
+            .clone()
+            .unwrap_or_else(|| section.id.clone()),
+        issuer: issuer?,
+        client_id: section.client_id.clone(),
+        client_secret: client_secret?,
+        scopes,
+        acr_values: section
+            .acr_values
+            .clone()
+            .filter(|a| !a.trim().is_empty()),
+        pkce: section.pkce,
+        token_auth_method,
+        userinfo: section.userinfo,
+        http_timeout,
+    })
+}
+
+/// A secret given as exactly one of: inline value, `_env` variable, `_file` path.
+fn secret_from(
+    check: &mut Checker,
+    key: &str,
+    inline: Option<&str>,
+    env_name: Option<&str>,
+    file: Option<&Path>,
+    env: &dyn Environment,
+) -> Option<Secret> {
+    let given = [inline.is_some(), env_name.is_some(), file.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    if given != 1 {
+        check.problem(
+            key,
+            format!("give exactly one of {key}, {key}_env or {key}_file"),
+        );
+        return None;
+    }
+    let value = if let Some(v) = inline {
+        v.to_string()
+    } else if let Some(name) = env_name {
+        match env.var(name) {
+            Some(v) => v,
+            None => {
+                check.problem(
+                    format!("{key}_env"),
+                    format!("environment variable {name} is not set"),
+                );
+                return None;
+            }
+        }
+    } else {
+        let path = file?;
+        match std::fs::read_to_string(path) {
+            Ok(v) => v.trim_end_matches(['\r', '\n']).to_string(),
+            Err(e) => {
+                check.problem(
+                    format!("{key}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                return None;
+            }
+        }
+    };
+    if value.is_empty() {
+        check.problem(key, "the secret is empty");
+        return None;
+    }
+    Some(Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapEnvironment(HashMap<&'static str, &'static str>);
+    impl Environment for MapEnvironment {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+
+    fn no_env() -> MapEnvironment {
+        MapEnvironment(HashMap::new())
+    }
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "https://app.example.gouv.fr"
+
+[upstream]
+url = "http://127.0.0.1:9000"
+
+[[provider]]
+id = "agentconnect"
+issuer = "https://fca.integ01.dev-agentconnect.fr/api/v2"
+client_id = "abc"
+client_secret_env = "AC_SECRET"
+scopes = ["openid", "given_name", "usual_name", "email", "uid"]
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let env = MapEnvironment(HashMap::from([("AC_SECRET", "s3cret")]));
+        let s = from_toml(MINIMAL, Path::new("t.toml"), &env).unwrap();
+        assert_eq!(s.session.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(s.session.max_lifetime, Duration::from_secs(12 * 3600));
+        assert_eq!(s.session.cookie_name, "__Host-guichet");
+        assert!(s.session.secure);
+        assert!(s.threads >= 1);
+        assert_eq!(
+            s.redirect_uri(),
+            "https://app.example.gouv.fr/.guichet/callback"
+        );
+        let p = &s.providers[0];
+        assert_eq!(p.scopes, ["given_name", "usual_name", "email", "uid"]);
+        assert_eq!(p.client_secret.expose(), "s3cret");
+        assert_eq!(p.token_auth_method, TokenAuthMethod::ClientSecretPost);
+        assert!(p.pkce);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let env = MapEnvironment(HashMap::from([("AC_SECRET", "s3cret-value")]));
+        let s = from_toml(MINIMAL, Path::new("t.toml"), &env).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cret-value"));
+        assert!(printed.contains("REDACTED"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let text = MINIMAL.replace("[upstream]", "[upstream]\nurll = \"x\"");
+        let err = from_toml(&text, Path::new("t.toml"), &no_env()).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("unknown field `urll`"), "{message}");
+        assert!(message.contains("line 7"), "{message}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let text = r#"
+[server]
+listen = "nowhere"
+public_url = "ftp://x"
+[upstream]
+url = "http://127.0.0.1:9000/app"
+[session]
+idle_timeout = "soon"
+[[provider]]
+id = "bad id"
+issuer = "x"
+client_id = ""
+client_secret = "a"
+client_secret_env = "B"
+token_auth_method = "private_key_jwt"
+"#;
+        let err = from_toml(text, Path::new("t.toml"), &no_env()).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("expected validation problems, got {err}");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "server.listen",
+            "server.public_url",
+            "upstream.url",
+            "session.idle_timeout",
+            "provider[0].id",
+            "provider[0].issuer",
+            "provider[0].client_id",
+            "provider[0].client_secret",
+            "provider[0].token_auth_method",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn missing_env_secret_is_named() {
+        let err = from_toml(MINIMAL, Path::new("t.toml"), &no_env()).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("provider[0].client_secret_env: environment variable AC_SECRET is not set"));
+    }
+
+    #[test]
+    fn plain_http_public_url_drops_host_prefix_and_secure() {
+        let text = MINIMAL.replace("https://app.example.gouv.fr", "http://127.0.0.1:8080");
+        let env = MapEnvironment(HashMap::from([("AC_SECRET", "x")]));
+        let s = from_toml(&text, Path::new("t.toml"), &env).unwrap();
+        assert_eq!(s.session.cookie_name, "guichet");
+        assert!(!s.session.secure);
+    }
+}

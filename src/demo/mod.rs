@@ -1,0 +1,123 @@
+//! The offline demo: a mock AgentConnect-like provider, an echo app showing the headers it
+//! receives, and the gateway in front of it, all on loopback in one process.
+//!
+//! Run it with `cargo run --release -- demo`, then open the printed URL.
+
+pub mod echo;
+pub mod provider;
+
+use std::net::SocketAddr;
+
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::config::{
+    ProviderSettings, Secret, SessionSettings, Settings, TokenAuthMethod, UpstreamSettings,
+};
+use crate::session::random_token;
+
+pub use echo::EchoApp;
+pub use provider::MockProvider;
+
+/// Where the demo's three parts listen.
+#[derive(Debug, Clone)]
+pub struct DemoAddresses {
+    pub gateway: SocketAddr,
+    pub provider: SocketAddr,
+    pub app: SocketAddr,
+}
+
+/// The client id the demo gateway uses at the mock provider.
+pub const DEMO_CLIENT_ID: &str = "guichet-demo";
+
+/// Gateway settings for the demo: plain HTTP on loopback, the mock provider as AgentConnect.
+pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Settings {
+        listen: addresses.gateway,
+        public_url: url::Url::parse(&format!("http://{}", addresses.gateway))
+            .expect("a socket address makes a valid URL"),
+        threads,
+        grace_period: std::time::Duration::from_secs(1),
+        shutdown_timeout: std::time::Duration::from_secs(5),
+        upstream: UpstreamSettings {
+            address: addresses.app,
+            tls: false,
+            sni: String::new(),
+            connect_timeout: std::time::Duration::from_secs(5),
+            read_timeout: std::time::Duration::from_secs(60),
+        },
+        session: SessionSettings {
+            idle_timeout: std::time::Duration::from_secs(30 * 60),
+            max_lifetime: std::time::Duration::from_secs(12 * 3600),
+            max_sessions: 100_000,
+            cookie_name: "guichet".into(),
+            login_cookie_name: "guichet-login".into(),
+            secure: false,
+        },
+        metrics_listen: None,
+        log_level: "info".into(),
+        providers: vec![ProviderSettings {
+            id: "agentconnect".into(),
+            display_name: "AgentConnect (démonstration)".into(),
+            issuer: provider_issuer(addresses.provider),
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: Secret::new(client_secret),
+            scopes: [
+                "given_name",
+                "usual_name",
+                "email",
+                "uid",
+                "siret",
+                "siren",
+                "organizational_unit",
+                "belonging_population",
+                "phone",
+                "idp_id",
+            ]
+            .map(String::from)
+            .to_vec(),
+            acr_values: Some("eidas1".into()),
+            pkce: true,
+            token_auth_method: TokenAuthMethod::ClientSecretPost,
+            userinfo: true,
+            http_timeout: std::time::Duration::from_secs(10),
+        }],
+    }
+}
+
+/// The mock provider's issuer for a listen address.
+pub fn provider_issuer(address: SocketAddr) -> String {
+    format!("http://{address}/api/v2")
+}
+
+/// Adds the mock provider to a server.
+pub fn add_mock_provider(
+    server: &mut Server,
+    listen: SocketAddr,
+    client_secret: &str,
+    redirect_uris: Vec<String>,
+) -> Result<(), String> {
+    let provider = MockProvider::new(
+        &provider_issuer(listen),
+        DEMO_CLIENT_ID,
+        client_secret,
+        redirect_uris,
+    )?;
+    let mut service = Service::new("mock provider".to_string(), provider);
+    service.add_tcp(&listen.to_string());
+    server.add_service(service);
+    Ok(())
+}
+
+/// Adds the echo app to a server.
+pub fn add_echo_app(server: &mut Server, listen: SocketAddr) {
+    let mut service = Service::new("demo app".to_string(), EchoApp);
+    service.add_tcp(&listen.to_string());
+    server.add_service(service);
+}
+
+/// A random client secret for one demo run.
+pub fn demo_secret() -> String {
+    random_token()
+}

@@ -1,0 +1,512 @@
+//! A mock OpenID provider that behaves like AgentConnect/ProConnect: discovery, an authorize page
+//! where the visitor picks a test agent, a `client_secret_post` token endpoint, ES256 id_tokens,
+//! userinfo as an ES256-signed JWT, a JWKS, and `session/end`. Like the federation it refuses
+//! unknown authorize parameters, short `state`/`nonce`, and unregistered redirect URIs.
+//!
+//! It signs with `jsonwebtoken`, a different JOSE implementation from the one guichet verifies
+//! id_tokens with, so the two check each other.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use http::Response;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::EncodePrivateKey;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::endpoints::{escape_html, page};
+use crate::session::random_token;
+
+/// Authorize parameters AgentConnect accepts; anything else is refused (its error `Y000400`).
+const ALLOWED_AUTHORIZE_PARAMS: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "acr_values",
+    "claims",
+    "prompt",
+    "idp_hint",
+    "login_hint",
+    "siret_hint",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// A test agent.
+pub struct Agent {
+    pub sub: &'static str,
+    pub given_name: &'static str,
+    pub usual_name: &'static str,
+    pub email: &'static str,
+    pub uid: &'static str,
+    pub siret: &'static str,
+    pub organizational_unit: &'static str,
+    pub belonging_population: &'static str,
+    pub phone_number: &'static str,
+    pub idp_id: &'static str,
+}
+
+/// The test agents offered on the authorize page.
+pub const AGENTS: &[Agent] = &[
+    Agent {
+        sub: "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80",
+        given_name: "Hélène Marie",
+        usual_name: "Dupré-Lefèvre",
+        email: "helene.dupre-lefevre@interieur.gouv.fr",
+        uid: "hdupre",
+        siret: "21920023500014",
+        organizational_unit: "Direction du numérique",
+        belonging_population: "agent",
+        phone_number: "+33 1 23 45 67 89",
+        idp_id: "fia1v2",
+    },
+    Agent {
+        sub: "0b2d9c71-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        given_name: "Jean-Édouard",
+        usual_name: "Lœvenbruck",
+        email: "jean-edouard.loevenbruck@finances.gouv.fr",
+        uid: "jloevenbruck",
+        siret: "11000201100044",
+        organizational_unit: "Bureau des systèmes d'information",
+        belonging_population: "agent",
+        phone_number: "+33 1 40 04 04 04",
+        idp_id: "fia2v2",
+    },
+    Agent {
+        sub: "c3a1f2e4-6b7d-4c8e-a9f0-b1c2d3e4f5a6",
+        given_name: "Zoé",
+        usual_name: "N'Guessan",
+        email: "zoe.nguessan@prestataire.example.fr",
+        uid: "znguessan",
+        siret: "21750001600019",
+        organizational_unit: "Mission appui",
+        belonging_population: "prestataire",
+        phone_number: "+33 6 12 34 56 78",
+        idp_id: "fia1v2",
+    },
+];
+
+struct PendingAuthorization {
+    redirect_uri: String,
+    state: String,
+    nonce: String,
+    code_challenge: Option<String>,
+    acr: String,
+}
+
+struct Grant {
+    agent: usize,
+    redirect_uri: String,
+    nonce: String,
+    code_challenge: Option<String>,
+    acr: String,
+    issued: u64,
+}
+
+/// The mock provider's configuration and state.
+pub struct MockProvider {
+    issuer: String,
+    /// The path prefix of every endpoint (the issuer's path, e.g. `/api/v2`).
+    base_path: String,
+    client_id: String,
+    client_secret: String,
+    redirect_uris: Vec<String>,
+    kid: String,
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    jwk: Value,
+    pending: Mutex<HashMap<String, PendingAuthorization>>,
+    grants: Mutex<HashMap<String, Grant>>,
+    access_tokens: Mutex<HashMap<String, usize>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Vec<u8>> {
+    respond(status, "application/json", body.to_string().into_bytes())
+}
+
+fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .body(body)
+        .unwrap_or_default()
+}
+
+fn redirect(location: &str) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(302)
+        .header("location", location)
+        .header("content-length", 0)
+        .body(Vec::new())
+        .unwrap_or_default()
+}
+
+fn html(status: u16, title: &str, body: &str) -> Response<Vec<u8>> {
+    respond(
+        status,
+        "text/html; charset=utf-8",
+        page(title, body).into_bytes(),
+    )
+}
+
+fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let mut url = base.to_string();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(&query);
+    url
+}
+
+impl MockProvider {
+    /// `issuer` like `http://127.0.0.1:8081/api/v2`; a fresh P-256 key is generated.
+    pub fn new(
+        issuer: &str,
+        client_id: &str,
+        client_secret: &str,
+        redirect_uris: Vec<String>,
+    ) -> Result<Self, String> {
+        let parsed = url::Url::parse(issuer).map_err(|e| format!("issuer: {e}"))?;
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let der = secret
+            .to_pkcs8_der()
+            .map_err(|e| format!("key encoding: {e}"))?;
+        let point = secret.public_key().to_encoded_point(false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            return Err("public key has no coordinates".into());
+        };
+        let x = URL_SAFE_NO_PAD.encode(x);
+        let y = URL_SAFE_NO_PAD.encode(y);
+        let kid = format!("mock-{}", &random_token()[..8]);
+        let decoding_key =
+            DecodingKey::from_ec_components(&x, &y).map_err(|e| format!("public key: {e}"))?;
+        Ok(MockProvider {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            base_path: parsed.path().trim_end_matches('/').to_string(),
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            redirect_uris,
+            encoding_key: EncodingKey::from_ec_der(der.as_bytes()),
+            decoding_key,
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"}),
+            kid,
+            pending: Mutex::new(HashMap::new()),
+            grants: Mutex::new(HashMap::new()),
+            access_tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key)
+    }
+
+    fn discovery(&self) -> Value {
+        let i = &self.issuer;
+        json!({
+            "issuer": i,
+            "authorization_endpoint": format!("{i}/authorize"),
+            "token_endpoint": format!("{i}/token"),
+            "userinfo_endpoint": format!("{i}/userinfo"),
+            "jwks_uri": format!("{i}/jwks"),
+            "end_session_endpoint": format!("{i}/session/end"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "userinfo_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "scopes_supported": ["openid", "given_name", "usual_name", "email", "uid", "siret", "siren",
+                "organizational_unit", "belonging_population", "phone", "idp_id"],
+            "claims_supported": ["sub", "given_name", "usual_name", "email", "uid", "siret", "siren",
+                "organizational_unit", "belonging_population", "phone_number", "idp_id", "acr", "amr"],
+            "acr_values_supported": ["eidas1", "eidas2", "eidas3"],
+            "claims_parameter_supported": true,
+            "code_challenge_methods_supported": ["S256"],
+        })
+    }
+
+    fn error_page(&self, status: u16, code: &str, message: &str) -> Response<Vec<u8>> {
+        html(
+            status,
+            "Erreur",
+            &format!(
+                "<h1>Erreur {code}</h1><p>{}</p>",
+                escape_html(message)
+            ),
+        )
+    }
+
+    fn authorize(&self, params: &HashMap<String, String>) -> Response<Vec<u8>> {
+        if let Some(unknown) = params
+            .keys()
+            .find(|k| !ALLOWED_AUTHORIZE_PARAMS.contains(&k.as_str()))
+        {
+            return self.error_page(400, "Y000400", &format!("paramètre inconnu : {unknown}"));
+        }
+        let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+        if get("client_id") != self.client_id {
+            return self.error_page(400, "Y000400", "client_id inconnu");
+        }
+        if !self.redirect_uris.iter().any(|r| r == get("redirect_uri")) {
+            return self.error_page(400, "Y000400", "redirect_uri non enregistrée");
+        }
+        if get("response_type") != "code" {
+            return self.error_page(400, "Y000400", "response_type doit valoir code");
+        }
+        if !get("scope").split(' ').any(|s| s == "openid") {
+            return self.error_page(400, "Y000400", "le scope openid est obligatoire");
+        }
+        if get("state").len() < 32 || get("nonce").len() < 32 {
+            return self.error_page(400, "Y000400", "state et nonce : au moins 32 caractères");
+        }
+        let code_challenge = params.get("code_challenge").cloned();
+        if code_challenge.is_some() && get("code_challenge_method") != "S256" {
+            return self.error_page(400, "Y000400", "seule la méthode PKCE S256 est acceptée");
+        }
+        let acr = get("acr_values")
+            .split(' ')
+            .find(|v| !v.is_empty())
+            .unwrap_or("eidas1")
+            .to_string();
+        let tx = random_token();
+        let pending = PendingAuthorization {
+            redirect_uri: get("redirect_uri").to_string(),
+            state: get("state").to_string(),
+            nonce: get("nonce").to_string(),
+            code_challenge,
+            acr,
+        };
+        if let Ok(mut map) = self.pending.lock() {
+            map.insert(tx.clone(), pending);
+        }
+        let base = &self.base_path;
+        let mut items = String::new();
+        for (index, agent) in AGENTS.iter().enumerate() {
+            items.push_str(&format!(
+                "<li><a class=\"button\" href=\"{base}/authorize/confirm?tx={tx}&amp;agent={index}\">{} {}</a> — {} ({})</li>\n",
+                escape_html(agent.given_name),
+                escape_html(agent.usual_name),
+                escape_html(agent.organizational_unit),
+                escape_html(agent.belonging_population),
+            ));
+        }
+        html(
+            200,
+            "Fournisseur d'identité de démonstration",
+            &format!(
+                "<h1>Fournisseur d'identité de démonstration</h1>\n<p>Choisissez un agent de test.</p>\n<p class=\"en\" lang=\"en\">Pick a test agent.</p>\n<ul>\n{items}</ul>\n<p><a href=\"{base}/authorize/confirm?tx={tx}&amp;cancel=1\">Annuler / Cancel</a></p>"
+            ),
+        )
+    }
+
+    fn confirm(&self, params: &HashMap<String, String>) -> Response<Vec<u8>> {
+        let Some(pending) = params
+            .get("tx")
+            .and_then(|tx| self.pending.lock().ok()?.remove(tx))
+        else {
+            return self.error_page(400, "Y000400", "demande inconnue ou déjà traitée");
+        };
+        if params.contains_key("cancel") {
+            return redirect(&with_query(
+                &pending.redirect_uri,
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "L'utilisateur a annulé la connexion"),
+                    ("state", &pending.state),
+                ],
+            ));
+        }
+        let Some(agent) = params
+            .get("agent")
+            .and_then(|a| a.parse::<usize>().ok())
+            .filter(|a| *a < AGENTS.len())
+        else {
+            return self.error_page(400, "Y000400", "agent inconnu");
+        };
+        let code = random_token();
+        if let Ok(mut grants) = self.grants.lock() {
+            grants.insert(
+                code.clone(),
+                Grant {
+                    agent,
+                    redirect_uri: pending.redirect_uri.clone(),
+                    nonce: pending.nonce,
+                    code_challenge: pending.code_challenge,
+                    acr: pending.acr,
+                    issued: now(),
+                },
+            );
+        }
+        redirect(&with_query(
+            &pending.redirect_uri,
+            &[("code", &code), ("state", &pending.state)],
+        ))
+    }
+
+    fn token(&self, authorization: Option<&str>, body: &[u8]) -> Response<Vec<u8>> {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+        let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        let oauth_error = |status: u16, error: &str, description: &str| {
+            json_response(status, &json!({"error": error, "error_description": description}))
+        };
+        let (client_id, client_secret) = match authorization.and_then(|a| a.strip_prefix("Basic ")) {
+            Some(basic) => {
+                let decoded = STANDARD
+                    .decode(basic.trim())
+                    .ok()
+                    .and_then(|d| String::from_utf8(d).ok())
+                    .unwrap_or_default();
+                let (id, secret) = decoded.split_once(':').unwrap_or_default();
+                let decode = |s: &str| {
+                    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                (decode(id), decode(secret))
+            }
+            None => (get("client_id").to_string(), get("client_secret").to_string()),
+        };
+        if client_id != self.client_id || client_secret != self.client_secret {
+            return oauth_error(401, "invalid_client", "client authentication failed");
+        }
+        if get("grant_type") != "authorization_code" {
+            return oauth_error(400, "unsupported_grant_type", "only authorization_code");
+        }
+        let Some(grant) = self.grants.lock().ok().and_then(|mut g| g.remove(get("code"))) else {
+            return oauth_error(400, "invalid_grant", "unknown or already used code");
+        };
+        if now().saturating_sub(grant.issued) > 60 {
+            return oauth_error(400, "invalid_grant", "code expired");
+        }
+        if grant.redirect_uri != get("redirect_uri") {
+            return oauth_error(400, "invalid_grant", "redirect_uri mismatch");
+        }
+        if let Some(challenge) = &grant.code_challenge {
+            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(get("code_verifier").as_bytes()));
+            if &computed != challenge {
+                return oauth_error(400, "invalid_grant", "PKCE verification failed");
+            }
+        }
+        let agent = &AGENTS[grant.agent];
+        let access_token = random_token();
+        if let Ok(mut tokens) = self.access_tokens.lock() {
+            tokens.insert(access_token.clone(), grant.agent);
+        }
+        let iat = now();
+        let id_token = self.sign(&json!({
+            "iss": self.issuer, "sub": agent.sub, "aud": self.client_id,
+            "exp": iat + 60, "iat": iat, "auth_time": iat, "nonce": grant.nonce,
+            "acr": grant.acr, "amr": ["pwd"], "idp_id": agent.idp_id,
+            "sid": random_token(),
+        }));
+        match id_token {
+            Ok(id_token) => json_response(
+                200,
+                &json!({"access_token": access_token, "token_type": "Bearer",
+                    "expires_in": 60, "id_token": id_token, "scope": "openid"}),
+            ),
+            Err(e) => oauth_error(500, "server_error", &e.to_string()),
+        }
+    }
+
+    fn userinfo(&self, authorization: Option<&str>) -> Response<Vec<u8>> {
+        let agent = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .and_then(|t| self.access_tokens.lock().ok()?.get(t.trim()).copied());
+        let Some(agent) = agent.map(|a| &AGENTS[a]) else {
+            return json_response(401, &json!({"error": "invalid_token"}));
+        };
+        let iat = now();
+        let claims = json!({
+            "iss": self.issuer, "aud": self.client_id, "iat": iat, "exp": iat + 60,
+            "sub": agent.sub, "given_name": agent.given_name, "usual_name": agent.usual_name,
+            "email": agent.email, "uid": agent.uid, "siret": agent.siret,
+            "siren": &agent.siret[..9], "organizational_unit": agent.organizational_unit,
+            "belonging_population": agent.belonging_population,
+            "phone_number": agent.phone_number, "idp_id": agent.idp_id,
+        });
+        match self.sign(&claims) {
+            Ok(jwt) => respond(200, "application/jwt", jwt.into_bytes()),
+            Err(e) => json_response(500, &json!({"error": "server_error", "error_description": e.to_string()})),
+        }
+    }
+
+    fn end_session(&self, params: &HashMap<String, String>) -> Response<Vec<u8>> {
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.client_id]);
+        let hint_ok = params
+            .get("id_token_hint")
+            .is_some_and(|t| jsonwebtoken::decode::<Value>(t, &self.decoding_key, &validation).is_ok());
+        if !hint_ok {
+            return self.error_page(400, "Y030118", "id_token_hint absent ou invalide");
+        }
+        let Some(target) = params.get("post_logout_redirect_uri") else {
+            return self.error_page(400, "Y030111", "post_logout_redirect_uri manquante");
+        };
+        let state = params.get("state").map(String::as_str).unwrap_or("");
+        redirect(&with_query(target, &[("state", state)]))
+    }
+}
+
+#[async_trait]
+impl ServeHttp for MockProvider {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let request = session.req_header();
+        let path = request.uri.path().to_string();
+        let params: HashMap<String, String> = request
+            .uri
+            .query()
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let authorization = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            if body.len() + chunk.len() > 64 * 1024 {
+                return json_response(413, &json!({"error": "invalid_request"}));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let Some(route) = path.strip_prefix(&self.base_path) else {
+            return self.error_page(404, "404", "page inconnue");
+        };
+        match route {
+            "/.well-known/openid-configuration" => json_response(200, &self.discovery()),
+            "/jwks" => json_response(200, &json!({"keys": [self.jwk]})),
+            "/authorize" => self.authorize(&params),
+            "/authorize/confirm" => self.confirm(&params),
+            "/token" => self.token(authorization.as_deref(), &body),
+            "/userinfo" => self.userinfo(authorization.as_deref()),
+            "/session/end" => self.end_session(&params),
+            _ => self.error_page(404, "404", "page inconnue"),
+        }
+    }
+}

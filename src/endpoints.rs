@@ -1,0 +1,471 @@
+//! guichet's own endpoints under `/.guichet/` (login, callback, logout, logged-out, healthz,
+//! readyz) and its pages, including the one place that turns an error into a page:
+//! [`render_error`].
+//!
+//! Handlers take the request header and return a [`Reply`]; `proxy` writes it. Pages are French
+//! first with a short English line, and every error page carries a correlation id that also
+//! appears in the log line written for it.
+
+use std::time::SystemTime;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::http::{RequestHeader, ResponseHeader};
+use rand::RngCore;
+
+use crate::assertion::identity_headers;
+use crate::gateway::Gateway;
+use crate::oidc::OidcError;
+use crate::policy::safe_return_to;
+use crate::session::{
+    clear_cookie, find_cookie, random_token, set_cookie, LoginStateError, Session, SessionId,
+    LOGIN_STATE_TTL,
+};
+
+// === Reply ===
+
+/// A response guichet writes itself.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn html(status: StatusCode, html: String) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            body: Bytes::from(html),
+        }
+    }
+
+    pub fn text(status: StatusCode, text: &str) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+            body: Bytes::copy_from_slice(text.as_bytes()),
+        }
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Reply {
+            status: StatusCode::FOUND,
+            headers: vec![("location", location.to_string())],
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The response header, with the headers every own response carries.
+    pub fn to_response_header(&self) -> pingora::Result<ResponseHeader> {
+        let mut header = ResponseHeader::build(self.status, Some(self.headers.len() + 4))?;
+        for (name, value) in &self.headers {
+            header.append_header(*name, value.as_str())?;
+        }
+        header.insert_header("content-length", self.body.len().to_string())?;
+        header.insert_header("cache-control", "no-store")?;
+        header.insert_header("x-content-type-options", "nosniff")?;
+        header.insert_header("referrer-policy", "no-referrer")?;
+        Ok(header)
+    }
+}
+
+/// A short random id tying an error page to its log line.
+pub fn new_correlation_id() -> String {
+    let mut bytes = [0u8; 9];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+// === pages ===
+
+/// Escapes text for HTML.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A complete page around `body` (already HTML).
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:Marianne,Arial,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#161616}}
+h1{{font-size:1.6rem}} .en{{color:#666}} .id{{font-family:monospace;color:#666}} a.button{{display:inline-block;background:#000091;color:#fff;padding:.6rem 1rem;text-decoration:none;margin:.3rem 0}}</style>
+</head><body><main>
+{body}
+</main></body></html>
+"#,
+        title = escape_html(title),
+    )
+}
+
+/// An error a visitor can meet, with what to show and what to log.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    /// Bounded label for metrics.
+    pub reason: &'static str,
+    pub title: &'static str,
+    pub detail_fr: String,
+    pub detail_en: String,
+    /// Detail for the operator; never shown, never secret.
+    pub log: String,
+}
+
+impl PageError {
+    fn new(
+        status: StatusCode,
+        reason: &'static str,
+        title: &'static str,
+        detail_fr: impl Into<String>,
+        detail_en: impl Into<String>,
+    ) -> Self {
+        PageError {
+            status,
+            reason,
+            title,
+            detail_fr: detail_fr.into(),
+            detail_en: detail_en.into(),
+            log: String::new(),
+        }
+    }
+
+    fn logged(mut self, log: impl Into<String>) -> Self {
+        self.log = log.into();
+        self
+    }
+
+    pub fn from_oidc(error: &OidcError) -> Self {
+        let (title, fr, en) = match error {
+            OidcError::NotReady => (
+                "Service d'identification indisponible",
+                "Le fournisseur d'identité ne répond pas pour le moment. Réessayez dans quelques minutes.",
+                "The identity provider is not available yet. Please try again in a few minutes.",
+            ),
+            OidcError::Unreachable { .. } | OidcError::BadResponse { .. } => (
+                "Service d'identification injoignable",
+                "Le fournisseur d'identité n'a pas pu être joint ou a répondu de façon inattendue. Réessayez plus tard.",
+                "The identity provider could not be reached or answered unexpectedly. Please try again later.",
+            ),
+            OidcError::Timeout { .. } => (
+                "Service d'identification trop lent",
+                "Le fournisseur d'identité n'a pas répondu à temps. Réessayez plus tard.",
+                "The identity provider did not answer in time. Please try again later.",
+            ),
+            OidcError::CodeRejected(_)
+            | OidcError::IdTokenInvalid(_)
+            | OidcError::UserInfoInvalid(_) => (
+                "Connexion refusée",
+                "La réponse du fournisseur d'identité n'a pas pu être vérifiée. Recommencez la connexion.",
+                "The identity provider's answer could not be verified. Please sign in again.",
+            ),
+            OidcError::Configuration(_) => (
+                "Erreur de configuration",
+                "La passerelle est mal configurée. Contactez l'administrateur en indiquant la référence ci-dessous.",
+                "The gateway is misconfigured. Please contact the administrator with the reference below.",
+            ),
+        };
+        PageError::new(error.status(), error.reason(), title, fr, en).logged(error.to_string())
+    }
+}
+
+/// Renders an error page and writes its one log line (5xx at `error`, 4xx at `info`).
+pub fn render_error(error: &PageError, correlation_id: &str) -> Reply {
+    if error.status.is_server_error() {
+        tracing::error!(correlation_id, status = error.status.as_u16(), reason = error.reason, detail = %error.log, "{}", error.title);
+    } else {
+        tracing::info!(correlation_id, status = error.status.as_u16(), reason = error.reason, detail = %error.log, "{}", error.title);
+    }
+    let body = format!(
+        r#"<h1>{title}</h1>
+<p>{fr}</p>
+<p class="en" lang="en">{en}</p>
+<p><a class="button" href="/">Revenir à l'accueil / Back to the start page</a></p>
+<p class="id">Référence / Reference : {id} — {status}</p>"#,
+        title = escape_html(error.title),
+        fr = escape_html(&error.detail_fr),
+        en = escape_html(&error.detail_en),
+        id = escape_html(correlation_id),
+        status = error.status.as_u16(),
+    );
+    Reply::html(error.status, page(error.title, &body))
+}
+
+// === handlers ===
+
+/// Query parameter lookup.
+fn query_param(request: &RequestHeader, name: &str) -> Option<String> {
+    let query = request.uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn cookie_id(request: &RequestHeader, name: &str) -> Option<SessionId> {
+    find_cookie(request.headers.get_all("cookie").iter(), name).and_then(SessionId::from_cookie_value)
+}
+
+/// Serves `/.guichet/<endpoint>`.
+pub async fn handle(
+    gateway: &Gateway,
+    endpoint: &str,
+    request: &RequestHeader,
+    correlation_id: &str,
+) -> Reply {
+    let result = match endpoint {
+        "login" => login(gateway, request).await,
+        "callback" => callback(gateway, request).await,
+        "logout" => Ok(logout(gateway, request).await),
+        "logged-out" => Ok(logged_out()),
+        "healthz" => Ok(Reply::text(StatusCode::OK, "ok\n")),
+        "readyz" => Ok(readyz(gateway)),
+        _ => Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Page introuvable",
+            "Cette page de la passerelle n'existe pas.",
+            "This gateway page does not exist.",
+        )),
+    };
+    result.unwrap_or_else(|error| render_error(&error, correlation_id))
+}
+
+fn readyz(gateway: &Gateway) -> Reply {
+    let waiting: Vec<&str> = gateway
+        .providers
+        .iter()
+        .filter(|p| !p.is_ready())
+        .map(|p| p.id())
+        .collect();
+    if waiting.is_empty() {
+        Reply::text(StatusCode::OK, "ready\n")
+    } else {
+        Reply::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("waiting for provider metadata: {}\n", waiting.join(", ")),
+        )
+    }
+}
+
+/// `GET /.guichet/login?rd=/path[&provider=id]`: starts a login, or shows the chooser.
+async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
+    let return_to = safe_return_to(query_param(request, "rd").as_deref());
+    let provider = match query_param(request, "provider") {
+        Some(id) => gateway.provider(&id).ok_or_else(|| {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_provider",
+                "Fournisseur d'identité inconnu",
+                "Le fournisseur d'identité demandé n'est pas proposé ici.",
+                "The requested identity provider is not offered here.",
+            )
+            .logged(format!("unknown provider id {id:?}"))
+        })?,
+        None if gateway.providers.len() == 1 => &gateway.providers[0],
+        None => return Ok(chooser(gateway, &return_to)),
+    };
+
+    let settings = &gateway.settings.session;
+    let existing = cookie_id(request, &settings.login_cookie_name);
+    let binding = existing.clone().unwrap_or_else(SessionId::generate);
+    let (url, state, login) = provider
+        .start_login(&return_to, binding.to_key())
+        .map_err(|e| {
+            gateway.metrics.login(provider.id(), "failed", e.reason());
+            PageError::from_oidc(&e)
+        })?;
+    gateway.logins.insert(state, login).await;
+    gateway.metrics.login(provider.id(), "started", "");
+    let mut reply = Reply::redirect(url.as_str());
+    // Refresh the binding cookie so it outlives this login's state.
+    reply = reply.with_header(
+        "set-cookie",
+        set_cookie(
+            &settings.login_cookie_name,
+            &binding.to_cookie_value(),
+            Some(LOGIN_STATE_TTL),
+            settings.secure,
+        ),
+    );
+    Ok(reply)
+}
+
+fn chooser(gateway: &Gateway, return_to: &str) -> Reply {
+    let mut items = String::new();
+    for provider in &gateway.providers {
+        let href = format!(
+            "/.guichet/login?provider={}&rd={}",
+            url::form_urlencoded::byte_serialize(provider.id().as_bytes()).collect::<String>(),
+            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>(),
+        );
+        items.push_str(&format!(
+            "<li><a class=\"button\" href=\"{}\">S'identifier avec {}</a></li>\n",
+            escape_html(&href),
+            escape_html(&provider.settings.display_name)
+        ));
+    }
+    let body = format!(
+        "<h1>Connexion</h1>\n<p>Choisissez votre service d'identification.</p>\n<p class=\"en\" lang=\"en\">Choose how to sign in.</p>\n<ul>\n{items}</ul>"
+    );
+    Reply::html(StatusCode::OK, page("Connexion", &body))
+}
+
+/// `GET /.guichet/callback?code=…&state=…` (or `error=…`).
+async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
+    let state = query_param(request, "state");
+    if let Some(error) = query_param(request, "error") {
+        let description = query_param(request, "error_description").unwrap_or_default();
+        // Consume the state so it cannot be replayed after a refusal.
+        if let Some(state) = &state {
+            let binding = cookie_id(
+                request,
+                &gateway.settings.session.login_cookie_name,
+            );
+            if let Ok(login) = gateway.logins.take(state, binding.as_ref()).await {
+                gateway
+                    .metrics
+                    .login(&login.provider, "failed", "provider_error");
+            }
+        }
+        let short: String = error.chars().take(64).collect();
+        let (status, title, fr, en) = match error.as_str() {
+            "access_denied" => (
+                StatusCode::FORBIDDEN,
+                "Connexion annulée",
+                "La connexion a été annulée ou refusée auprès du fournisseur d'identité.",
+                "Sign-in was cancelled or refused at the identity provider.",
+            ),
+            "temporarily_unavailable" | "server_error" => (
+                StatusCode::BAD_GATEWAY,
+                "Service d'identification indisponible",
+                "Le fournisseur d'identité rencontre un problème. Réessayez plus tard.",
+                "The identity provider has a problem. Please try again later.",
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "Connexion impossible",
+                "Le fournisseur d'identité a refusé la demande de connexion.",
+                "The identity provider refused the sign-in request.",
+            ),
+        };
+        return Err(PageError::new(
+            status,
+            "provider_error",
+            title,
+            format!("{fr} (code : {short})"),
+            format!("{en} (code: {short})"),
+        )
+        .logged(format!(
+            "provider returned error={short:?} error_description={:?}",
+            description.chars().take(200).collect::<String>()
+        )));
+    }
+
+    let invalid_state = |log: &str| {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "state_invalid",
+            "Lien de connexion expiré ou déjà utilisé",
+            "Cette connexion a expiré, a déjà été utilisée, ou a été commencée dans un autre navigateur. Recommencez depuis l'application.",
+            "This sign-in has expired, was already used, or was started in another browser. Please start again from the application.",
+        )
+        .logged(log.to_string())
+    };
+    let (Some(state), Some(code)) = (state, query_param(request, "code")) else {
+        return Err(invalid_state("callback without state or code"));
+    };
+    let binding = cookie_id(
+        request,
+        &gateway.settings.session.login_cookie_name,
+    );
+    let login = match gateway.logins.take(&state, binding.as_ref()).await {
+        Ok(login) => login,
+        Err(LoginStateError::Unknown) => {
+            return Err(invalid_state("state unknown, expired or already used"))
+        }
+        Err(LoginStateError::OtherBrowser) => {
+            let mut e = invalid_state("state bound to another browser");
+            e.status = StatusCode::FORBIDDEN;
+            return Err(e);
+        }
+    };
+    let Some(provider) = gateway.provider(&login.provider) else {
+        return Err(invalid_state("state names a provider no longer configured"));
+    };
+    let outcome = provider.finish_login(&code, &login).await.map_err(|e| {
+        gateway.metrics.login(provider.id(), "failed", e.reason());
+        PageError::from_oidc(&e)
+    })?;
+    gateway.metrics.login(provider.id(), "completed", "");
+
+    let settings = &gateway.settings.session;
+    if let Some(old) = cookie_id(request, &settings.cookie_name) {
+        gateway.sessions.remove(&old).await;
+    }
+    let session = Session {
+        provider: provider.id().to_string(),
+        sub: outcome.identity.sub.clone(),
+        headers: identity_headers(&outcome.identity),
+        id_token: outcome.id_token,
+        created_at: SystemTime::now(),
+    };
+    let id = gateway.sessions.insert(session).await;
+    tracing::info!(provider = %provider.id(), "login completed");
+    Ok(Reply::redirect(&login.return_to).with_header(
+        "set-cookie",
+        set_cookie(
+            &settings.cookie_name,
+            &id.to_cookie_value(),
+            Some(gateway.settings.session.max_lifetime),
+            settings.secure,
+        ),
+    ))
+}
+
+/// `GET /.guichet/logout`: drops the session, then RP-initiated logout at its provider.
+async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
+    let settings = &gateway.settings.session;
+    let logged_out = gateway.settings.own_url("logged-out");
+    let mut target = "/.guichet/logged-out".to_string();
+    if let Some(id) = cookie_id(request, &settings.cookie_name) {
+        if let Some(session) = gateway.sessions.remove(&id).await {
+            if let Some(url) = gateway.provider(&session.provider).and_then(|p| {
+                p.logout_url(&session.id_token, &random_token(), &logged_out)
+            }) {
+                target = url.to_string();
+            }
+        }
+    }
+    Reply::redirect(&target).with_header(
+        "set-cookie",
+        clear_cookie(&settings.cookie_name, settings.secure),
+    )
+}
+
+fn logged_out() -> Reply {
+    let body = r#"<h1>Vous êtes déconnecté</h1>
+<p>Votre session est terminée.</p>
+<p class="en" lang="en">You are signed out.</p>
+<p><a class="button" href="/">Se reconnecter / Sign in again</a></p>"#;
+    Reply::html(StatusCode::OK, page("Déconnexion", body))
+}

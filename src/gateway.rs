@@ -1,0 +1,46 @@
+//! The state shared by every request: settings, the session and login stores, the providers and
+//! the metrics. One function, [`Gateway::new`], builds it from [`Settings`], for the server and
+//! for tests alike.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::oidc::{OidcError, Provider};
+use crate::session::{LoginStore, SessionStore, LOGIN_STATE_TTL};
+
+/// Shared, immutable after start (the stores and providers have their own interior locking).
+pub struct Gateway {
+    pub settings: Settings,
+    pub sessions: SessionStore,
+    pub logins: LoginStore,
+    pub providers: Vec<Arc<Provider>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    pub fn new(settings: Settings) -> Result<Self, OidcError> {
+        let redirect_uri = settings.redirect_uri();
+        let providers = settings
+            .providers
+            .iter()
+            .map(|p| Provider::new(p.clone(), &redirect_uri).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Gateway {
+            sessions: SessionStore::new(&settings.session),
+            logins: LoginStore::new(LOGIN_STATE_TTL),
+            providers,
+            metrics: Arc::new(Metrics::new()),
+            settings,
+        })
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.id() == id)
+    }
+
+    /// Every provider has loaded its metadata.
+    pub fn is_ready(&self) -> bool {
+        self.providers.iter().all(|p| p.is_ready())
+    }
+}

@@ -1,0 +1,19 @@
+//! guichet: an authenticating reverse proxy for French public administrations' legacy
+//! applications. Visitors sign in through AgentConnect/ProConnect, FranceConnect or any OpenID
+//! Connect provider; the application receives the verified identity as HTTP headers.
+//!
+//! The request flow is drawn in `DESIGN.md`; each module's doc says what it owns.
+#![forbid(unsafe_code)]
+
+pub mod assertion;
+pub mod config;
+pub mod identity;
+pub mod oidc;
+pub mod session;
+pub mod demo;
+pub mod endpoints;
+pub mod gateway;
+pub mod metrics;
+pub mod policy;
+pub mod proxy;
+pub mod server;

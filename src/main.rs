@@ -1,0 +1,170 @@
+//! The `guichet` command: `run`, `check`, `demo`.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use guichet::config::{self, Settings};
+use guichet::demo::{self, DemoAddresses};
+use guichet::server;
+
+#[derive(Parser)]
+#[command(name = "guichet", version, about = "Authenticating reverse proxy for AgentConnect/ProConnect and FranceConnect")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve, with the given configuration file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: exit 0, or print every problem and exit 1.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start the offline demo: mock provider, demo app and gateway on loopback.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        gateway: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        provider: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        app: SocketAddr,
+        /// Start only the mock provider (used by the integration tests).
+        #[arg(long, requires_all = ["client_secret", "redirect_uri"])]
+        provider_only: bool,
+        /// The mock provider's client secret (with --provider-only).
+        #[arg(long)]
+        client_secret: Option<String>,
+        /// Redirect URIs the mock provider accepts (with --provider-only).
+        #[arg(long)]
+        redirect_uri: Vec<String>,
+    },
+}
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match config::load(&config) {
+            Ok(settings) => {
+                println!(
+                    "{}: OK — listen {}, upstream {}, {} provider(s): {}",
+                    config.display(),
+                    settings.listen,
+                    settings.upstream.address,
+                    settings.providers.len(),
+                    settings
+                        .providers
+                        .iter()
+                        .map(|p| p.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => match config::load(&config) {
+            Ok(settings) => {
+                init_logging(&settings.log_level);
+                run(settings)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Demo {
+            gateway,
+            provider,
+            app,
+            provider_only,
+            client_secret,
+            redirect_uri,
+        } => {
+            init_logging("info");
+            let addresses = DemoAddresses {
+                gateway,
+                provider,
+                app,
+            };
+            if provider_only {
+                run_mock_provider(provider, client_secret.unwrap_or_default(), redirect_uri)
+            } else {
+                run_demo(&addresses)
+            }
+        }
+    }
+}
+
+fn run(settings: Settings) -> ExitCode {
+    let mut pingora = server::new_server(&settings);
+    let listen = settings.listen;
+    if let Err(e) = server::add_gateway(&mut pingora, settings) {
+        eprintln!("cannot start: {e}");
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(%listen, "guichet listening");
+    pingora.run_forever()
+}
+
+fn run_mock_provider(listen: SocketAddr, secret: String, redirect_uris: Vec<String>) -> ExitCode {
+    let settings = demo::demo_settings(
+        &DemoAddresses {
+            gateway: listen,
+            provider: listen,
+            app: listen,
+        },
+        &secret,
+    );
+    let mut pingora = server::new_server(&settings);
+    if let Err(e) = demo::add_mock_provider(&mut pingora, listen, &secret, redirect_uris) {
+        eprintln!("cannot start the mock provider: {e}");
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(issuer = %demo::provider_issuer(listen), "mock provider listening");
+    pingora.run_forever()
+}
+
+fn run_demo(addresses: &DemoAddresses) -> ExitCode {
+    let secret = demo::demo_secret();
+    let settings = demo::demo_settings(addresses, &secret);
+    let redirect_uri = settings.redirect_uri();
+    let mut pingora = server::new_server(&settings);
+    if let Err(e) = demo::add_mock_provider(&mut pingora, addresses.provider, &secret, vec![redirect_uri]) {
+        eprintln!("cannot start the mock provider: {e}");
+        return ExitCode::FAILURE;
+    }
+    demo::add_echo_app(&mut pingora, addresses.app);
+    if let Err(e) = server::add_gateway(&mut pingora, settings) {
+        eprintln!("cannot start the gateway: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!();
+    println!("  guichet demo is running.");
+    println!("  Open http://{}/ in your browser and sign in as a test agent.", addresses.gateway);
+    println!("  (mock provider: {}, demo app behind the gateway: http://{})", demo::provider_issuer(addresses.provider), addresses.app);
+    println!("  Stop with Ctrl-C.");
+    println!();
+    pingora.run_forever()
+}

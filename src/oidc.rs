@@ -1,0 +1,710 @@
+//! OpenID Connect, through the `openidconnect` crate: discovery, the JWKS and its refresh, the
+//! authorize URL (state, nonce, PKCE, acr_values), the callback (code exchange, id_token and
+//! userinfo verification, JSON or signed JWT) and the logout URL.
+//!
+//! A [`Provider`] is shared by all requests. Its discovered metadata sits behind a lock that is
+//! only written by discovery and JWKS refreshes; a login reads an `Arc` of it. Every HTTP call to
+//! the provider is bounded by the provider's `http_timeout`. Nothing here touches HTTP responses
+//! to the visitor: [`OidcError::status`] says which status an error deserves, `endpoints` renders it.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use http::StatusCode;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
+    CoreTokenType,
+};
+use openidconnect::{
+    reqwest, AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthenticationContextClass,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenFields,
+    IssuerUrl, JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
+    StandardErrorResponse, StandardTokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::{ProviderSettings, TokenAuthMethod};
+use crate::identity::Identity;
+use crate::session::{random_token, LoginState, StoreKey};
+
+/// Clock skew accepted on `exp` and `iat`.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// A JWKS refresh triggered by an unknown `kid` happens at most this often.
+const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Claims beyond the OIDC standard ones (`usual_name`, `uid`, `siret`, `idp_id`, …), kept as JSON.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExtraClaims {
+    #[serde(flatten)]
+    pub claims: serde_json::Map<String, Value>,
+}
+
+impl AdditionalClaims for ExtraClaims {}
+
+type ProviderIdToken =
+    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+
+type ProviderTokenResponse = StandardTokenResponse<
+    IdTokenFields<
+        ExtraClaims,
+        EmptyExtraTokenFields,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+
+type ProviderClient = openidconnect::Client<
+    ExtraClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    ProviderTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+type Metadata = ProviderMetadataWithLogout;
+
+// === errors ===
+
+/// What can go wrong talking to a provider or checking what it sent.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("provider metadata is not loaded yet")]
+    NotReady,
+    #[error("provider unreachable during {step}: {reason}")]
+    Unreachable { step: &'static str, reason: String },
+    #[error("provider did not answer within the time limit during {step}")]
+    Timeout { step: &'static str },
+    #[error("provider answered {step} with something unexpected: {reason}")]
+    BadResponse { step: &'static str, reason: String },
+    #[error("provider refused the authorization code: {0}")]
+    CodeRejected(String),
+    #[error("id_token rejected: {0}")]
+    IdTokenInvalid(String),
+    #[error("userinfo rejected: {0}")]
+    UserInfoInvalid(String),
+    #[error("provider configuration cannot be used: {0}")]
+    Configuration(String),
+}
+
+impl OidcError {
+    /// The HTTP status a visitor meeting this error gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OidcError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            OidcError::Unreachable { .. } | OidcError::BadResponse { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            OidcError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            OidcError::CodeRejected(_)
+            | OidcError::IdTokenInvalid(_)
+            | OidcError::UserInfoInvalid(_) => StatusCode::UNAUTHORIZED,
+            OidcError::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OidcError::NotReady => "provider_not_ready",
+            OidcError::Unreachable { .. } | OidcError::Timeout { .. } => "provider_unreachable",
+            OidcError::BadResponse { .. } => "provider_bad_response",
+            OidcError::CodeRejected(_) => "code_rejected",
+            OidcError::IdTokenInvalid(_) | OidcError::UserInfoInvalid(_) => "token_invalid",
+            OidcError::Configuration(_) => "configuration",
+        }
+    }
+}
+
+/// Turns a transport error into `Timeout` or `Unreachable`.
+fn transport_error(step: &'static str, error: &reqwest::Error) -> OidcError {
+    if error.is_timeout() {
+        OidcError::Timeout { step }
+    } else {
+        OidcError::Unreachable {
+            step,
+            reason: error_chain(error),
+        }
+    }
+}
+
+/// An error and its sources, on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The JOSE name of an algorithm (`ES256`).
+fn serde_plain_alg(alg: &CoreJwsSigningAlgorithm) -> Option<String> {
+    serde_json::to_value(alg)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// The provider key for a JWT header (`kid` and algorithm), as a `jsonwebtoken` key.
+fn find_decoding_key(
+    metadata: &Metadata,
+    kid: Option<&str>,
+    alg: jsonwebtoken::Algorithm,
+) -> Result<Option<jsonwebtoken::DecodingKey>, OidcError> {
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::to_value(metadata.jwks())
+        .and_then(serde_json::from_value)
+        .map_err(|e| OidcError::BadResponse {
+            step: "jwks",
+            reason: e.to_string(),
+        })?;
+    let family = alg.family();
+    let candidates: Vec<&jsonwebtoken::jwk::Jwk> = jwks
+        .keys
+        .iter()
+        .filter(|k| {
+            k.is_supported()
+                && kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid))
+                && jsonwebtoken::DecodingKey::from_jwk(k)
+                    .map(|d| d.family() == family)
+                    .unwrap_or(false)
+        })
+        .collect();
+    match candidates.as_slice() {
+        [one] => jsonwebtoken::DecodingKey::from_jwk(one)
+            .map(Some)
+            .map_err(|e| OidcError::UserInfoInvalid(error_chain(&e))),
+        _ => Ok(None),
+    }
+}
+
+fn is_unknown_key(error: &ClaimsVerificationError) -> bool {
+    matches!(
+        error,
+        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)
+    )
+}
+
+// === Provider ===
+
+/// A successful login: who, and the raw id_token for the logout hint.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub identity: Identity,
+    pub id_token: String,
+}
+
+/// One configured OpenID provider.
+pub struct Provider {
+    pub settings: ProviderSettings,
+    redirect_uri: RedirectUrl,
+    http: reqwest::Client,
+    metadata: RwLock<Option<Arc<Metadata>>>,
+    jwks_refreshed_at: Mutex<Option<Instant>>,
+}
+
+impl Provider {
+    pub fn new(settings: ProviderSettings, redirect_uri: &str) -> Result<Self, OidcError> {
+        let redirect_uri = RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| OidcError::Configuration(format!("redirect_uri: {e}")))?;
+        let http = reqwest::Client::builder()
+            // Following redirects would open the client to SSRF.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.http_timeout)
+            .connect_timeout(settings.http_timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("guichet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| OidcError::Configuration(error_chain(&e)))?;
+        Ok(Provider {
+            settings,
+            redirect_uri,
+            http,
+            metadata: RwLock::new(None),
+            jwks_refreshed_at: Mutex::new(None),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.settings.id
+    }
+
+    /// Whether discovery has succeeded at least once.
+    pub fn is_ready(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn current(&self) -> Option<Arc<Metadata>> {
+        self.metadata
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn store(&self, metadata: Metadata) {
+        *self
+            .metadata
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(metadata));
+    }
+
+    /// Fetches the discovery document and the JWKS, and checks guichet can use them.
+    pub async fn discover(&self) -> Result<(), OidcError> {
+        let issuer = IssuerUrl::new(self.settings.issuer.clone())
+            .map_err(|e| OidcError::Configuration(format!("issuer: {e}")))?;
+        let metadata = Metadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| match &e {
+                openidconnect::DiscoveryError::Request(
+                    openidconnect::HttpClientError::Reqwest(inner),
+                ) => transport_error("discovery", inner),
+                _ => OidcError::BadResponse {
+                    step: "discovery",
+                    reason: error_chain(&e),
+                },
+            })?;
+        if metadata.token_endpoint().is_none() {
+            return Err(OidcError::BadResponse {
+                step: "discovery",
+                reason: "no token_endpoint announced".into(),
+            });
+        }
+        self.store(metadata);
+        Ok(())
+    }
+
+    /// Re-fetches the JWKS (key rotation); `false` when it was refreshed too recently to try again.
+    async fn refresh_jwks(&self, metadata: &Metadata) -> Result<bool, OidcError> {
+        {
+            let mut last = self
+                .jwks_refreshed_at
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < JWKS_REFRESH_MIN_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(Instant::now());
+        }
+        let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| match &e {
+                openidconnect::DiscoveryError::Request(
+                    openidconnect::HttpClientError::Reqwest(inner),
+                ) => transport_error("jwks", inner),
+                _ => OidcError::BadResponse {
+                    step: "jwks",
+                    reason: error_chain(&e),
+                },
+            })?;
+        tracing::info!(provider = %self.id(), keys = jwks.keys().len(), "provider JWKS refreshed");
+        self.store(metadata.clone().set_jwks(jwks));
+        Ok(true)
+    }
+
+    fn client(&self, metadata: &Metadata) -> ProviderClient {
+        let client = ProviderClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(
+                self.settings.client_secret.expose().to_string(),
+            )),
+        )
+        .set_redirect_uri(self.redirect_uri.clone());
+        match self.settings.token_auth_method {
+            TokenAuthMethod::ClientSecretPost => client.set_auth_type(AuthType::RequestBody),
+            TokenAuthMethod::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
+        }
+    }
+
+    /// The URL to send the browser to, and the login state to keep under the returned `state`.
+    pub fn start_login(
+        &self,
+        return_to: &str,
+        binding: StoreKey,
+    ) -> Result<(Url, String, LoginState), OidcError> {
+        let metadata = self.current().ok_or(OidcError::NotReady)?;
+        let client = self.client(&metadata);
+        let state = random_token();
+        let nonce = random_token();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            {
+                let state = state.clone();
+                move || CsrfToken::new(state)
+            },
+            {
+                let nonce = nonce.clone();
+                move || Nonce::new(nonce)
+            },
+        );
+        for scope in &self.settings.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if let Some(acr_values) = &self.settings.acr_values {
+            for value in acr_values.split_whitespace() {
+                request =
+                    request.add_auth_context_value(AuthenticationContextClass::new(value.into()));
+            }
+        }
+        let mut pkce_verifier = None;
+        if self.settings.pkce {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            request = request.set_pkce_challenge(challenge);
+            pkce_verifier = Some(verifier.secret().clone());
+        }
+        let (url, _, _) = request.url();
+        let login = LoginState {
+            provider: self.settings.id.clone(),
+            nonce,
+            pkce_verifier,
+            return_to: return_to.to_string(),
+            binding,
+        };
+        Ok((url, state, login))
+    }
+
+    /// Exchanges the code, verifies the id_token and the userinfo, and returns the identity.
+    pub async fn finish_login(
+        &self,
+        code: &str,
+        login: &LoginState,
+    ) -> Result<LoginOutcome, OidcError> {
+        let metadata = self.current().ok_or(OidcError::NotReady)?;
+        let client = self.client(&metadata);
+        let mut exchange = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| OidcError::Configuration(error_chain(&e)))?;
+        if let Some(verifier) = &login.pkce_verifier {
+            exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(verifier.clone()));
+        }
+        let token = exchange
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(response) => {
+                    OidcError::CodeRejected(response.error().as_ref().to_string())
+                }
+                RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
+                    transport_error("token", &inner)
+                }
+                other => OidcError::BadResponse {
+                    step: "token",
+                    reason: error_chain(&other),
+                },
+            })?;
+        let id_token = token
+            .extra_fields()
+            .id_token()
+            .ok_or_else(|| OidcError::BadResponse {
+                step: "token",
+                reason: "no id_token in the token response".into(),
+            })?
+            .clone();
+
+        let (metadata, id_claims) = self
+            .verify_id_token(metadata, &id_token, &login.nonce, token.access_token())
+            .await?;
+        let sub = id_claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+
+        let userinfo = if self.settings.userinfo && metadata.userinfo_endpoint().is_some() {
+            Some(
+                self.fetch_userinfo(metadata, token.access_token(), &sub)
+                    .await?,
+            )
+        } else {
+            None
+        };
+
+        Ok(LoginOutcome {
+            identity: Identity::from_claims(&self.settings.id, &sub, &id_claims, userinfo.as_ref()),
+            id_token: id_token.to_string(),
+        })
+    }
+
+    /// Verifies signature, `iss`, `aud`, `exp`/`iat` (bounded skew), `nonce` and `at_hash`;
+    /// refreshes the JWKS once when the key is unknown. Returns the claims as JSON.
+    async fn verify_id_token(
+        &self,
+        mut metadata: Arc<Metadata>,
+        id_token: &ProviderIdToken,
+        nonce: &str,
+        access_token: &AccessToken,
+    ) -> Result<(Arc<Metadata>, Value), OidcError> {
+        let nonce = Nonce::new(nonce.to_string());
+        let mut refreshed = false;
+        loop {
+            let client = self.client(&metadata);
+            let verifier = client
+                .id_token_verifier()
+                .set_time_fn(|| chrono::Utc::now() - MAX_CLOCK_SKEW)
+                .set_issue_time_verifier_fn(|iat| {
+                    if iat > chrono::Utc::now() + MAX_CLOCK_SKEW {
+                        Err("issued in the future".to_string())
+                    } else {
+                        Ok(())
+                    }
+                });
+            match id_token.claims(&verifier, &nonce) {
+                Ok(claims) => {
+                    if let Some(expected) = claims.access_token_hash() {
+                        let alg = id_token
+                            .signing_alg()
+                            .map_err(|e| OidcError::IdTokenInvalid(error_chain(&e)))?;
+                        let key = id_token
+                            .signing_key(&verifier)
+                            .map_err(|e| OidcError::IdTokenInvalid(error_chain(&e)))?;
+                        let actual = AccessTokenHash::from_token(access_token, alg, key)
+                            .map_err(|e| OidcError::IdTokenInvalid(error_chain(&e)))?;
+                        if actual != *expected {
+                            return Err(OidcError::IdTokenInvalid(
+                                "at_hash does not match the access token".into(),
+                            ));
+                        }
+                    }
+                    let value = serde_json::to_value(claims)
+                        .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
+                    return Ok((metadata, value));
+                }
+                Err(e) if is_unknown_key(&e) && !refreshed => {
+                    refreshed = true;
+                    if !self.refresh_jwks(&metadata).await? {
+                        return Err(OidcError::IdTokenInvalid(error_chain(&e)));
+                    }
+                    metadata = self.current().ok_or(OidcError::NotReady)?;
+                }
+                Err(e) => return Err(OidcError::IdTokenInvalid(error_chain(&e))),
+            }
+        }
+    }
+
+    /// Calls userinfo; accepts JSON or a signed JWT (verified against the JWKS, refreshed once
+    /// for an unknown key); requires its `sub` to be the id_token's.
+    async fn fetch_userinfo(
+        &self,
+        metadata: Arc<Metadata>,
+        access_token: &AccessToken,
+        sub: &str,
+    ) -> Result<Value, OidcError> {
+        let Some(url) = metadata.userinfo_endpoint() else {
+            return Err(OidcError::Configuration("no userinfo endpoint".into()));
+        };
+        let response = self
+            .http
+            .get(url.as_str())
+            .bearer_auth(access_token.secret())
+            .header(http::header::ACCEPT, "application/jwt, application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error("userinfo", &e))?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error("userinfo", &e))?;
+        if !status.is_success() {
+            return Err(OidcError::BadResponse {
+                step: "userinfo",
+                reason: format!("HTTP status {status}"),
+            });
+        }
+        let claims = match content_type.as_str() {
+            "application/json" => serde_json::from_slice::<Value>(&body).map_err(|e| {
+                OidcError::BadResponse {
+                    step: "userinfo",
+                    reason: format!("invalid JSON: {e}"),
+                }
+            })?,
+            "application/jwt" => {
+                let text = std::str::from_utf8(&body)
+                    .map_err(|_| OidcError::UserInfoInvalid("JWT is not UTF-8".into()))?
+                    .trim()
+                    .to_string();
+                self.verify_userinfo_jwt(metadata, &text, sub).await?
+            }
+            other => {
+                return Err(OidcError::BadResponse {
+                    step: "userinfo",
+                    reason: format!("unexpected Content-Type {other:?}"),
+                })
+            }
+        };
+        if !claims.is_object() {
+            return Err(OidcError::UserInfoInvalid("not a JSON object".into()));
+        }
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(s) if s == sub => Ok(claims),
+            _ => Err(OidcError::UserInfoInvalid(
+                "its sub differs from the id_token's".into(),
+            )),
+        }
+    }
+
+    /// Verifies a signed userinfo response (signature against the JWKS, or the client secret for
+    /// HS256; `iss`; `aud`; `exp` when present; `sub`). The `openidconnect` crate only verifies
+    /// RS256 userinfo, and the federations sign it ES256, so this uses `jsonwebtoken`.
+    async fn verify_userinfo_jwt(
+        &self,
+        mut metadata: Arc<Metadata>,
+        jwt: &str,
+        sub: &str,
+    ) -> Result<Value, OidcError> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let header = jsonwebtoken::decode_header(jwt)
+            .map_err(|e| OidcError::UserInfoInvalid(format!("malformed JWT: {e}")))?;
+        let allowed: Vec<String> = match metadata.userinfo_signing_alg_values_supported() {
+            Some(algs) => algs
+                .iter()
+                .filter_map(|a| serde_plain_alg(a))
+                .collect(),
+            None => vec!["ES256".into(), "RS256".into()],
+        };
+        let alg_name = format!("{:?}", header.alg);
+        if !allowed.iter().any(|a| *a == alg_name) {
+            return Err(OidcError::UserInfoInvalid(format!(
+                "signature algorithm {alg_name} is not one the provider announced ({})",
+                allowed.join(", ")
+            )));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[metadata.issuer().as_str()]);
+        validation.set_audience(&[self.settings.client_id.as_str()]);
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        validation.leeway = MAX_CLOCK_SKEW.as_secs();
+        validation.sub = Some(sub.to_string());
+        let mut refreshed = false;
+        loop {
+            let key = if header.alg == Algorithm::HS256 {
+                Some(DecodingKey::from_secret(
+                    self.settings.client_secret.expose().as_bytes(),
+                ))
+            } else {
+                find_decoding_key(&metadata, header.kid.as_deref(), header.alg)?
+            };
+            match key {
+                Some(key) => {
+                    return jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+                        .map(|data| data.claims)
+                        .map_err(|e| OidcError::UserInfoInvalid(error_chain(&e)));
+                }
+                None if !refreshed => {
+                    refreshed = true;
+                    if !self.refresh_jwks(&metadata).await? {
+                        return Err(OidcError::UserInfoInvalid("no key matches its kid".into()));
+                    }
+                    metadata = self.current().ok_or(OidcError::NotReady)?;
+                }
+                None => return Err(OidcError::UserInfoInvalid("no key matches its kid".into())),
+            }
+        }
+    }
+
+    /// RP-initiated logout at the provider, if it announces an `end_session_endpoint`.
+    pub fn logout_url(
+        &self,
+        id_token_hint: &str,
+        state: &str,
+        post_logout_redirect_uri: &str,
+    ) -> Option<Url> {
+        let metadata = self.current()?;
+        let endpoint = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()?;
+        let mut url = endpoint.url().clone();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token_hint)
+            .append_pair("state", state)
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+        Some(url)
+    }
+}
+
+/// Keeps a provider's metadata loaded: retries discovery with back-off (1 s doubling to 60 s)
+/// until it succeeds, then refreshes it every hour (a failed refresh keeps the old metadata).
+pub async fn keep_discovered(provider: Arc<Provider>) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match provider.discover().await {
+            Ok(()) => {
+                tracing::info!(provider = %provider.id(), "provider metadata loaded");
+                delay = Duration::from_secs(1);
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    provider = %provider.id(),
+                    error = %e,
+                    retry_in_s = delay.as_secs(),
+                    "provider discovery failed; logins through it answer 503 until it succeeds"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_claims_keep_non_standard_ones() {
+        let json = r#"{"sub":"s","given_name":"Jean","usual_name":"Dupont","siret":"21920023500014"}"#;
+        let claims: openidconnect::UserInfoClaims<ExtraClaims, CoreGenderClaim> =
+            openidconnect::UserInfoClaims::from_json::<reqwest::Error>(json.as_bytes(), None)
+                .unwrap();
+        let value = serde_json::to_value(&claims).unwrap();
+        assert_eq!(value["given_name"], "Jean");
+        assert_eq!(value["usual_name"], "Dupont");
+        assert_eq!(value["siret"], "21920023500014");
+    }
+
+    #[test]
+    fn errors_map_to_statuses() {
+        assert_eq!(OidcError::NotReady.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            OidcError::Timeout { step: "token" }.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            OidcError::IdTokenInvalid("x".into()).status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! The pingora `ProxyHttp` implementation: the request pipeline of `DESIGN.md`, and nothing else.
+//!
+//! Each phase calls one function of another module and translates the outcome:
+//! `request_filter` serves own endpoints (`endpoints`) or checks the session (`session`, `policy`);
+//! `upstream_request_filter` strips and adds identity headers (`assertion`); `fail_to_proxy`
+//! renders the upstream failure page (`endpoints`); `logging` records metrics.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::StatusCode;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::assertion::strip_identity_headers;
+use crate::endpoints::{self, new_correlation_id, render_error, PageError, Reply};
+use crate::gateway::Gateway;
+use crate::policy::{own_endpoint, unauthenticated, Unauthenticated};
+use crate::session::{find_cookie, without_cookies, Session, SessionId};
+
+/// What happened to a request, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    #[default]
+    Proxied,
+    LoginRedirect,
+    Unauthorized,
+    OwnEndpoint,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Proxied => "proxied",
+            Outcome::LoginRedirect => "login_redirect",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::OwnEndpoint => "own_endpoint",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// Per-request state.
+#[derive(Default)]
+pub struct RequestContext {
+    pub session: Option<Arc<Session>>,
+    pub outcome: Outcome,
+}
+
+/// The proxy service.
+pub struct GatewayProxy {
+    gateway: Arc<Gateway>,
+    /// `https` or `http`, from `public_url`, for `X-Forwarded-Proto`.
+    forwarded_proto: &'static str,
+}
+
+impl GatewayProxy {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        let forwarded_proto = if gateway.settings.session.secure {
+            "https"
+        } else {
+            "http"
+        };
+        GatewayProxy {
+            gateway,
+            forwarded_proto,
+        }
+    }
+
+    /// The session named by the request's cookie, if it is live.
+    async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
+        let value = find_cookie(
+            request.headers.get_all("cookie").iter(),
+            &self.gateway.settings.session.cookie_name,
+        )?;
+        let id = SessionId::from_cookie_value(value)?;
+        self.gateway.sessions.get(&id).await
+    }
+}
+
+/// Writes a reply guichet made itself (HEAD gets the header only).
+async fn write_reply(session: &mut HttpSession, reply: Reply) -> Result<()> {
+    let header = reply.to_response_header()?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+/// `/.guichet/login?rd=<path and query>` for a request.
+fn login_location(request: &RequestHeader) -> String {
+    let target = request
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    format!(
+        "/.guichet/login?rd={}",
+        url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+    )
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestContext::default()
+    }
+
+    /// Serves `/.guichet/…` here, lets requests with a live session through (keeping the session
+    /// in `ctx`), and answers the others with a login redirect (browsers) or a 401. `Ok(true)`
+    /// means the response was written and proxying stops.
+    async fn request_filter(&self, session: &mut HttpSession, ctx: &mut Self::CTX) -> Result<bool> {
+        let request = session.req_header();
+        if let Some(endpoint) = own_endpoint(request.uri.path()) {
+            ctx.outcome = Outcome::OwnEndpoint;
+            let correlation_id = new_correlation_id();
+            let reply = endpoints::handle(&self.gateway, endpoint, request, &correlation_id).await;
+            write_reply(session, reply).await?;
+            return Ok(true);
+        }
+        if let Some(live) = self.load_session(request).await {
+            ctx.session = Some(live);
+            return Ok(false);
+        }
+        let reply = match unauthenticated(request) {
+            Unauthenticated::RedirectToLogin => {
+                ctx.outcome = Outcome::LoginRedirect;
+                Reply::redirect(&login_location(request))
+            }
+            Unauthenticated::Reject => {
+                ctx.outcome = Outcome::Unauthorized;
+                render_error(
+                    &PageError {
+                        status: StatusCode::UNAUTHORIZED,
+                        reason: "no_session",
+                        title: "Connexion requise",
+                        detail_fr: "Cette ressource demande d'être connecté. Ouvrez l'application dans votre navigateur pour vous connecter.".into(),
+                        detail_en: "This resource requires signing in. Open the application in your browser to sign in.".into(),
+                        log: "request without a valid session".into(),
+                    },
+                    &new_correlation_id(),
+                )
+            }
+        };
+        write_reply(session, reply).await?;
+        Ok(true)
+    }
+
+    /// The configured upstream, with its time-outs.
+    async fn upstream_peer(
+        &self,
+        _session: &mut HttpSession,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let upstream = &self.gateway.settings.upstream;
+        let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// Strips every client-sent identity header and guichet's own cookies, sets
+    /// `X-Forwarded-For/-Proto/-Host`, then adds the session's prebuilt identity headers.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut HttpSession,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        strip_identity_headers(upstream_request);
+
+        let names = [
+            self.gateway.settings.session.cookie_name.as_str(),
+            self.gateway.settings.session.login_cookie_name.as_str(),
+        ];
+        let cookies: Vec<String> = upstream_request
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| without_cookies(v, &names))
+            .collect();
+        upstream_request.remove_header("cookie");
+        for cookie in cookies {
+            upstream_request.append_header("cookie", cookie)?;
+        }
+
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let ip = addr.ip().to_string();
+            let forwarded_for = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(previous) => format!("{previous}, {ip}"),
+                None => ip,
+            };
+            upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", self.forwarded_proto)?;
+        let host = upstream_request
+            .headers
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| {
+                upstream_request
+                    .uri
+                    .authority()
+                    .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            });
+        if let Some(host) = host {
+            upstream_request.insert_header("x-forwarded-host", host)?;
+        }
+
+        if let Some(live) = &ctx.session {
+            for (name, value) in &live.headers {
+                upstream_request.insert_header(name.clone(), value.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Upstream unreachable (502) or too slow (504): a page instead of pingora's bare status.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut HttpSession,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        ctx.outcome = Outcome::Error;
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 && session.response_written().is_none() {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let (title, fr, en) = match code {
+                504 => (
+                    "Application trop lente",
+                    "L'application n'a pas répondu à temps. Réessayez dans un instant.",
+                    "The application did not answer in time. Please try again shortly.",
+                ),
+                502 => (
+                    "Application injoignable",
+                    "L'application est momentanément injoignable. Réessayez dans un instant.",
+                    "The application cannot be reached right now. Please try again shortly.",
+                ),
+                400..=499 => (
+                    "Requête invalide",
+                    "La requête n'a pas pu être traitée.",
+                    "The request could not be processed.",
+                ),
+                _ => (
+                    "Erreur interne",
+                    "Une erreur inattendue est survenue.",
+                    "An unexpected error occurred.",
+                ),
+            };
+            let reply = render_error(
+                &PageError {
+                    status,
+                    reason: "upstream",
+                    title,
+                    detail_fr: fr.into(),
+                    detail_en: en.into(),
+                    log: e.to_string(),
+                },
+                &new_correlation_id(),
+            );
+            if let Err(write_error) = write_reply(session, reply).await {
+                tracing::debug!(error = %write_error, "could not write the error page");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Records the request in the metrics.
+    async fn logging(&self, session: &mut HttpSession, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session
+            .response_written()
+            .map_or(0, |r| r.status.as_u16());
+        self.gateway
+            .metrics
+            .requests
+            .with_label_values(&[ctx.outcome.as_str(), crate::metrics::status_class(status)])
+            .inc();
+    }
+}

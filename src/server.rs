@@ -1,0 +1,82 @@
+//! Assembles the pingora server: the proxy listener, the provider discovery task and the internal
+//! metrics listener, all from [`Settings`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::config::Settings;
+use crate::gateway::Gateway;
+use crate::metrics::MetricsApp;
+use crate::oidc::{keep_discovered, OidcError, Provider};
+use crate::proxy::GatewayProxy;
+
+/// A pingora server configured from the settings (threads, shutdown timings), bootstrapped.
+pub fn new_server(settings: &Settings) -> Server {
+    let conf = ServerConf {
+        threads: settings.threads,
+        grace_period_seconds: Some(settings.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    server
+}
+
+/// Adds the gateway's services to `server` and returns the shared state.
+pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gateway>, OidcError> {
+    let gateway = Arc::new(Gateway::new(settings)?);
+    let settings = &gateway.settings;
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GatewayProxy::new(gateway.clone()),
+        "guichet gateway",
+    );
+    proxy.add_tcp(&settings.listen.to_string());
+    server.add_service(proxy);
+
+    server.add_service(background_service(
+        "provider discovery",
+        Discovery {
+            providers: gateway.providers.clone(),
+        },
+    ));
+
+    if let Some(listen) = settings.metrics_listen {
+        let sessions = gateway.sessions.clone();
+        let app = MetricsApp {
+            metrics: gateway.metrics.clone(),
+            before_scrape: Box::new(move |m| {
+                m.sessions_active
+                    .set(i64::try_from(sessions.len()).unwrap_or(i64::MAX))
+            }),
+        };
+        let mut metrics = Service::new("guichet metrics".to_string(), app);
+        metrics.add_tcp(&listen.to_string());
+        server.add_service(metrics);
+    }
+    Ok(gateway)
+}
+
+/// Keeps every provider's metadata loaded until shutdown.
+struct Discovery {
+    providers: Vec<Arc<Provider>>,
+}
+
+#[async_trait]
+impl BackgroundService for Discovery {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for provider in &self.providers {
+            tasks.spawn(keep_discovered(provider.clone()));
+        }
+        let _ = shutdown.changed().await;
+        tasks.abort_all();
+    }
+}

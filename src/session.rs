@@ -1,0 +1,414 @@
+//! Sessions and login states: the random ids, the stores (moka) and the cookie codec.
+//!
+//! A session id is 256 random bits carried base64url-encoded in the session cookie. The store
+//! keys sessions by the SHA-256 of that id, so a dump of the store hands out no live cookie.
+//! Idle timeout and absolute lifetime are enforced by the cache itself (time-to-idle and
+//! time-to-live) and `max_sessions` bounds memory. What a session holds (prebuilt identity
+//! headers) is decided by `assertion`; this module only keeps it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use cookie::{Cookie, SameSite};
+use http::{HeaderName, HeaderValue};
+use moka::future::Cache;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::config::SessionSettings;
+
+/// Length of an encoded id: 32 bytes in unpadded base64url.
+const ENCODED_ID_LEN: usize = 43;
+
+/// How long a started login may take before its state is forgotten.
+pub const LOGIN_STATE_TTL: Duration = Duration::from_secs(600);
+
+// === SessionId ===
+
+/// A 256-bit random token: the session cookie's value, the login binding, the `state`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId([u8; 32]);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        SessionId(bytes)
+    }
+
+    /// Parses a cookie value; anything but 43 base64url characters is `None`.
+    pub fn from_cookie_value(value: &str) -> Option<Self> {
+        if value.len() != ENCODED_ID_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        let n = URL_SAFE_NO_PAD.decode_slice(value, &mut bytes).ok()?;
+        (n == 32).then_some(SessionId(bytes))
+    }
+
+    pub fn to_cookie_value(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The key the store uses: SHA-256 of the id.
+    pub fn to_key(&self) -> StoreKey {
+        StoreKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(REDACTED)")
+    }
+}
+
+/// The hash under which a session is stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct StoreKey([u8; 32]);
+
+/// A random URL-safe token of 32 bytes (43 characters), for `state` and `nonce`.
+pub fn random_token() -> String {
+    SessionId::generate().to_cookie_value()
+}
+
+// === Session ===
+
+/// A signed-in visitor, as kept between requests.
+pub struct Session {
+    /// The provider's id in the configuration.
+    pub provider: String,
+    pub sub: String,
+    /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
+    pub id_token: String,
+    /// Identity headers, built once at login and copied onto each proxied request.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub created_at: SystemTime,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("provider", &self.provider)
+            .field("sub", &self.sub)
+            .field("id_token", &"REDACTED")
+            .field("headers", &self.headers.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Sessions in memory.
+#[derive(Clone)]
+pub struct SessionStore {
+    cache: Cache<StoreKey, Arc<Session>>,
+}
+
+impl SessionStore {
+    pub fn new(settings: &SessionSettings) -> Self {
+        SessionStore {
+            cache: Cache::builder()
+                .max_capacity(settings.max_sessions)
+                .time_to_idle(settings.idle_timeout)
+                .time_to_live(settings.max_lifetime)
+                .build(),
+        }
+    }
+
+    /// Stores a new session under a fresh id and returns that id.
+    pub async fn insert(&self, session: Session) -> SessionId {
+        let id = SessionId::generate();
+        self.cache.insert(id.to_key(), Arc::new(session)).await;
+        id
+    }
+
+    /// The live session for this id, refreshing its idle timer.
+    pub async fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
+        self.cache.get(&id.to_key()).await
+    }
+
+    pub async fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
+        self.cache.remove(&id.to_key()).await
+    }
+
+    /// Approximate number of live sessions.
+    pub fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// === LoginState ===
+
+/// A login in progress, kept server-side under its `state` until the callback.
+#[derive(Clone)]
+pub struct LoginState {
+    pub provider: String,
+    pub nonce: String,
+    pub pkce_verifier: Option<String>,
+    pub return_to: String,
+    /// SHA-256 of the browser's login-binding cookie.
+    pub binding: StoreKey,
+}
+
+impl fmt::Debug for LoginState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginState")
+            .field("provider", &self.provider)
+            .field("return_to", &self.return_to)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logins in progress, keyed by `state`: several tabs may log in at once.
+#[derive(Clone)]
+pub struct LoginStore {
+    cache: Cache<String, Arc<LoginState>>,
+}
+
+/// Why a callback's `state` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStateError {
+    /// Never issued, expired, or already used.
+    Unknown,
+    /// Issued to another browser.
+    OtherBrowser,
+}
+
+impl LoginStore {
+    pub fn new(ttl: Duration) -> Self {
+        LoginStore {
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    pub async fn insert(&self, state: String, login: LoginState) {
+        self.cache.insert(state, Arc::new(login)).await;
+    }
+
+    /// Takes the login for `state` if it is bound to `binding`. A state is used at most once; a
+    /// state presented by another browser stays usable by its own.
+    pub async fn take(
+        &self,
+        state: &str,
+        binding: Option<&SessionId>,
+    ) -> Result<Arc<LoginState>, LoginStateError> {
+        let login = self
+            .cache
+            .get(state)
+            .await
+            .ok_or(LoginStateError::Unknown)?;
+        if binding.map(SessionId::to_key) != Some(login.binding) {
+            return Err(LoginStateError::OtherBrowser);
+        }
+        // Two concurrent callbacks with the same state: only one removes it.
+        self.cache
+            .remove(state)
+            .await
+            .ok_or(LoginStateError::Unknown)
+    }
+}
+
+// === cookies ===
+
+/// Finds a cookie's value among all `Cookie` headers (HTTP/2 sends one per cookie).
+pub fn find_cookie<'a>(
+    headers: impl Iterator<Item = &'a HeaderValue>,
+    name: &str,
+) -> Option<&'a str> {
+    for header in headers {
+        let Ok(text) = header.to_str() else { continue };
+        for pair in text.split(';') {
+            let pair = pair.trim_start();
+            if let Some(value) = pair
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+            {
+                return Some(value.trim_end());
+            }
+        }
+    }
+    None
+}
+
+/// Removes the named cookies from a `Cookie` header value; `None` when nothing is left.
+pub fn without_cookies(value: &str, names: &[&str]) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            !pair.is_empty()
+                && !names.iter().any(|name| {
+                    pair.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('='))
+                })
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// `Set-Cookie` for a session or login cookie: HttpOnly, SameSite=Lax, Path=/, Secure on https.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> String {
+    let mut cookie = Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(secure);
+    if let Some(age) = max_age {
+        cookie = cookie.max_age(cookie::time::Duration::seconds(
+            i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
+        ));
+    }
+    cookie.build().to_string()
+}
+
+/// `Set-Cookie` that deletes a cookie.
+pub fn clear_cookie(name: &str, secure: bool) -> String {
+    set_cookie(name, "", Some(Duration::ZERO), secure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(idle: Duration, lifetime: Duration) -> SessionSettings {
+        SessionSettings {
+            idle_timeout: idle,
+            max_lifetime: lifetime,
+            max_sessions: 10,
+            cookie_name: "guichet".into(),
+            login_cookie_name: "guichet-login".into(),
+            secure: false,
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            provider: "p".into(),
+            sub: "s".into(),
+            id_token: "secret-token".into(),
+            headers: vec![],
+            created_at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_and_reject_garbage() {
+        let id = SessionId::generate();
+        let value = id.to_cookie_value();
+        assert_eq!(value.len(), 43);
+        assert_eq!(SessionId::from_cookie_value(&value), Some(id));
+        assert_eq!(SessionId::from_cookie_value(""), None);
+        assert_eq!(SessionId::from_cookie_value(&value[1..]), None);
+        assert_eq!(SessionId::from_cookie_value(&"!".repeat(43)), None);
+        assert_ne!(random_token(), random_token());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let id = SessionId::generate();
+        assert!(!format!("{id:?}").contains(&id.to_cookie_value()));
+        assert!(!format!("{:?}", session()).contains("secret-token"));
+    }
+
+    #[tokio::test]
+    async fn store_finds_by_id_and_forgets_after_idle() {
+        let store = SessionStore::new(&settings(
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        ));
+        let id = store.insert(session()).await;
+        assert!(store.get(&id).await.is_some());
+        assert!(store.get(&SessionId::generate()).await.is_none());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(store.get(&id).await.is_none(), "idle session must expire");
+    }
+
+    #[tokio::test]
+    async fn store_enforces_absolute_lifetime_even_when_used() {
+        let store = SessionStore::new(&settings(
+            Duration::from_millis(250),
+            Duration::from_millis(400),
+        ));
+        let id = store.insert(session()).await;
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(store.get(&id).await.is_some());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(store.get(&id).await.is_none(), "lifetime must be absolute");
+    }
+
+    #[tokio::test]
+    async fn login_state_is_single_use_and_bound_to_its_browser() {
+        let store = LoginStore::new(LOGIN_STATE_TTL);
+        let browser = SessionId::generate();
+        let login = LoginState {
+            provider: "p".into(),
+            nonce: "n".into(),
+            pkce_verifier: None,
+            return_to: "/".into(),
+            binding: browser.to_key(),
+        };
+        store.insert("s1".into(), login.clone()).await;
+        store.insert("s2".into(), login).await;
+        let other = SessionId::generate();
+        assert_eq!(
+            store.take("s1", Some(&other)).await.unwrap_err(),
+            LoginStateError::OtherBrowser
+        );
+        assert_eq!(
+            store.take("s1", None).await.unwrap_err(),
+            LoginStateError::OtherBrowser
+        );
+        assert!(store.take("s1", Some(&browser)).await.is_ok());
+        assert_eq!(
+            store.take("s1", Some(&browser)).await.unwrap_err(),
+            LoginStateError::Unknown
+        );
+        assert!(store.take("s2", Some(&browser)).await.is_ok());
+        assert_eq!(
+            store.take("nope", Some(&browser)).await.unwrap_err(),
+            LoginStateError::Unknown
+        );
+    }
+
+    #[test]
+    fn cookies_are_found_and_removed() {
+        let a = HeaderValue::from_static("a=1; guichet=abc; guichet-login=zz");
+        let b = HeaderValue::from_static("x=2");
+        assert_eq!(find_cookie([&b, &a].into_iter(), "guichet"), Some("abc"));
+        assert_eq!(
+            find_cookie([&a].into_iter(), "guichet-login"),
+            Some("zz")
+        );
+        assert_eq!(find_cookie([&b].into_iter(), "guichet"), None);
+        assert_eq!(
+            without_cookies("a=1; guichet=abc; guichet-login=zz", &["guichet", "guichet-login"]),
+            Some("a=1".into())
+        );
+        assert_eq!(without_cookies("guichet=abc", &["guichet"]), None);
+        assert_eq!(
+            without_cookies("guichetx=1", &["guichet"]),
+            Some("guichetx=1".into())
+        );
+    }
+
+    #[test]
+    fn set_cookie_is_hardened() {
+        let c = set_cookie("__Host-guichet", "v", None, true);
+        for part in ["__Host-guichet=v", "HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
+            assert!(c.contains(part), "{c}");
+        }
+        assert!(!set_cookie("guichet", "v", None, false).contains("Secure"));
+        assert!(clear_cookie("guichet", false).contains("Max-Age=0"));
+    }
+}
