@@ -9,6 +9,8 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::session::SessionStore;
+
 /// Every metric family guichet exports.
 pub struct Metrics {
     registry: Registry,
@@ -94,8 +96,8 @@ pub fn status_class(status: u16) -> &'static str {
 /// The internal metrics listener's app.
 pub struct MetricsApp {
     pub metrics: std::sync::Arc<Metrics>,
-    /// Refreshes gauges just before a scrape.
-    pub before_scrape: Box<dyn Fn(&Metrics) + Send + Sync>,
+    /// Read at each scrape for `guichet_sessions_active`.
+    pub sessions: SessionStore,
 }
 
 #[async_trait]
@@ -103,7 +105,10 @@ impl ServeHttp for MetricsApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path();
         let (status, content_type, body) = if path == "/metrics" {
-            (self.before_scrape)(&self.metrics);
+            let active = self.sessions.count().await;
+            self.metrics
+                .sessions_active
+                .set(i64::try_from(active).unwrap_or(i64::MAX));
             (
                 200,
                 "text/plain; version=0.0.4",

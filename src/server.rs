@@ -49,13 +49,9 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
     ));
 
     if let Some(listen) = settings.metrics_listen {
-        let sessions = gateway.sessions.clone();
         let app = MetricsApp {
             metrics: gateway.metrics.clone(),
-            before_scrape: Box::new(move |m| {
-                m.sessions_active
-                    .set(i64::try_from(sessions.len()).unwrap_or(i64::MAX))
-            }),
+            sessions: gateway.sessions.clone(),
         };
         let mut metrics = Service::new("guichet metrics".to_string(), app);
         metrics.add_tcp(&listen.to_string());

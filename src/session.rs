@@ -133,13 +133,10 @@ impl SessionStore {
         self.cache.remove(&id.to_key()).await
     }
 
-    /// Approximate number of live sessions.
-    pub fn len(&self) -> u64 {
+    /// Number of live sessions (runs the cache's pending maintenance first, so it is exact).
+    pub async fn count(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
         self.cache.entry_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -1,0 +1,446 @@
+//! End-to-end: the real gateway binary, the mock provider binary and a test upstream on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use support::{echoed, free_port, peak_rss_kib, Browser, GatewayOptions, Stack};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The correlation id printed on an error page.
+fn correlation_id(body: &str) -> String {
+    let start = body.find("Reference : ").expect("reference on the page") + "Reference : ".len();
+    body[start..]
+        .split_whitespace()
+        .next()
+        .expect("an id")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_delivers_the_verified_identity_to_the_app() {
+    let stack = Stack::start("identity", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    let page = browser.login(&stack, "/dossiers?id=42").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.starts_with("GET /dossiers?id=42 "), "{}", page.body);
+    let one = |name: &str| {
+        let values = echoed(&page.body, name);
+        assert_eq!(values.len(), 1, "{name}: {values:?}\n{}", page.body);
+        values[0].to_string()
+    };
+    assert_eq!(one("x-guichet-sub"), "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80");
+    assert_eq!(one("x-guichet-provider"), "agentconnect");
+    assert_eq!(one("x-guichet-acr"), "eidas1");
+    assert_eq!(one("x-guichet-given-name"), "H%C3%A9l%C3%A8ne Marie");
+    assert_eq!(one("x-guichet-usual-name"), "Dupr%C3%A9-Lef%C3%A8vre");
+    assert_eq!(one("x-guichet-email"), "helene.dupre-lefevre@interieur.gouv.fr");
+    assert_eq!(one("x-guichet-uid"), "hdupre");
+    assert_eq!(one("x-guichet-siret"), "21920023500014");
+    assert_eq!(one("x-forwarded-for"), "127.0.0.1");
+    assert_eq!(one("x-forwarded-proto"), "http");
+    assert_eq!(one("x-forwarded-host"), stack.gateway_url.trim_start_matches("http://"));
+    // guichet's own cookies stay with guichet.
+    assert!(echoed(&page.body, "cookie").is_empty(), "{}", page.body);
+
+    // The session serves further requests without the provider.
+    let again = browser.get(&stack.url("/other")).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(echoed(&again.body, "x-guichet-uid"), ["hdupre"]);
+
+    // Metrics saw the login.
+    let metrics = reqwest::get(&stack.metrics_url).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"guichet_logins_total{provider="agentconnect",reason="",result="completed"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("guichet_sessions_active 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_identity_headers_never_reach_the_app() {
+    let stack = Stack::start("spoof", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+
+    // Without a session nothing is proxied at all.
+    let anonymous = browser
+        .get_with(&stack.url("/x"), &[("x-guichet-sub", "evil")])
+        .await;
+    assert_eq!(anonymous.status, 302);
+    assert!(anonymous.headers.get("x-upstream").is_none());
+
+    browser.login(&stack, "/").await;
+    let spoofed = browser
+        .get_with(
+            &stack.url("/x"),
+            &[
+                ("X-Guichet-Sub", "evil"),
+                ("x_guichet_email", "evil@example.org"),
+                ("X-GUICHET-ROLE", "admin"),
+                ("x-guichet_uid", "root"),
+                ("X-Guichet", "evil"),
+            ],
+        )
+        .await;
+    assert_eq!(spoofed.status, 200);
+    let body = spoofed.body.to_ascii_lowercase();
+    assert!(!body.contains("evil"), "{body}");
+    assert!(!body.contains("admin"), "{body}");
+    assert!(!body.contains("root"), "{body}");
+    assert!(!body.contains("x_guichet"), "{body}");
+    assert_eq!(
+        echoed(&spoofed.body, "x-guichet-sub"),
+        ["7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80"]
+    );
+    assert_eq!(
+        echoed(&spoofed.body, "x-guichet-email"),
+        ["helene.dupre-lefevre@interieur.gouv.fr"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_cookies_mean_login_and_api_calls_get_401() {
+    let stack = Stack::start("cookies", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let good = browser.cookies["guichet"].clone();
+
+    let mut tampered = good.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let unknown = "A".repeat(43);
+    for value in [tampered.as_str(), unknown.as_str(), "garbage", "", "%00%01"] {
+        let mut other = Browser::new();
+        other.cookies.insert("guichet".into(), value.to_string());
+        let page = other.get(&stack.url("/private")).await;
+        assert_eq!(page.status, 302, "cookie {value:?}");
+        assert_eq!(
+            page.location.as_deref(),
+            Some("/.guichet/login?rd=%2Fprivate")
+        );
+    }
+    // The good one still works.
+    assert_eq!(browser.get(&stack.url("/private")).await.status, 200);
+
+    // API calls without a session get 401, not a redirect.
+    let api = reqwest::Client::new()
+        .get(stack.url("/api/items"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    let post = reqwest::Client::new()
+        .post(stack.url("/api/items"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sessions_expire() {
+    let stack = Stack::start(
+        "idle",
+        GatewayOptions {
+            idle_timeout: "1s",
+            max_lifetime: "1h",
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.get(&stack.url("/")).await.status, 200, "used within the idle time");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let expired = browser.get(&stack.url("/")).await;
+    assert_eq!(expired.status, 302, "idle session must be gone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_end_at_max_lifetime_even_when_active() {
+    let stack = Stack::start(
+        "lifetime",
+        GatewayOptions {
+            idle_timeout: "2s",
+            max_lifetime: "3s",
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(browser.get(&stack.url("/")).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(browser.get(&stack.url("/")).await.status, 302);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_is_bound_to_its_browser_and_single_use() {
+    let stack = Stack::start("state", GatewayOptions::default()).await;
+    let mut alice = Browser::new();
+    let confirm = alice.start_login(&stack, "/a", 1).await;
+    let back = alice.get(&confirm).await;
+    let callback = back.location.expect("callback");
+
+    // Another browser replaying Alice's callback URL is refused...
+    let mut mallory = Browser::new();
+    let stolen = mallory.get(&callback).await;
+    assert_eq!(stolen.status, 403, "{}", stolen.body);
+    assert!(stolen.body.contains("autre navigateur"), "{}", stolen.body);
+    let id = correlation_id(&stolen.body);
+    assert!(stack.gateway.log_text().contains(&id), "correlation id in the log");
+    assert!(!mallory.cookies.contains_key("guichet"));
+
+    // ...and Alice's own login still completes.
+    let done = alice.get(&callback).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/a"));
+    assert!(alice.cookies.contains_key("guichet"));
+
+    // Replaying it fails.
+    let replay = alice.get(&callback).await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert!(replay.body.contains("déjà utilisé"), "{}", replay.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_in_several_tabs_all_complete() {
+    let stack = Stack::start("tabs", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    let first = browser.start_login(&stack, "/one", 0).await;
+    let second = browser.start_login(&stack, "/two", 2).await;
+    // Finish them in the reverse order.
+    let done_two = browser.confirm(&second).await;
+    assert_eq!(done_two.status, 302, "{}", done_two.body);
+    assert_eq!(done_two.location.as_deref(), Some("/two"));
+    let done_one = browser.confirm(&first).await;
+    assert_eq!(done_one.status, 302, "{}", done_one.body);
+    assert_eq!(done_one.location.as_deref(), Some("/one"));
+    let page = browser.get(&stack.url("/one")).await;
+    assert_eq!(echoed(&page.body, "x-guichet-uid"), ["hdupre"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_error_shows_a_page() {
+    let stack = Stack::start("provider-error", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    let confirm = browser.start_login(&stack, "/", 0).await;
+    let cancel = confirm.replace("&agent=0", "&cancel=1");
+    let page = browser.confirm(&cancel).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("Connexion annulée"), "{}", page.body);
+    assert!(page.body.contains("access_denied"), "{}", page.body);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let id = correlation_id(&page.body);
+    let log = stack.gateway.log_text();
+    assert!(log.contains(&id), "correlation id {id} in the log:\n{log}");
+    assert!(!browser.cookies.contains_key("guichet"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn return_to_is_always_on_this_site() {
+    let stack = Stack::start("redirect", GatewayOptions::default()).await;
+    for (rd, expected) in [
+        ("%2F%2Fevil.example", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("https%3A%2F%2Fevil.example%2F", "/"),
+        ("%2Fok%3Fa%3D1", "/ok?a=1"),
+    ] {
+        let mut browser = Browser::new();
+        let to_provider = browser
+            .get(&stack.url(&format!("/.guichet/login?rd={rd}")))
+            .await;
+        assert_eq!(to_provider.status, 302);
+        let page = browser.get(&to_provider.location.unwrap()).await;
+        let confirm = support::confirm_link(&page.body, 0, &stack);
+        let done = browser.confirm(&confirm).await;
+        assert_eq!(done.location.as_deref(), Some(expected), "rd={rd}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_ends_the_session_at_the_provider_too() {
+    let stack = Stack::start("logout", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let old_cookie = browser.cookies["guichet"].clone();
+
+    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    assert_eq!(out.status, 302);
+    let end_session = out.location.unwrap();
+    assert!(
+        end_session.starts_with(&stack.provider_url("/api/v2/session/end?")),
+        "{end_session}"
+    );
+    assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
+    assert!(end_session.contains("post_logout_redirect_uri="), "{end_session}");
+    assert!(!browser.cookies.contains_key("guichet"), "cookie cleared");
+
+    // The provider accepts the hint (it verifies its signature) and sends the browser back.
+    let back = browser.get(&end_session).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let logged_out = back.location.unwrap();
+    assert!(logged_out.starts_with(&stack.url("/.guichet/logged-out?state=")));
+    let page = browser.get(&logged_out).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Vous êtes déconnecté"));
+
+    // The old cookie is dead even if replayed.
+    browser.cookies.insert("guichet".into(), old_cookie);
+    assert_eq!(browser.get(&stack.url("/")).await.status, 302);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_outage_spares_existing_sessions() {
+    let mut stack = Stack::start("outage", GatewayOptions::default()).await;
+    let mut signed_in = Browser::new();
+    signed_in.login(&stack, "/").await;
+
+    // A login half-way through when the provider goes down.
+    let mut late = Browser::new();
+    let confirm = late.start_login(&stack, "/", 0).await;
+    let back = late.get(&confirm).await;
+    stack.provider.as_mut().unwrap().kill();
+    let failed = late.get(&back.location.unwrap()).await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(failed.body.contains("injoignable"), "{}", failed.body);
+
+    // The signed-in visitor carries on.
+    let page = signed_in.get(&stack.url("/still-here")).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(echoed(&page.body, "x-guichet-uid"), ["hdupre"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_down_at_start_means_503_until_it_comes_up() {
+    let mut stack = Stack::start(
+        "down-at-start",
+        GatewayOptions {
+            start_provider: false,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    support::wait_for_status(&stack.url("/.guichet/healthz"), 200, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let ready = reqwest::get(stack.url("/.guichet/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let mut browser = Browser::new();
+    let login = browser.get(&stack.url("/.guichet/login?rd=/")).await;
+    assert_eq!(login.status, 503, "{}", login.body);
+    assert!(login.body.contains("indisponible"), "{}", login.body);
+
+    stack.start_provider();
+    stack.wait_ready().await;
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_down_gives_a_502_page() {
+    let dead = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let stack = Stack::start(
+        "upstream-down",
+        GatewayOptions {
+            upstream: Some(dead),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let page = browser.login(&stack, "/").await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("Application injoignable"), "{}", page.body);
+    let id = correlation_id(&page.body);
+    assert!(stack.gateway.log_text().contains(&id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_mebibytes_round_trip_without_being_buffered() {
+    let stack = Stack::start("large", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let before = peak_rss_kib(stack.gateway.pid());
+
+    let size = 50 * 1024 * 1024;
+    let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let expected = Sha256::digest(&payload);
+    let response = browser
+        .client
+        .post(stack.url("/echo"))
+        .header("cookie", browser.cookie_header())
+        .header("content-type", "application/octet-stream")
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), size);
+    assert_eq!(Sha256::digest(&body), expected);
+
+    let after = peak_rss_kib(stack.gateway.pid());
+    eprintln!("gateway peak RSS: {before} KiB before, {after} KiB after the 50 MiB round trip");
+    assert!(before > 0 && after > 0);
+    assert!(
+        after - before < 25 * 1024,
+        "gateway peak memory grew by {} KiB for a 50 MiB body",
+        after - before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_are_proxied() {
+    let stack = Stack::start("websocket", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let address = stack.gateway_url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Cookie: {}\r\n\r\n",
+        browser.cookie_header()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // A masked text frame "bonjour", as a browser would send it; the app echoes the bytes.
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 7];
+    frame.extend_from_slice(&mask);
+    frame.extend(b"bonjour".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    for _ in 0..3 {
+        stream.write_all(&frame).await.unwrap();
+        let mut echoed = vec![0u8; frame.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(echoed, frame);
+    }
+
+    // Without a session the upgrade is refused.
+    let mut anonymous = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    anonymous.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = [0u8; 12];
+    anonymous.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 401");
+}
