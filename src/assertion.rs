@@ -115,7 +115,12 @@ mod tests {
         ] {
             assert!(is_identity_header(name), "{name}");
         }
-        for name in ["x-guichetsub", "x-forwarded-user", "guichet-sub", "x-guichex"] {
+        for name in [
+            "x-guichetsub",
+            "x-forwarded-user",
+            "guichet-sub",
+            "x-guichex",
+        ] {
             assert!(!is_identity_header(name), "{name}");
         }
     }

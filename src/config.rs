@@ -534,7 +534,10 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     for (index, section) in file.providers.iter().enumerate() {
         let key = format!("provider[{index}]");
         if file.providers[..index].iter().any(|p| p.id == section.id) {
-            check.problem(format!("{key}.id"), format!("{:?} is used twice", section.id));
+            check.problem(
+                format!("{key}.id"),
+                format!("{:?} is used twice", section.id),
+            );
         }
         if let Some(p) = provider_settings(&mut check, &key, section, env) {
             providers.push(p);
@@ -660,7 +663,9 @@ fn provider_settings(
         other => {
             check.problem(
                 format!("{key}.token_auth_method"),
-                format!("expected \"client_secret_post\" or \"client_secret_basic\", got {other:?}"),
+                format!(
+                    "expected \"client_secret_post\" or \"client_secret_basic\", got {other:?}"
+                ),
             );
             TokenAuthMethod::ClientSecretPost
         }
@@ -693,10 +698,7 @@ fn provider_settings(
         client_id: section.client_id.clone(),
         client_secret: client_secret?,
         scopes,
-        acr_values: section
-            .acr_values
-            .clone()
-            .filter(|a| !a.trim().is_empty()),
+        acr_values: section.acr_values.clone().filter(|a| !a.trim().is_empty()),
         pkce: section.pkce,
         token_auth_method,
         userinfo: section.userinfo,

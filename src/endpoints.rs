@@ -222,7 +222,8 @@ fn query_param(request: &RequestHeader, name: &str) -> Option<String> {
 }
 
 fn cookie_id(request: &RequestHeader, name: &str) -> Option<SessionId> {
-    find_cookie(request.headers.get_all("cookie").iter(), name).and_then(SessionId::from_cookie_value)
+    find_cookie(request.headers.get_all("cookie").iter(), name)
+        .and_then(SessionId::from_cookie_value)
 }
 
 /// Serves `/.guichet/<endpoint>`.
@@ -337,10 +338,7 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
         let description = query_param(request, "error_description").unwrap_or_default();
         // Consume the state so it cannot be replayed after a refusal.
         if let Some(state) = &state {
-            let binding = cookie_id(
-                request,
-                &gateway.settings.session.login_cookie_name,
-            );
+            let binding = cookie_id(request, &gateway.settings.session.login_cookie_name);
             if let Ok(login) = gateway.logins.take(state, binding.as_ref()).await {
                 gateway
                     .metrics
@@ -394,10 +392,7 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     let (Some(state), Some(code)) = (state, query_param(request, "code")) else {
         return Err(invalid_state("callback without state or code"));
     };
-    let binding = cookie_id(
-        request,
-        &gateway.settings.session.login_cookie_name,
-    );
+    let binding = cookie_id(request, &gateway.settings.session.login_cookie_name);
     let login = match gateway.logins.take(&state, binding.as_ref()).await {
         Ok(login) => login,
         Err(LoginStateError::Unknown) => {
@@ -449,9 +444,10 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     let mut target = "/.guichet/logged-out".to_string();
     if let Some(id) = cookie_id(request, &settings.cookie_name) {
         if let Some(session) = gateway.sessions.remove(&id).await {
-            if let Some(url) = gateway.provider(&session.provider).and_then(|p| {
-                p.logout_url(&session.id_token, &random_token(), &logged_out)
-            }) {
+            if let Some(url) = gateway
+                .provider(&session.provider)
+                .and_then(|p| p.logout_url(&session.id_token, &random_token(), &logged_out))
+            {
                 target = url.to_string();
             }
         }

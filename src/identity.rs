@@ -41,7 +41,12 @@ pub struct Identity {
 impl Identity {
     /// Merges the id_token claims and the userinfo claims (userinfo wins for a claim both carry).
     /// Both must be JSON objects whose `sub` was already checked by the caller.
-    pub fn from_claims(provider: &str, sub: &str, id_token: &Value, userinfo: Option<&Value>) -> Self {
+    pub fn from_claims(
+        provider: &str,
+        sub: &str,
+        id_token: &Value,
+        userinfo: Option<&Value>,
+    ) -> Self {
         let mut claims = BTreeMap::new();
         for source in [Some(id_token), userinfo].into_iter().flatten() {
             let Some(object) = source.as_object() else {
@@ -130,7 +135,16 @@ mod tests {
         let names: Vec<&str> = id.claims.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["custom", "email", "given_name", "idp_id", "roles", "siret", "usual_name", "verified"]
+            [
+                "custom",
+                "email",
+                "given_name",
+                "idp_id",
+                "roles",
+                "siret",
+                "usual_name",
+                "verified"
+            ]
         );
         assert_eq!(id.claims["roles"], "a,b");
         assert_eq!(id.claims["custom"], r#"{"k":1}"#);

@@ -7,13 +7,13 @@
 
 pub mod assertion;
 pub mod config;
-pub mod identity;
-pub mod oidc;
-pub mod session;
 pub mod demo;
 pub mod endpoints;
 pub mod gateway;
+pub mod identity;
 pub mod metrics;
+pub mod oidc;
 pub mod policy;
 pub mod proxy;
 pub mod server;
+pub mod session;

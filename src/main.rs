@@ -13,7 +13,11 @@ use guichet::demo::{self, DemoAddresses};
 use guichet::server;
 
 #[derive(Parser)]
-#[command(name = "guichet", version, about = "Authenticating reverse proxy for AgentConnect/ProConnect and FranceConnect")]
+#[command(
+    name = "guichet",
+    version,
+    about = "Authenticating reverse proxy for AgentConnect/ProConnect and FranceConnect"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -151,7 +155,12 @@ fn run_demo(addresses: &DemoAddresses) -> ExitCode {
     let settings = demo::demo_settings(addresses, &secret);
     let redirect_uri = settings.redirect_uri();
     let mut pingora = server::new_server(&settings);
-    if let Err(e) = demo::add_mock_provider(&mut pingora, addresses.provider, &secret, vec![redirect_uri]) {
+    if let Err(e) = demo::add_mock_provider(
+        &mut pingora,
+        addresses.provider,
+        &secret,
+        vec![redirect_uri],
+    ) {
         eprintln!("cannot start the mock provider: {e}");
         return ExitCode::FAILURE;
     }
@@ -162,8 +171,15 @@ fn run_demo(addresses: &DemoAddresses) -> ExitCode {
     }
     println!();
     println!("  guichet demo is running.");
-    println!("  Open http://{}/ in your browser and sign in as a test agent.", addresses.gateway);
-    println!("  (mock provider: {}, demo app behind the gateway: http://{})", demo::provider_issuer(addresses.provider), addresses.app);
+    println!(
+        "  Open http://{}/ in your browser and sign in as a test agent.",
+        addresses.gateway
+    );
+    println!(
+        "  (mock provider: {}, demo app behind the gateway: http://{})",
+        demo::provider_issuer(addresses.provider),
+        addresses.app
+    );
     println!("  Stop with Ctrl-C.");
     println!();
     pingora.run_forever()

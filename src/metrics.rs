@@ -140,7 +140,9 @@ mod tests {
         metrics.login("ac", "completed", "");
         let text = metrics.render();
         assert!(text.contains(r#"guichet_requests_total{outcome="proxied",status_class="2xx"} 1"#));
-        assert!(text.contains(r#"guichet_logins_total{provider="ac",reason="",result="completed"} 1"#));
+        assert!(
+            text.contains(r#"guichet_logins_total{provider="ac",reason="",result="completed"} 1"#)
+        );
         assert_eq!(status_class(302), "3xx");
         assert_eq!(status_class(0), "none");
     }

@@ -14,8 +14,7 @@ use http::StatusCode;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
-    CoreTokenType,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     reqwest, AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthenticationContextClass,
@@ -49,8 +48,12 @@ pub struct ExtraClaims {
 
 impl AdditionalClaims for ExtraClaims {}
 
-type ProviderIdToken =
-    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type ProviderIdToken = IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 type ProviderTokenResponse = StandardTokenResponse<
     IdTokenFields<
@@ -273,17 +276,18 @@ impl Provider {
     pub async fn discover(&self) -> Result<(), OidcError> {
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Configuration(format!("issuer: {e}")))?;
-        let metadata = Metadata::discover_async(issuer, &self.http)
-            .await
-            .map_err(|e| match &e {
-                openidconnect::DiscoveryError::Request(
-                    openidconnect::HttpClientError::Reqwest(inner),
-                ) => transport_error("discovery", inner),
-                _ => OidcError::BadResponse {
-                    step: "discovery",
-                    reason: error_chain(&e),
-                },
-            })?;
+        let metadata =
+            Metadata::discover_async(issuer, &self.http)
+                .await
+                .map_err(|e| match &e {
+                    openidconnect::DiscoveryError::Request(
+                        openidconnect::HttpClientError::Reqwest(inner),
+                    ) => transport_error("discovery", inner),
+                    _ => OidcError::BadResponse {
+                        step: "discovery",
+                        reason: error_chain(&e),
+                    },
+                })?;
         if metadata.token_endpoint().is_none() {
             return Err(OidcError::BadResponse {
                 step: "discovery",
@@ -543,12 +547,12 @@ impl Provider {
             });
         }
         let claims = match content_type.as_str() {
-            "application/json" => serde_json::from_slice::<Value>(&body).map_err(|e| {
-                OidcError::BadResponse {
+            "application/json" => {
+                serde_json::from_slice::<Value>(&body).map_err(|e| OidcError::BadResponse {
                     step: "userinfo",
                     reason: format!("invalid JSON: {e}"),
-                }
-            })?,
+                })?
+            }
             "application/jwt" => {
                 let text = std::str::from_utf8(&body)
                     .map_err(|_| OidcError::UserInfoInvalid("JWT is not UTF-8".into()))?
@@ -587,14 +591,11 @@ impl Provider {
         let header = jsonwebtoken::decode_header(jwt)
             .map_err(|e| OidcError::UserInfoInvalid(format!("malformed JWT: {e}")))?;
         let allowed: Vec<String> = match metadata.userinfo_signing_alg_values_supported() {
-            Some(algs) => algs
-                .iter()
-                .filter_map(|a| serde_plain_alg(a))
-                .collect(),
+            Some(algs) => algs.iter().filter_map(serde_plain_alg).collect(),
             None => vec!["ES256".into(), "RS256".into()],
         };
         let alg_name = format!("{:?}", header.alg);
-        if !allowed.iter().any(|a| *a == alg_name) {
+        if !allowed.contains(&alg_name) {
             return Err(OidcError::UserInfoInvalid(format!(
                 "signature algorithm {alg_name} is not one the provider announced ({})",
                 allowed.join(", ")
@@ -685,7 +686,8 @@ mod tests {
 
     #[test]
     fn extra_claims_keep_non_standard_ones() {
-        let json = r#"{"sub":"s","given_name":"Jean","usual_name":"Dupont","siret":"21920023500014"}"#;
+        let json =
+            r#"{"sub":"s","given_name":"Jean","usual_name":"Dupont","siret":"21920023500014"}"#;
         let claims: openidconnect::UserInfoClaims<ExtraClaims, CoreGenderClaim> =
             openidconnect::UserInfoClaims::from_json::<reqwest::Error>(json.as_bytes(), None)
                 .unwrap();
@@ -697,7 +699,10 @@ mod tests {
 
     #[test]
     fn errors_map_to_statuses() {
-        assert_eq!(OidcError::NotReady.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            OidcError::NotReady.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(
             OidcError::Timeout { step: "token" }.status(),
             StatusCode::GATEWAY_TIMEOUT

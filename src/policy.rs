@@ -83,7 +83,10 @@ mod tests {
         use Unauthenticated::*;
         assert_eq!(unauthenticated(&request("GET", &[])), RedirectToLogin);
         assert_eq!(
-            unauthenticated(&request("GET", &[("accept", "text/html,application/xhtml+xml")])),
+            unauthenticated(&request(
+                "GET",
+                &[("accept", "text/html,application/xhtml+xml")]
+            )),
             RedirectToLogin
         );
         assert_eq!(

@@ -96,10 +96,7 @@ async fn write_reply(session: &mut HttpSession, reply: Reply) -> Result<()> {
 
 /// `/.guichet/login?rd=<path and query>` for a request.
 fn login_location(request: &RequestHeader) -> String {
-    let target = request
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
     format!(
         "/.guichet/login?rd={}",
         url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
@@ -299,9 +296,7 @@ impl ProxyHttp for GatewayProxy {
 
     /// Records the request in the metrics.
     async fn logging(&self, session: &mut HttpSession, _e: Option<&Error>, ctx: &mut Self::CTX) {
-        let status = session
-            .response_written()
-            .map_or(0, |r| r.status.as_u16());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         self.gateway
             .metrics
             .requests

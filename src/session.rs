@@ -383,13 +383,13 @@ mod tests {
         let a = HeaderValue::from_static("a=1; guichet=abc; guichet-login=zz");
         let b = HeaderValue::from_static("x=2");
         assert_eq!(find_cookie([&b, &a].into_iter(), "guichet"), Some("abc"));
-        assert_eq!(
-            find_cookie([&a].into_iter(), "guichet-login"),
-            Some("zz")
-        );
+        assert_eq!(find_cookie([&a].into_iter(), "guichet-login"), Some("zz"));
         assert_eq!(find_cookie([&b].into_iter(), "guichet"), None);
         assert_eq!(
-            without_cookies("a=1; guichet=abc; guichet-login=zz", &["guichet", "guichet-login"]),
+            without_cookies(
+                "a=1; guichet=abc; guichet-login=zz",
+                &["guichet", "guichet-login"]
+            ),
             Some("a=1".into())
         );
         assert_eq!(without_cookies("guichet=abc", &["guichet"]), None);
@@ -402,7 +402,13 @@ mod tests {
     #[test]
     fn set_cookie_is_hardened() {
         let c = set_cookie("__Host-guichet", "v", None, true);
-        for part in ["__Host-guichet=v", "HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
+        for part in [
+            "__Host-guichet=v",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+        ] {
             assert!(c.contains(part), "{c}");
         }
         assert!(!set_cookie("guichet", "v", None, false).contains("Secure"));

@@ -24,7 +24,11 @@ async fn login_delivers_the_verified_identity_to_the_app() {
     let mut browser = Browser::new();
     let page = browser.login(&stack, "/dossiers?id=42").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.starts_with("GET /dossiers?id=42 "), "{}", page.body);
+    assert!(
+        page.body.starts_with("GET /dossiers?id=42 "),
+        "{}",
+        page.body
+    );
     let one = |name: &str| {
         let values = echoed(&page.body, name);
         assert_eq!(values.len(), 1, "{name}: {values:?}\n{}", page.body);
@@ -35,12 +39,18 @@ async fn login_delivers_the_verified_identity_to_the_app() {
     assert_eq!(one("x-guichet-acr"), "eidas1");
     assert_eq!(one("x-guichet-given-name"), "H%C3%A9l%C3%A8ne Marie");
     assert_eq!(one("x-guichet-usual-name"), "Dupr%C3%A9-Lef%C3%A8vre");
-    assert_eq!(one("x-guichet-email"), "helene.dupre-lefevre@interieur.gouv.fr");
+    assert_eq!(
+        one("x-guichet-email"),
+        "helene.dupre-lefevre@interieur.gouv.fr"
+    );
     assert_eq!(one("x-guichet-uid"), "hdupre");
     assert_eq!(one("x-guichet-siret"), "21920023500014");
     assert_eq!(one("x-forwarded-for"), "127.0.0.1");
     assert_eq!(one("x-forwarded-proto"), "http");
-    assert_eq!(one("x-forwarded-host"), stack.gateway_url.trim_start_matches("http://"));
+    assert_eq!(
+        one("x-forwarded-host"),
+        stack.gateway_url.trim_start_matches("http://")
+    );
     // guichet's own cookies stay with guichet.
     assert!(echoed(&page.body, "cookie").is_empty(), "{}", page.body);
 
@@ -50,9 +60,16 @@ async fn login_delivers_the_verified_identity_to_the_app() {
     assert_eq!(echoed(&again.body, "x-guichet-uid"), ["hdupre"]);
 
     // Metrics saw the login.
-    let metrics = reqwest::get(&stack.metrics_url).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(&stack.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        metrics.contains(r#"guichet_logins_total{provider="agentconnect",reason="",result="completed"} 1"#),
+        metrics.contains(
+            r#"guichet_logins_total{provider="agentconnect",reason="",result="completed"} 1"#
+        ),
         "{metrics}"
     );
     assert!(metrics.contains("guichet_sessions_active 1"), "{metrics}");
@@ -154,7 +171,11 @@ async fn idle_sessions_expire() {
     let mut browser = Browser::new();
     assert_eq!(browser.login(&stack, "/").await.status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(browser.get(&stack.url("/")).await.status, 200, "used within the idle time");
+    assert_eq!(
+        browser.get(&stack.url("/")).await.status,
+        200,
+        "used within the idle time"
+    );
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let expired = browser.get(&stack.url("/")).await;
     assert_eq!(expired.status, 302, "idle session must be gone");
@@ -195,7 +216,10 @@ async fn state_is_bound_to_its_browser_and_single_use() {
     assert_eq!(stolen.status, 403, "{}", stolen.body);
     assert!(stolen.body.contains("autre navigateur"), "{}", stolen.body);
     let id = correlation_id(&stolen.body);
-    assert!(stack.gateway.log_text().contains(&id), "correlation id in the log");
+    assert!(
+        stack.gateway.log_text().contains(&id),
+        "correlation id in the log"
+    );
     assert!(!mallory.cookies.contains_key("guichet"));
 
     // ...and Alice's own login still completes.
@@ -237,7 +261,10 @@ async fn provider_error_shows_a_page() {
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("Connexion annulée"), "{}", page.body);
     assert!(page.body.contains("access_denied"), "{}", page.body);
-    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let id = correlation_id(&page.body);
     let log = stack.gateway.log_text();
     assert!(log.contains(&id), "correlation id {id} in the log:\n{log}");
@@ -280,7 +307,10 @@ async fn logout_ends_the_session_at_the_provider_too() {
         "{end_session}"
     );
     assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
-    assert!(end_session.contains("post_logout_redirect_uri="), "{end_session}");
+    assert!(
+        end_session.contains("post_logout_redirect_uri="),
+        "{end_session}"
+    );
     assert!(!browser.cookies.contains_key("guichet"), "cookie cleared");
 
     // The provider accepts the hint (it verifies its signature) and sends the browser back.
@@ -328,9 +358,13 @@ async fn provider_down_at_start_means_503_until_it_comes_up() {
         },
     )
     .await;
-    support::wait_for_status(&stack.url("/.guichet/healthz"), 200, Duration::from_secs(20))
-        .await
-        .unwrap();
+    support::wait_for_status(
+        &stack.url("/.guichet/healthz"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
     let ready = reqwest::get(stack.url("/.guichet/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
     let mut browser = Browser::new();
@@ -357,7 +391,11 @@ async fn upstream_down_gives_a_502_page() {
     let mut browser = Browser::new();
     let page = browser.login(&stack, "/").await;
     assert_eq!(page.status, 502, "{}", page.body);
-    assert!(page.body.contains("Application injoignable"), "{}", page.body);
+    assert!(
+        page.body.contains("Application injoignable"),
+        "{}",
+        page.body
+    );
     let id = correlation_id(&page.body);
     assert!(stack.gateway.log_text().contains(&id));
 }

@@ -250,10 +250,7 @@ impl MockProvider {
         html(
             status,
             "Erreur",
-            &format!(
-                "<h1>Erreur {code}</h1><p>{}</p>",
-                escape_html(message)
-            ),
+            &format!("<h1>Erreur {code}</h1><p>{}</p>", escape_html(message)),
         )
     }
 
@@ -365,12 +362,17 @@ impl MockProvider {
     }
 
     fn token(&self, authorization: Option<&str>, body: &[u8]) -> Response<Vec<u8>> {
-        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
         let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
         let oauth_error = |status: u16, error: &str, description: &str| {
-            json_response(status, &json!({"error": error, "error_description": description}))
+            json_response(
+                status,
+                &json!({"error": error, "error_description": description}),
+            )
         };
-        let (client_id, client_secret) = match authorization.and_then(|a| a.strip_prefix("Basic ")) {
+        let (client_id, client_secret) = match authorization.and_then(|a| a.strip_prefix("Basic "))
+        {
             Some(basic) => {
                 let decoded = STANDARD
                     .decode(basic.trim())
@@ -386,7 +388,10 @@ impl MockProvider {
                 };
                 (decode(id), decode(secret))
             }
-            None => (get("client_id").to_string(), get("client_secret").to_string()),
+            None => (
+                get("client_id").to_string(),
+                get("client_secret").to_string(),
+            ),
         };
         if client_id != self.client_id || client_secret != self.client_secret {
             return oauth_error(401, "invalid_client", "client authentication failed");
@@ -394,7 +399,12 @@ impl MockProvider {
         if get("grant_type") != "authorization_code" {
             return oauth_error(400, "unsupported_grant_type", "only authorization_code");
         }
-        let Some(grant) = self.grants.lock().ok().and_then(|mut g| g.remove(get("code"))) else {
+        let Some(grant) = self
+            .grants
+            .lock()
+            .ok()
+            .and_then(|mut g| g.remove(get("code")))
+        else {
             return oauth_error(400, "invalid_grant", "unknown or already used code");
         };
         if now().saturating_sub(grant.issued) > 60 {
@@ -449,7 +459,10 @@ impl MockProvider {
         });
         match self.sign(&claims) {
             Ok(jwt) => respond(200, "application/jwt", jwt.into_bytes()),
-            Err(e) => json_response(500, &json!({"error": "server_error", "error_description": e.to_string()})),
+            Err(e) => json_response(
+                500,
+                &json!({"error": "server_error", "error_description": e.to_string()}),
+            ),
         }
     }
 
@@ -459,9 +472,9 @@ impl MockProvider {
         validation.set_required_spec_claims::<&str>(&[]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.client_id]);
-        let hint_ok = params
-            .get("id_token_hint")
-            .is_some_and(|t| jsonwebtoken::decode::<Value>(t, &self.decoding_key, &validation).is_ok());
+        let hint_ok = params.get("id_token_hint").is_some_and(|t| {
+            jsonwebtoken::decode::<Value>(t, &self.decoding_key, &validation).is_ok()
+        });
         if !hint_ok {
             return self.error_page(400, "Y030118", "id_token_hint absent ou invalide");
         }
@@ -481,7 +494,11 @@ impl ServeHttp for MockProvider {
         let params: HashMap<String, String> = request
             .uri
             .query()
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         let authorization = request
             .headers

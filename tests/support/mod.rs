@@ -76,7 +76,12 @@ impl Drop for Process {
 }
 
 /// Starts the mock provider on `port`, accepting `redirect_uri`.
-pub fn start_provider(port: u16, secret: &str, redirect_uri: &str, dir: &std::path::Path) -> Process {
+pub fn start_provider(
+    port: u16,
+    secret: &str,
+    redirect_uri: &str,
+    dir: &std::path::Path,
+) -> Process {
     let listen = format!("127.0.0.1:{port}");
     Process::spawn(
         &[
@@ -340,10 +345,21 @@ impl Browser {
     /// provider's confirm link for `agent`.
     pub async fn start_login(&mut self, stack: &Stack, path: &str, agent: usize) -> String {
         let first = self.get(&stack.url(path)).await;
-        assert_eq!(first.status, 302, "protected page must redirect: {}", first.body);
-        let login = Self::absolute(&stack.gateway_url, first.location.as_deref().expect("location"));
+        assert_eq!(
+            first.status, 302,
+            "protected page must redirect: {}",
+            first.body
+        );
+        let login = Self::absolute(
+            &stack.gateway_url,
+            first.location.as_deref().expect("location"),
+        );
         let to_provider = self.get(&login).await;
-        assert_eq!(to_provider.status, 302, "login must redirect: {}", to_provider.body);
+        assert_eq!(
+            to_provider.status, 302,
+            "login must redirect: {}",
+            to_provider.body
+        );
         let authorize = to_provider.location.expect("authorize URL");
         let page = self.get(&authorize).await;
         assert_eq!(page.status, 200, "authorize page: {}", page.body);
@@ -353,7 +369,11 @@ impl Browser {
     /// Completes a login at the provider and returns the gateway's callback response.
     pub async fn confirm(&mut self, confirm_url: &str) -> Page {
         let back = self.get(confirm_url).await;
-        assert_eq!(back.status, 302, "provider must redirect back: {}", back.body);
+        assert_eq!(
+            back.status, 302,
+            "provider must redirect back: {}",
+            back.body
+        );
         let callback = back.location.expect("callback URL");
         self.get(&callback).await
     }
@@ -363,7 +383,10 @@ impl Browser {
         let confirm = self.start_login(stack, path, 0).await;
         let done = self.confirm(&confirm).await;
         assert_eq!(done.status, 302, "callback must redirect: {}", done.body);
-        let target = Self::absolute(&stack.gateway_url, done.location.as_deref().expect("location"));
+        let target = Self::absolute(
+            &stack.gateway_url,
+            done.location.as_deref().expect("location"),
+        );
         self.get(&target).await
     }
 }
@@ -377,7 +400,9 @@ impl Default for Browser {
 /// The provider page's confirm link for an agent.
 pub fn confirm_link(body: &str, agent: usize, stack: &Stack) -> String {
     let needle = format!("&amp;agent={agent}\"");
-    let end = body.find(&needle).expect("agent link on the authorize page");
+    let end = body
+        .find(&needle)
+        .expect("agent link on the authorize page");
     let start = body[..end].rfind("href=\"").expect("href") + 6;
     let path = body[start..end + needle.len() - 1].replace("&amp;", "&");
     stack.provider_url(&path)
@@ -398,7 +423,9 @@ pub fn echoed<'a>(body: &'a str, name: &str) -> Vec<&'a str> {
 /// `name: value` lines; for `POST /echo`, the request body streamed back as it arrives; for a
 /// websocket upgrade, `101` and then every byte echoed.
 pub async fn start_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("upstream address");
     tokio::spawn(async move {
         loop {
@@ -486,7 +513,12 @@ async fn serve_upstream(stream: TcpStream) {
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nx-upstream: yes\r\n\r\n{body}",
             body.len()
         );
-        if reader.get_mut().write_all(response.as_bytes()).await.is_err() {
+        if reader
+            .get_mut()
+            .write_all(response.as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the offline demo: a mock AgentConnect provider, a demo app and guichet in front of it.
+# Open http://127.0.0.1:8080/ once it prints that it is running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+exec cargo run --release --locked -- demo "$@"

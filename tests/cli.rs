@@ -1,0 +1,94 @@
+//! The command line: `guichet check` on the shipped configurations and on broken ones.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_guichet");
+
+fn check(path: &str, secret: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(["check", "--config", path])
+        .env_remove("GUICHET_AGENTCONNECT_SECRET");
+    if let Some(secret) = secret {
+        command.env("GUICHET_AGENTCONNECT_SECRET", secret);
+    }
+    let output = command.output().expect("run guichet check");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_configurations_pass_check() {
+    for path in ["config/guichet.example.toml", "examples/guichet.toml"] {
+        let (ok, stdout, stderr) = check(path, Some("very-secret-value"));
+        assert!(ok, "{path}: {stderr}");
+        assert!(stdout.contains("OK"), "{stdout}");
+        assert!(!stdout.contains("very-secret-value"));
+    }
+}
+
+#[test]
+fn missing_secret_is_reported() {
+    let (ok, _, stderr) = check("examples/guichet.toml", None);
+    assert!(!ok);
+    assert!(
+        stderr.contains("provider[0].client_secret_env: environment variable GUICHET_AGENTCONNECT_SECRET is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_problem_is_printed_with_its_key_and_check_fails() {
+    let dir = std::env::temp_dir().join(format!("guichet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[server]
+listen = "localhost"
+public_url = "app.example.gouv.fr"
+[upstream]
+url = "http://127.0.0.1:9000"
+[session]
+max_lifetime = "forever"
+[[provider]]
+id = "ac"
+issuer = "https://idp.example/api/v2"
+client_id = "x"
+client_secret = "inline-secret-value"
+scopes = ["openid", "two words"]
+"#,
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(bad.to_str().unwrap(), None);
+    assert!(!ok);
+    for key in [
+        "server.listen",
+        "server.public_url",
+        "session.max_lifetime",
+        "provider[0].scopes[1]",
+    ] {
+        assert!(stderr.contains(key), "{key} missing in:\n{stderr}");
+    }
+    assert!(!stderr.contains("inline-secret-value"));
+
+    let typo = dir.join("typo.toml");
+    std::fs::write(
+        &typo,
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\nread_timeut = \"1s\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(typo.to_str().unwrap(), None);
+    assert!(!ok);
+    assert!(stderr.contains("unknown field `read_timeut`"), "{stderr}");
+    assert!(stderr.contains("line 6"), "{stderr}");
+
+    let missing = dir.join("nope.toml");
+    let (ok, _, stderr) = check(missing.to_str().unwrap(), None);
+    assert!(!ok);
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
