@@ -697,6 +697,60 @@ mod tests {
         assert_eq!(value["siret"], "21920023500014");
     }
 
+    fn settings(issuer: String, timeout: Duration) -> ProviderSettings {
+        ProviderSettings {
+            id: "p".into(),
+            display_name: "p".into(),
+            issuer,
+            client_id: "c".into(),
+            client_secret: crate::config::Secret::new("s"),
+            scopes: vec![],
+            acr_values: None,
+            pkce: true,
+            token_auth_method: TokenAuthMethod::ClientSecretPost,
+            userinfo: true,
+            http_timeout: timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_provider_is_a_timeout_and_a_closed_port_is_unreachable() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let provider = Provider::new(
+            settings(format!("http://{silent}"), Duration::from_millis(300)),
+            "http://127.0.0.1/.guichet/callback",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let error = provider.discover().await.unwrap_err();
+        assert!(
+            matches!(error, OidcError::Timeout { step: "discovery" }),
+            "{error}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(!provider.is_ready());
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let provider = Provider::new(
+            settings(format!("http://127.0.0.1:{port}"), Duration::from_secs(2)),
+            "http://127.0.0.1/.guichet/callback",
+        )
+        .unwrap();
+        let error = provider.discover().await.unwrap_err();
+        assert!(matches!(error, OidcError::Unreachable { .. }), "{error}");
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+    }
+
     #[test]
     fn errors_map_to_statuses() {
         assert_eq!(

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -33,11 +35,14 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
     let gateway = Arc::new(Gateway::new(settings)?);
     let settings = &gateway.settings;
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        GatewayProxy::new(gateway.clone()),
-        "guichet gateway",
-    );
+    let mut options = HttpServerOptions::default();
+    // HTTP/2 without TLS (prior knowledge), for clients and load balancers that use it.
+    options.h2c = true;
+    let mut proxy =
+        ProxyServiceBuilder::new(&server.configuration, GatewayProxy::new(gateway.clone()))
+            .name("guichet gateway")
+            .server_options(options)
+            .build();
     proxy.add_tcp(&settings.listen.to_string());
     server.add_service(proxy);
 

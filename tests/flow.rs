@@ -482,3 +482,29 @@ async fn websockets_are_proxied() {
     anonymous.read_exact(&mut answer).await.unwrap();
     assert_eq!(&answer, b"HTTP/1.1 401");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_without_tls_is_proxied() {
+    let stack = Stack::start("h2c", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(stack.url("/over-h2"))
+        .header("cookie", browser.cookie_header())
+        .header("x-guichet-sub", "evil")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("GET /over-h2 "), "{body}");
+    assert_eq!(
+        echoed(&body, "x-guichet-sub"),
+        ["7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80"]
+    );
+}
