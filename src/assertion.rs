@@ -1,4 +1,6 @@
-//! Identity headers: stripping what the client sent, building what the application receives.
+//! Identity headers: stripping what the client sent, building what the application receives,
+//! and the two proofs that they come from guichet: a signed JWT assertion (keys published at
+//! `/.guichet/jwks.json`) and an HMAC-SHA256 signature over the request line and headers.
 //!
 //! Every header in guichet's namespace (`X-Guichet-*`, any case, and the `X_Guichet_*` spelling
 //! that CGI-style servers fold into the same variable) is removed from every proxied request before
@@ -6,11 +8,24 @@
 //! built once at login ([`identity_headers`]) and kept in the session, so the per-request work is a
 //! scan of the header names plus copies of prebuilt values.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use http::{HeaderName, HeaderValue};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::pkcs8::EncodePrivateKey;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use pingora::http::RequestHeader;
+use serde_json::{Map, Value};
+use sha2::Sha256;
 
+use crate::config::{
+    AssertionSettings, Encoding, HeaderPreset, HeaderSettings, Secret, Settings, SignatureSettings,
+};
 use crate::identity::Identity;
+use crate::session::Session;
 
 /// Characters escaped in header values: controls, `%` itself (so decoding is unambiguous) and,
 /// implicitly, every non-ASCII byte.
@@ -40,8 +55,8 @@ pub fn strip_identity_headers(request: &mut RequestHeader) {
     }
 }
 
-/// `X-Guichet-` + the claim name in title case with `-` for `_` (`usual_name` → `Usual-Name`);
-/// `None` for a claim whose name cannot be a header name.
+/// `X-Guichet-` + the claim name in lower case with `-` for `_` (`usual_name` →
+/// `x-guichet-usual-name`); `None` for a claim whose name cannot be a header name.
 pub fn claim_header_name(claim: &str) -> Option<HeaderName> {
     if claim.is_empty()
         || !claim
@@ -60,43 +75,413 @@ pub fn claim_header_name(claim: &str) -> Option<HeaderName> {
 
 /// A header value: percent-encoded UTF-8 for anything outside printable ASCII, and for `%`.
 pub fn encode_value(value: &str) -> HeaderValue {
-    let encoded = utf8_percent_encode(value, HEADER_VALUE_ESCAPES).to_string();
-    // Percent-encoding leaves only visible ASCII and spaces: always a valid value.
-    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+    encode(value, Encoding::Percent).0
 }
 
-/// The headers an application receives for this identity, built once per session.
-pub fn identity_headers(identity: &Identity) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = vec![
-        (
-            HeaderName::from_static("x-guichet-sub"),
-            encode_value(&identity.sub),
+/// Encodes a value; the flag says it had to fall back to percent-encoding (a character outside
+/// Latin-1 in `latin1`, a control character in `utf8` or `latin1`).
+pub fn encode(value: &str, encoding: Encoding) -> (HeaderValue, bool) {
+    let percent = |v: &str| {
+        let encoded = utf8_percent_encode(v, HEADER_VALUE_ESCAPES).to_string();
+        // Percent-encoding leaves only visible ASCII and spaces: always a valid value.
+        HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+    };
+    let has_control = value.chars().any(char::is_control);
+    match encoding {
+        Encoding::Percent => (percent(value), false),
+        Encoding::Base64Url => (
+            HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(value.as_bytes()))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            false,
         ),
-        (
-            HeaderName::from_static("x-guichet-provider"),
-            encode_value(&identity.provider),
-        ),
-    ];
-    if let Some(acr) = &identity.acr {
-        headers.push((HeaderName::from_static("x-guichet-acr"), encode_value(acr)));
-    }
-    if !identity.amr.is_empty() {
-        headers.push((
-            HeaderName::from_static("x-guichet-amr"),
-            encode_value(&identity.amr.join(",")),
-        ));
-    }
-    for (claim, value) in &identity.claims {
-        let Some(name) = claim_header_name(claim) else {
-            tracing::debug!(claim = %claim, "claim name cannot be a header name; not forwarded");
-            continue;
-        };
-        if headers.iter().any(|(existing, _)| *existing == name) {
-            continue;
+        Encoding::Utf8 if !has_control => match HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(v) => (v, false),
+            Err(_) => (percent(value), true),
+        },
+        Encoding::Latin1 if !has_control && value.chars().all(|c| (c as u32) <= 0xFF) => {
+            let bytes: Vec<u8> = value.chars().map(|c| c as u32 as u8).collect();
+            match HeaderValue::from_bytes(&bytes) {
+                Ok(v) => (v, false),
+                Err(_) => (percent(value), true),
+            }
         }
-        headers.push((name, encode_value(value)));
+        Encoding::Utf8 | Encoding::Latin1 => (percent(value), true),
     }
-    headers
+}
+
+/// Names of the headers that list, comma-separated, the headers whose value fell back to
+/// percent-encoding.
+pub const FALLBACK_HEADER: &str = "x-guichet-percent-encoded";
+
+/// Tokens a session may forward, when configured.
+#[derive(Default)]
+pub struct ForwardedTokens<'a> {
+    pub access_token: Option<&'a str>,
+    pub id_token: Option<&'a str>,
+}
+
+/// Which identity headers the application receives, with which names and encodings, and which
+/// client headers are stripped: built once from the settings.
+pub struct HeaderPlan {
+    settings: HeaderSettings,
+    /// Configured names outside the `x-guichet` namespace, stripped too.
+    extra_strip: Vec<HeaderName>,
+}
+
+impl HeaderPlan {
+    pub fn new(settings: &Settings) -> Self {
+        let headers = settings.headers.clone();
+        let mut names: Vec<String> = headers.claims.values().flatten().cloned().collect();
+        if headers.preset == HeaderPreset::Oauth2Proxy {
+            names.extend(OAUTH2_PROXY_HEADERS.iter().map(|(_, n)| n.to_string()));
+        }
+        if let Some(a) = &settings.assertion {
+            names.push(a.header.clone());
+        }
+        if let Some(s) = &settings.signature {
+            names.push(s.header.clone());
+        }
+        let mut extra_strip: Vec<HeaderName> = names
+            .iter()
+            .filter(|n| !is_identity_header(n))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        extra_strip.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        extra_strip.dedup();
+        HeaderPlan {
+            settings: headers,
+            extra_strip,
+        }
+    }
+
+    /// Removes every identity header the client sent: the `x-guichet` namespace in any case or
+    /// spelling, and every configured name.
+    pub fn strip(&self, request: &mut RequestHeader) {
+        strip_identity_headers(request);
+        for name in &self.extra_strip {
+            request.remove_header(name);
+        }
+    }
+
+    /// The headers for an identity, built once per session. Names are unique.
+    pub fn identity_headers(
+        &self,
+        identity: &Identity,
+        tokens: ForwardedTokens<'_>,
+    ) -> Vec<(HeaderName, HeaderValue)> {
+        let mut raw: Vec<(String, &str)> = vec![
+            ("x-guichet-sub".into(), identity.sub.as_str()),
+            ("x-guichet-provider".into(), identity.provider.as_str()),
+        ];
+        if let Some(acr) = &identity.acr {
+            raw.push(("x-guichet-acr".into(), acr));
+        }
+        let amr = identity.amr.join(",");
+        if !amr.is_empty() {
+            raw.push(("x-guichet-amr".into(), &amr));
+        }
+        for (claim, value) in &identity.claims {
+            match self.settings.claims.get(claim) {
+                Some(None) => {}
+                Some(Some(name)) => raw.push((name.clone(), value)),
+                None => match claim_header_name(claim) {
+                    Some(name) => raw.push((name.as_str().to_string(), value)),
+                    None => {
+                        tracing::debug!(claim = %claim, "claim name cannot be a header name; not forwarded")
+                    }
+                },
+            }
+        }
+        if self.settings.preset == HeaderPreset::Oauth2Proxy {
+            for (claim, name) in OAUTH2_PROXY_HEADERS {
+                let value = match *claim {
+                    "sub" => Some(identity.sub.as_str()),
+                    other => identity.claims.get(other).map(String::as_str),
+                };
+                if let Some(value) = value {
+                    raw.push((name.to_string(), value));
+                }
+            }
+        }
+        if self.settings.forward_access_token {
+            if let Some(token) = tokens.access_token {
+                raw.push(("x-guichet-access-token".into(), token));
+            }
+        }
+        if self.settings.forward_id_token {
+            if let Some(token) = tokens.id_token {
+                raw.push(("x-guichet-id-token".into(), token));
+            }
+        }
+
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(raw.len() + 1);
+        let mut fallbacks: Vec<&str> = Vec::new();
+        for (name, value) in &raw {
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            if headers.iter().any(|(existing, _)| *existing == header) {
+                continue;
+            }
+            let encoding = self
+                .settings
+                .encodings
+                .get(name)
+                .copied()
+                .unwrap_or(self.settings.encoding);
+            let (value, fell_back) = encode(value, encoding);
+            if fell_back {
+                fallbacks.push(name);
+            }
+            headers.push((header, value));
+        }
+        if !fallbacks.is_empty() {
+            tracing::debug!(headers = %fallbacks.join(","), "values percent-encoded: not representable in the configured encoding");
+            if let Ok(value) = HeaderValue::from_str(&fallbacks.join(",")) {
+                headers.push((HeaderName::from_static(FALLBACK_HEADER), value));
+            }
+        }
+        headers
+    }
+}
+
+/// The headers of the `oauth2-proxy` preset: (claim, header).
+const OAUTH2_PROXY_HEADERS: &[(&str, &str)] = &[
+    ("sub", "x-forwarded-user"),
+    ("email", "x-forwarded-email"),
+    ("preferred_username", "x-forwarded-preferred-username"),
+];
+
+// === the signed JWT assertion ===
+
+/// Why an assertion key or signature failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AssertionError {
+    #[error("{path}: not a PKCS#8 PEM private key for ES256 (P-256) or EdDSA (Ed25519)")]
+    UnsupportedKey { path: String },
+    #[error("signing failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+}
+
+struct AssertionKey {
+    kid: String,
+    algorithm: Algorithm,
+    key: EncodingKey,
+}
+
+/// Signs identity assertions with the first configured key and publishes all of them.
+pub struct AssertionSigner {
+    header: HeaderName,
+    keys: Vec<AssertionKey>,
+    jwks: Bytes,
+    lifetime: u64,
+    issuer: String,
+    audience: String,
+}
+
+impl AssertionSigner {
+    pub fn new(settings: &AssertionSettings) -> Result<Self, AssertionError> {
+        let header = HeaderName::from_bytes(settings.header.as_bytes())
+            .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?;
+        let mut keys = Vec::new();
+        let mut published = Vec::new();
+        for (path, pem) in &settings.keys {
+            let pem = pem.expose().as_bytes();
+            let unsupported = || AssertionError::UnsupportedKey {
+                path: path.display().to_string(),
+            };
+            let (key, algorithm) = match EncodingKey::from_ec_pem(pem) {
+                Ok(key) => (key, Algorithm::ES256),
+                Err(_) => (
+                    EncodingKey::from_ed_pem(pem).map_err(|_| unsupported())?,
+                    Algorithm::EdDSA,
+                ),
+            };
+            let mut jwk = Jwk::from_encoding_key(&key, algorithm).map_err(|_| unsupported())?;
+            let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+            jwk.common.key_id = Some(kid.clone());
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            published.push(jwk);
+            keys.push(AssertionKey {
+                kid,
+                algorithm,
+                key,
+            });
+        }
+        if keys.is_empty() {
+            return Err(AssertionError::UnsupportedKey {
+                path: "assertion.keys".into(),
+            });
+        }
+        let jwks = serde_json::to_vec(&JwkSet { keys: published })
+            .map_err(|e| AssertionError::Signing(e.into()))?;
+        Ok(AssertionSigner {
+            header,
+            keys,
+            jwks: Bytes::from(jwks),
+            lifetime: settings.lifetime.as_secs().max(1),
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+        })
+    }
+
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The public keys, as a JWKS document.
+    pub fn jwks(&self) -> Bytes {
+        self.jwks.clone()
+    }
+
+    /// The claims every assertion for this identity carries, besides `iss`, `aud`, `iat`, `exp`.
+    pub fn base_claims(&self, identity: &Identity) -> Map<String, Value> {
+        let mut claims = Map::new();
+        for (name, value) in &identity.claims {
+            claims.insert(name.clone(), Value::String(value.clone()));
+        }
+        claims.insert("sub".into(), Value::String(identity.sub.clone()));
+        claims.insert("provider".into(), Value::String(identity.provider.clone()));
+        if let Some(acr) = &identity.acr {
+            claims.insert("acr".into(), Value::String(acr.clone()));
+        }
+        if !identity.amr.is_empty() {
+            claims.insert(
+                "amr".into(),
+                Value::Array(identity.amr.iter().cloned().map(Value::String).collect()),
+            );
+        }
+        claims
+    }
+
+    /// Signs an assertion issued at `now`; returns it and the time after which to sign anew
+    /// (when less than a third of its lifetime remains).
+    pub fn sign(
+        &self,
+        base: &Map<String, Value>,
+        now: u64,
+    ) -> Result<(HeaderValue, u64), AssertionError> {
+        let key = &self.keys[0];
+        let mut claims = base.clone();
+        claims.insert("iss".into(), Value::String(self.issuer.clone()));
+        claims.insert("aud".into(), Value::String(self.audience.clone()));
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert("exp".into(), Value::from(now + self.lifetime));
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.key)?;
+        let value = HeaderValue::from_str(&token)
+            .map_err(|_| AssertionError::HeaderName("assertion value".into()))?;
+        Ok((value, now + self.lifetime * 2 / 3))
+    }
+
+    /// The session's assertion, signed anew only when it is close to expiry.
+    pub fn current(&self, session: &Session, now: u64) -> Result<HeaderValue, AssertionError> {
+        if let Ok(guard) = session.assertion.read() {
+            if let Some((value, refresh_at)) = guard.as_ref() {
+                if now < *refresh_at {
+                    return Ok(value.clone());
+                }
+            }
+        }
+        let (value, refresh_at) = self.sign(&session.assertion_claims, now)?;
+        if let Ok(mut guard) = session.assertion.write() {
+            *guard = Some((value.clone(), refresh_at));
+        }
+        Ok(value)
+    }
+}
+
+/// Writes a private key for `guichet keygen`: PKCS#8 PEM, P-256 (ES256) or Ed25519 (EdDSA).
+pub fn generate_key_pem(algorithm: Algorithm) -> Result<String, String> {
+    match algorithm {
+        Algorithm::ES256 => {
+            let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+            secret
+                .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+                .map(|pem| pem.to_string())
+                .map_err(|e| e.to_string())
+        }
+        Algorithm::EdDSA => {
+            // PKCS#8 v1 wrapping of a raw Ed25519 seed (RFC 8410, section 7).
+            let mut der = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
+            ];
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+            der.extend_from_slice(&seed);
+            let body = base64::engine::general_purpose::STANDARD.encode(&der);
+            Ok(format!(
+                "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+            ))
+        }
+        other => Err(format!("{other:?} is not supported: use ES256 or EdDSA")),
+    }
+}
+
+// === the HMAC signature ===
+
+/// `X-Guichet-Signature: t=<unix seconds>, v1=<base64url HMAC-SHA256>` over
+/// `v1\n<METHOD>\n<path and query>\n<t>\n` followed by every identity header sent, sorted by
+/// name, one `name:value\n` line each (names lower-case, values as sent).
+pub struct RequestSigner {
+    header: HeaderName,
+    key: Secret,
+}
+
+impl RequestSigner {
+    pub fn new(settings: &SignatureSettings) -> Result<Self, AssertionError> {
+        Ok(RequestSigner {
+            header: HeaderName::from_bytes(settings.header.as_bytes())
+                .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?,
+            key: settings.key.clone(),
+        })
+    }
+
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The sorted `name:value\n` lines of the identity headers, built once per session.
+    pub fn header_block(headers: &[(HeaderName, HeaderValue)]) -> Vec<u8> {
+        let mut sorted: Vec<&(HeaderName, HeaderValue)> = headers.iter().collect();
+        sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let mut block = Vec::new();
+        for (name, value) in sorted {
+            block.extend_from_slice(name.as_str().as_bytes());
+            block.push(b':');
+            block.extend_from_slice(value.as_bytes());
+            block.push(b'\n');
+        }
+        block
+    }
+
+    /// The signature header value for one request.
+    pub fn sign(&self, method: &str, path_and_query: &str, now: u64, block: &[u8]) -> HeaderValue {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose().as_bytes())
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"v1\n");
+        mac.update(method.as_bytes());
+        mac.update(b"\n");
+        mac.update(path_and_query.as_bytes());
+        mac.update(b"\n");
+        mac.update(now.to_string().as_bytes());
+        mac.update(b"\n");
+        mac.update(block);
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        HeaderValue::from_str(&format!("t={now}, v1={tag}"))
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -146,33 +531,212 @@ mod tests {
         assert_eq!(encode_value("a\r\nb").to_str().unwrap(), "a%0D%0Ab");
     }
 
-    #[test]
-    fn headers_cover_identity_and_every_claim() {
-        let identity = Identity {
+    fn identity() -> Identity {
+        Identity {
             provider: "agentconnect".into(),
             sub: "abc".into(),
             acr: Some("eidas1".into()),
             amr: vec![],
             claims: BTreeMap::from([
                 ("given_name".to_string(), "Jean-Édouard".to_string()),
-                ("usual_name".to_string(), "Dupont".to_string()),
+                ("usual_name".to_string(), "Lœvenbruck".to_string()),
+                ("email".to_string(), "j@x.fr".to_string()),
                 ("bad name".to_string(), "x".to_string()),
             ]),
-        };
-        let headers = identity_headers(&identity);
-        let pairs: Vec<(&str, &str)> = headers
+        }
+    }
+
+    fn plan(headers: HeaderSettings) -> HeaderPlan {
+        HeaderPlan {
+            extra_strip: vec![],
+            settings: headers,
+        }
+    }
+
+    fn pairs(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, Vec<u8>)> {
+        headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
-            .collect();
-        assert_eq!(
-            pairs,
-            [
-                ("x-guichet-sub", "abc"),
-                ("x-guichet-provider", "agentconnect"),
-                ("x-guichet-acr", "eidas1"),
-                ("x-guichet-given-name", "Jean-%C3%89douard"),
-                ("x-guichet-usual-name", "Dupont"),
-            ]
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn headers_cover_identity_and_every_claim() {
+        let headers = plan(HeaderSettings::default())
+            .identity_headers(&identity(), ForwardedTokens::default());
+        let expected: Vec<(String, Vec<u8>)> = [
+            ("x-guichet-sub", "abc"),
+            ("x-guichet-provider", "agentconnect"),
+            ("x-guichet-acr", "eidas1"),
+            ("x-guichet-email", "j@x.fr"),
+            ("x-guichet-given-name", "Jean-%C3%89douard"),
+            ("x-guichet-usual-name", "L%C5%93venbruck"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect();
+        assert_eq!(pairs(&headers), expected);
+    }
+
+    #[test]
+    fn encodings_mappings_presets_and_tokens() {
+        let settings = HeaderSettings {
+            preset: HeaderPreset::Oauth2Proxy,
+            encoding: Encoding::Latin1,
+            claims: BTreeMap::from([
+                ("email".to_string(), Some("x-remote-mail".to_string())),
+                ("usual_name".to_string(), None),
+            ]),
+            encodings: BTreeMap::from([("x-guichet-sub".to_string(), Encoding::Base64Url)]),
+            forward_access_token: true,
+            forward_id_token: false,
+        };
+        let headers = plan(settings).identity_headers(
+            &identity(),
+            ForwardedTokens {
+                access_token: Some("at-123"),
+                id_token: Some("idt"),
+            },
         );
+        let map: BTreeMap<String, Vec<u8>> = pairs(&headers).into_iter().collect();
+        assert_eq!(map["x-guichet-sub"], b"YWJj");
+        // Latin-1: one byte per character.
+        assert_eq!(map["x-guichet-given-name"], b"Jean-\xC9douard");
+        assert_eq!(map["x-remote-mail"], b"j@x.fr");
+        assert!(!map.contains_key("x-guichet-email"));
+        assert!(!map.contains_key("x-guichet-usual-name"));
+        assert_eq!(map["x-forwarded-user"], b"abc");
+        assert_eq!(map["x-forwarded-email"], b"j@x.fr");
+        assert_eq!(map["x-guichet-access-token"], b"at-123");
+        assert!(!map.contains_key("x-guichet-id-token"));
+    }
+
+    #[test]
+    fn latin1_and_utf8_fall_back_to_percent_and_flag_it() {
+        assert_eq!(
+            encode("Lœvenbruck", Encoding::Latin1),
+            (HeaderValue::from_static("L%C5%93venbruck"), true)
+        );
+        assert_eq!(encode("é", Encoding::Latin1).0.as_bytes(), b"\xE9");
+        assert_eq!(encode("é", Encoding::Utf8).0.as_bytes(), "é".as_bytes());
+        assert_eq!(
+            encode("a\nb", Encoding::Utf8),
+            (HeaderValue::from_static("a%0Ab"), true)
+        );
+        let settings = HeaderSettings {
+            encoding: Encoding::Latin1,
+            ..HeaderSettings::default()
+        };
+        let headers = plan(settings).identity_headers(&identity(), ForwardedTokens::default());
+        let map: BTreeMap<String, Vec<u8>> = pairs(&headers).into_iter().collect();
+        assert_eq!(map[FALLBACK_HEADER], b"x-guichet-usual-name");
+    }
+
+    fn signer(lifetime: u64, algorithm: Algorithm) -> AssertionSigner {
+        let pem = generate_key_pem(algorithm).unwrap();
+        AssertionSigner::new(&AssertionSettings {
+            header: "x-guichet-assertion".into(),
+            keys: vec![("k.pem".into(), Secret::new(pem))],
+            lifetime: std::time::Duration::from_secs(lifetime),
+            issuer: "https://gw".into(),
+            audience: "http://app".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn assertions_verify_against_the_published_jwks() {
+        for algorithm in [Algorithm::ES256, Algorithm::EdDSA] {
+            let signer = signer(300, algorithm);
+            let base = signer.base_claims(&identity());
+            let now = unix_now();
+            let (token, refresh_at) = signer.sign(&base, now).unwrap();
+            assert_eq!(refresh_at, now + 200);
+            let jwks: JwkSet = serde_json::from_slice(&signer.jwks()).unwrap();
+            assert_eq!(jwks.keys.len(), 1);
+            let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(algorithm);
+            validation.set_audience(&["http://app"]);
+            validation.set_issuer(&["https://gw"]);
+            let claims: Value = jsonwebtoken::decode(token.to_str().unwrap(), &key, &validation)
+                .unwrap()
+                .claims;
+            assert_eq!(claims["sub"], "abc");
+            assert_eq!(claims["given_name"], "Jean-Édouard");
+            assert_eq!(claims["provider"], "agentconnect");
+            assert_eq!(claims["acr"], "eidas1");
+            assert_eq!(claims["exp"], now + 300);
+            let header = jsonwebtoken::decode_header(token.to_str().unwrap()).unwrap();
+            assert_eq!(header.kid, jwks.keys[0].common.key_id);
+        }
+    }
+
+    #[test]
+    fn assertions_are_reused_until_two_thirds_of_their_life() {
+        let signer = signer(300, Algorithm::ES256);
+        let session = Session {
+            provider: "p".into(),
+            sub: "abc".into(),
+            id_token: String::new(),
+            headers: vec![],
+            signature_block: vec![],
+            assertion_claims: signer.base_claims(&identity()),
+            assertion: std::sync::RwLock::new(None),
+            created_at: std::time::SystemTime::now(),
+        };
+        let t0 = 1_000_000;
+        let first = signer.current(&session, t0).unwrap();
+        assert_eq!(signer.current(&session, t0 + 199).unwrap(), first);
+        let renewed = signer.current(&session, t0 + 200).unwrap();
+        assert_ne!(renewed, first);
+        assert_eq!(signer.current(&session, t0 + 250).unwrap(), renewed);
+    }
+
+    #[test]
+    fn a_key_that_is_not_p256_or_ed25519_is_refused() {
+        let result = AssertionSigner::new(&AssertionSettings {
+            header: "x-guichet-assertion".into(),
+            keys: vec![(
+                "bad.pem".into(),
+                Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            )],
+            lifetime: std::time::Duration::from_secs(60),
+            issuer: "i".into(),
+            audience: "a".into(),
+        });
+        assert!(matches!(result, Err(AssertionError::UnsupportedKey { .. })));
+    }
+
+    #[test]
+    fn hmac_covers_method_path_time_and_headers() {
+        let signer = RequestSigner::new(&SignatureSettings {
+            header: "x-guichet-signature".into(),
+            key: Secret::new("k".repeat(32)),
+        })
+        .unwrap();
+        let headers = vec![
+            (
+                HeaderName::from_static("x-guichet-sub"),
+                HeaderValue::from_static("abc"),
+            ),
+            (
+                HeaderName::from_static("x-guichet-acr"),
+                HeaderValue::from_static("eidas1"),
+            ),
+        ];
+        let block = RequestSigner::header_block(&headers);
+        assert_eq!(block, b"x-guichet-acr:eidas1\nx-guichet-sub:abc\n");
+        let value = signer.sign("GET", "/a?b=1", 1700000000, &block);
+        // Independent computation of the documented canonical string.
+        let mut mac = Hmac::<Sha256>::new_from_slice("k".repeat(32).as_bytes()).unwrap();
+        mac.update(b"v1\nGET\n/a?b=1\n1700000000\nx-guichet-acr:eidas1\nx-guichet-sub:abc\n");
+        let expected = format!(
+            "t=1700000000, v1={}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(value.to_str().unwrap(), expected);
+        assert_ne!(signer.sign("POST", "/a?b=1", 1700000000, &block), value);
+        assert_ne!(signer.sign("GET", "/a?b=2", 1700000000, &block), value);
+        assert_ne!(signer.sign("GET", "/a?b=1", 1700000001, &block), value);
     }
 }

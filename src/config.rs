@@ -6,6 +6,7 @@
 //! (every problem reported at once, each with its key path), then build [`Settings`], the only type
 //! the rest of guichet reads. Secrets are [`Secret`]s, whose `Debug` prints `REDACTED`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,8 +32,83 @@ pub struct FileConfig {
     pub metrics: Option<MetricsSection>,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub headers: HeadersSection,
+    #[serde(default)]
+    pub assertion: Option<AssertionSection>,
+    #[serde(default)]
+    pub signature: Option<SignatureSection>,
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderSection>,
+}
+
+/// `[headers]`: which identity headers the application receives, and how values are encoded.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersSection {
+    /// `guichet` (default): `X-Guichet-*` only; `oauth2-proxy`: also `X-Forwarded-User`,
+    /// `X-Forwarded-Email`, `X-Forwarded-Preferred-Username`.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Default value encoding: `percent` (default), `utf8`, `latin1` or `base64url`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Claim → header name; `""` stops a claim from being sent.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    /// Header name → encoding, overriding `encoding` for that header.
+    #[serde(default)]
+    pub encodings: BTreeMap<String, String>,
+    /// Send the provider's access token as `X-Guichet-Access-Token`; default false.
+    #[serde(default)]
+    pub forward_access_token: bool,
+    /// Send the raw id_token as `X-Guichet-Id-Token`; default false.
+    #[serde(default)]
+    pub forward_id_token: bool,
+}
+
+/// `[assertion]`: a signed JWT carrying the identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionSection {
+    /// Default `X-Guichet-Assertion`.
+    #[serde(default = "default_assertion_header")]
+    pub header: String,
+    /// PEM private keys (PKCS#8, P-256 for ES256 or Ed25519 for EdDSA); the first signs, all are
+    /// published at `/.guichet/jwks.json`. `guichet keygen --out FILE` makes one.
+    pub keys: Vec<PathBuf>,
+    /// Default `5m`.
+    #[serde(default = "default_assertion_lifetime")]
+    pub lifetime: String,
+    /// `aud` claim; default the upstream URL.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+fn default_assertion_header() -> String {
+    "X-Guichet-Assertion".into()
+}
+fn default_assertion_lifetime() -> String {
+    "5m".into()
+}
+
+/// `[signature]`: an HMAC-SHA256 over the request line and identity headers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSection {
+    /// Default `X-Guichet-Signature`.
+    #[serde(default = "default_signature_header")]
+    pub header: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub key_env: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+fn default_signature_header() -> String {
+    "X-Guichet-Signature".into()
 }
 
 /// `[server]`
@@ -246,7 +322,85 @@ pub struct Settings {
     pub session: SessionSettings,
     pub metrics_listen: Option<SocketAddr>,
     pub log_level: String,
+    pub headers: HeaderSettings,
+    pub assertion: Option<AssertionSettings>,
+    pub signature: Option<SignatureSettings>,
     pub providers: Vec<ProviderSettings>,
+}
+
+/// How a header value is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Printable ASCII as is (but `%`), everything else `%XX` of its UTF-8 bytes.
+    Percent,
+    /// Raw UTF-8 bytes.
+    Utf8,
+    /// One byte per character (ISO-8859-1), for old Java/PHP applications.
+    Latin1,
+    /// base64url without padding of the UTF-8 bytes.
+    Base64Url,
+}
+
+impl Encoding {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "percent" => Some(Encoding::Percent),
+            "utf8" => Some(Encoding::Utf8),
+            "latin1" => Some(Encoding::Latin1),
+            "base64url" => Some(Encoding::Base64Url),
+            _ => None,
+        }
+    }
+}
+
+/// Header naming presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderPreset {
+    Guichet,
+    Oauth2Proxy,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeaderSettings {
+    pub preset: HeaderPreset,
+    pub encoding: Encoding,
+    /// Claim → lower-case header name, or `None` for "do not send".
+    pub claims: BTreeMap<String, Option<String>>,
+    /// Lower-case header name → encoding.
+    pub encodings: BTreeMap<String, Encoding>,
+    pub forward_access_token: bool,
+    pub forward_id_token: bool,
+}
+
+impl Default for HeaderSettings {
+    fn default() -> Self {
+        HeaderSettings {
+            preset: HeaderPreset::Guichet,
+            encoding: Encoding::Percent,
+            claims: BTreeMap::new(),
+            encodings: BTreeMap::new(),
+            forward_access_token: false,
+            forward_id_token: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AssertionSettings {
+    /// Lower-case header name.
+    pub header: String,
+    /// (file, PEM text) of each key, the signing one first.
+    pub keys: Vec<(PathBuf, Secret)>,
+    pub lifetime: Duration,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SignatureSettings {
+    /// Lower-case header name.
+    pub header: String,
+    pub key: Secret,
 }
 
 #[derive(Clone, Debug)]
@@ -524,6 +678,61 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         );
     }
 
+    let headers = header_settings(&mut check, &file.headers);
+    let assertion = file.assertion.as_ref().map(|section| {
+        let header = header_name(&mut check, "assertion.header", &section.header);
+        if section.keys.is_empty() {
+            check.problem(
+                "assertion.keys",
+                "give at least one PEM key file (guichet keygen --out FILE makes one)",
+            );
+        }
+        let mut keys = Vec::new();
+        for (i, path) in section.keys.iter().enumerate() {
+            match std::fs::read_to_string(path) {
+                Ok(pem) => keys.push((path.clone(), Secret::new(pem))),
+                Err(e) => check.problem(
+                    format!("assertion.keys[{i}]"),
+                    format!("cannot read {}: {e}", path.display()),
+                ),
+            }
+        }
+        let lifetime = check.duration("assertion.lifetime", &section.lifetime);
+        AssertionSettings {
+            header,
+            keys,
+            lifetime,
+            issuer: public_url.as_str().trim_end_matches('/').to_string(),
+            audience: section
+                .audience
+                .clone()
+                .unwrap_or_else(|| file.upstream.url.trim_end_matches('/').to_string()),
+        }
+    });
+    let signature = file.signature.as_ref().and_then(|section| {
+        let header = header_name(&mut check, "signature.header", &section.header);
+        let key = secret_from(
+            &mut check,
+            "signature.key",
+            section.key.as_deref(),
+            section.key_env.as_deref(),
+            section.key_file.as_deref(),
+            env,
+        )?;
+        if key.expose().len() < 32 {
+            check.problem(
+                "signature.key",
+                "use at least 32 characters (e.g. openssl rand -base64 48)",
+            );
+        }
+        Some(SignatureSettings { header, key })
+    });
+    if let (Some(a), Some(s)) = (&assertion, &signature) {
+        if a.header == s.header {
+            check.problem("signature.header", "must differ from assertion.header");
+        }
+    }
+
     if file.providers.is_empty() {
         check.problem(
             "provider",
@@ -557,8 +766,67 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         session,
         metrics_listen,
         log_level,
+        headers,
+        assertion,
+        signature,
         providers,
     })
+}
+
+/// A header name as configured, checked and lower-cased.
+fn header_name(check: &mut Checker, key: &str, name: &str) -> String {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        check.problem(key, format!("{name:?} is not a valid HTTP header name"));
+    }
+    name.to_ascii_lowercase()
+}
+
+fn header_settings(check: &mut Checker, section: &HeadersSection) -> HeaderSettings {
+    let preset = match section.preset.as_deref() {
+        None | Some("guichet") => HeaderPreset::Guichet,
+        Some("oauth2-proxy") => HeaderPreset::Oauth2Proxy,
+        Some(other) => {
+            check.problem(
+                "headers.preset",
+                format!("expected \"guichet\" or \"oauth2-proxy\", got {other:?}"),
+            );
+            HeaderPreset::Guichet
+        }
+    };
+    let mut parse_encoding = |key: String, text: &str| {
+        Encoding::parse(text).unwrap_or_else(|| {
+            check.problem(
+                key,
+                format!("expected percent, utf8, latin1 or base64url; got {text:?}"),
+            );
+            Encoding::Percent
+        })
+    };
+    let encoding = section.encoding.as_deref().map_or(Encoding::Percent, |e| {
+        parse_encoding("headers.encoding".into(), e)
+    });
+    let mut encodings = BTreeMap::new();
+    for (name, value) in &section.encodings {
+        let encoding = parse_encoding(format!("headers.encodings.{name}"), value);
+        encodings.insert(name.to_ascii_lowercase(), encoding);
+    }
+    let mut claims = BTreeMap::new();
+    for (claim, name) in &section.claims {
+        let target = if name.is_empty() {
+            None
+        } else {
+            Some(header_name(check, &format!("headers.claims.{claim}"), name))
+        };
+        claims.insert(claim.clone(), target);
+    }
+    HeaderSettings {
+        preset,
+        encoding,
+        claims,
+        encodings,
+        forward_access_token: section.forward_access_token,
+        forward_id_token: section.forward_id_token,
+    }
 }
 
 fn upstream_settings(check: &mut Checker, section: &UpstreamSection) -> UpstreamSettings {

@@ -6,6 +6,7 @@
 //! first with a short English line, and every error page carries a correlation id that also
 //! appears in the log line written for it.
 
+use std::sync::RwLock;
 use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,7 +16,7 @@ use http::StatusCode;
 use pingora::http::{RequestHeader, ResponseHeader};
 use rand::RngCore;
 
-use crate::assertion::identity_headers;
+use crate::assertion::{ForwardedTokens, RequestSigner};
 use crate::gateway::Gateway;
 use crate::oidc::OidcError;
 use crate::policy::safe_return_to;
@@ -71,7 +72,13 @@ impl Reply {
             header.append_header(*name, value.as_str())?;
         }
         header.insert_header("content-length", self.body.len().to_string())?;
-        header.insert_header("cache-control", "no-store")?;
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| *name == "cache-control")
+        {
+            header.insert_header("cache-control", "no-store")?;
+        }
         header.insert_header("x-content-type-options", "nosniff")?;
         header.insert_header("referrer-policy", "no-referrer")?;
         Ok(header)
@@ -240,6 +247,7 @@ pub async fn handle(
         "logged-out" => Ok(logged_out()),
         "healthz" => Ok(Reply::text(StatusCode::OK, "ok\n")),
         "readyz" => Ok(readyz(gateway)),
+        "jwks.json" => Ok(jwks(gateway)),
         _ => Err(PageError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -249,6 +257,22 @@ pub async fn handle(
         )),
     };
     result.unwrap_or_else(|error| render_error(&error, correlation_id))
+}
+
+/// `GET /.guichet/jwks.json`: the assertion's public keys (an empty set without assertions).
+fn jwks(gateway: &Gateway) -> Reply {
+    let body = gateway
+        .assertion
+        .as_ref()
+        .map_or_else(|| Bytes::from_static(b"{\"keys\":[]}"), |a| a.jwks());
+    Reply {
+        status: StatusCode::OK,
+        headers: vec![
+            ("content-type", "application/jwk-set+json".into()),
+            ("cache-control", "public, max-age=300".into()),
+        ],
+        body,
+    }
 }
 
 fn readyz(gateway: &Gateway) -> Reply {
@@ -417,10 +441,24 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     if let Some(old) = cookie_id(request, &settings.cookie_name) {
         gateway.sessions.remove(&old).await;
     }
+    let headers = gateway.headers.identity_headers(
+        &outcome.identity,
+        ForwardedTokens {
+            access_token: Some(&outcome.access_token),
+            id_token: Some(&outcome.id_token),
+        },
+    );
     let session = Session {
         provider: provider.id().to_string(),
         sub: outcome.identity.sub.clone(),
-        headers: identity_headers(&outcome.identity),
+        signature_block: RequestSigner::header_block(&headers),
+        headers,
+        assertion_claims: gateway
+            .assertion
+            .as_ref()
+            .map(|signer| signer.base_claims(&outcome.identity))
+            .unwrap_or_default(),
+        assertion: RwLock::new(None),
         id_token: outcome.id_token,
         created_at: SystemTime::now(),
     };

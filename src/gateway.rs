@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::assertion::{AssertionError, AssertionSigner, HeaderPlan, RequestSigner};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
@@ -16,17 +17,42 @@ pub struct Gateway {
     pub logins: LoginStore,
     pub providers: Vec<Arc<Provider>>,
     pub metrics: Arc<Metrics>,
+    pub headers: HeaderPlan,
+    pub assertion: Option<AssertionSigner>,
+    pub signature: Option<RequestSigner>,
+}
+
+/// Why the gateway could not be built from valid settings.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
 }
 
 impl Gateway {
-    pub fn new(settings: Settings) -> Result<Self, OidcError> {
+    pub fn new(settings: Settings) -> Result<Self, StartError> {
         let redirect_uri = settings.redirect_uri();
         let providers = settings
             .providers
             .iter()
             .map(|p| Provider::new(p.clone(), &redirect_uri).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let assertion = settings
+            .assertion
+            .as_ref()
+            .map(AssertionSigner::new)
+            .transpose()?;
+        let signature = settings
+            .signature
+            .as_ref()
+            .map(RequestSigner::new)
+            .transpose()?;
         Ok(Gateway {
+            headers: HeaderPlan::new(&settings),
+            assertion,
+            signature,
             sessions: SessionStore::new(&settings.session),
             logins: LoginStore::new(LOGIN_STATE_TTL),
             providers,

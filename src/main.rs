@@ -35,6 +35,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Write a new private key for signing identity assertions (PKCS#8 PEM, mode 0600).
+    Keygen {
+        #[arg(long, short)]
+        out: PathBuf,
+        /// ES256 (P-256, default) or EdDSA (Ed25519).
+        #[arg(long, default_value = "ES256")]
+        algorithm: String,
+    },
     /// Start the offline demo: mock provider, demo app and gateway on loopback.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -66,8 +74,14 @@ fn init_logging(level: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Keygen { out, algorithm } => keygen(&out, &algorithm),
         Command::Check { config } => match config::load(&config) {
             Ok(settings) => {
+                // Building the gateway checks what the file only names (assertion keys).
+                if let Err(e) = guichet::gateway::Gateway::new(settings.clone()) {
+                    eprintln!("{}: {e}", config.display());
+                    return ExitCode::FAILURE;
+                }
                 println!(
                     "{}: OK — listen {}, upstream {}, {} provider(s): {}",
                     config.display(),
@@ -117,6 +131,44 @@ fn main() -> ExitCode {
             } else {
                 run_demo(&addresses)
             }
+        }
+    }
+}
+
+fn keygen(out: &std::path::Path, algorithm: &str) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let algorithm = match algorithm {
+        "ES256" => jsonwebtoken::Algorithm::ES256,
+        "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+        other => {
+            eprintln!("unsupported algorithm {other:?}: use ES256 or EdDSA");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pem = match guichet::assertion::generate_key_pem(algorithm) {
+        Ok(pem) => pem,
+        Err(e) => {
+            eprintln!("cannot generate a key: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out);
+    match file.and_then(|mut f| f.write_all(pem.as_bytes())) {
+        Ok(()) => {
+            println!("wrote a new {algorithm:?} private key to {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "cannot write {}: {e} (an existing key is never overwritten)",
+                out.display()
+            );
+            ExitCode::FAILURE
         }
     }
 }

@@ -213,10 +213,21 @@ fn is_unknown_key(error: &ClaimsVerificationError) -> bool {
 // === Provider ===
 
 /// A successful login: who, and the raw id_token for the logout hint.
-#[derive(Debug)]
 pub struct LoginOutcome {
     pub identity: Identity,
     pub id_token: String,
+    /// Forwarded to the application only when configured.
+    pub access_token: String,
+}
+
+impl std::fmt::Debug for LoginOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginOutcome")
+            .field("identity", &self.identity)
+            .field("id_token", &"REDACTED")
+            .field("access_token", &"REDACTED")
+            .finish()
+    }
 }
 
 /// One configured OpenID provider.
@@ -447,6 +458,7 @@ impl Provider {
         Ok(LoginOutcome {
             identity: Identity::from_claims(&self.settings.id, &sub, &id_claims, userinfo.as_ref()),
             id_token: id_token.to_string(),
+            access_token: token.access_token().secret().clone(),
         })
     }
 

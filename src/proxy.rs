@@ -14,7 +14,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::assertion::strip_identity_headers;
+use crate::assertion::unix_now;
 use crate::endpoints::{self, new_correlation_id, render_error, PageError, Reply};
 use crate::gateway::Gateway;
 use crate::policy::{own_endpoint, unauthenticated, Unauthenticated};
@@ -172,7 +172,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        strip_identity_headers(upstream_request);
+        self.gateway.headers.strip(upstream_request);
 
         let names = [
             self.gateway.settings.session.cookie_name.as_str(),
@@ -220,6 +220,30 @@ impl ProxyHttp for GatewayProxy {
         if let Some(live) = &ctx.session {
             for (name, value) in &live.headers {
                 upstream_request.insert_header(name.clone(), value.clone())?;
+            }
+            let gateway = &self.gateway;
+            if gateway.assertion.is_some() || gateway.signature.is_some() {
+                let now = unix_now();
+                if let Some(signer) = &gateway.assertion {
+                    let value = signer.current(live, now).map_err(|e| {
+                        tracing::error!(error = %e, "cannot sign the identity assertion");
+                        Error::explain(ErrorType::InternalError, "assertion signing failed")
+                    })?;
+                    upstream_request.insert_header(signer.header().clone(), value)?;
+                }
+                if let Some(signer) = &gateway.signature {
+                    let path = upstream_request
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |pq| pq.as_str());
+                    let value = signer.sign(
+                        upstream_request.method.as_str(),
+                        path,
+                        now,
+                        &live.signature_block,
+                    );
+                    upstream_request.insert_header(signer.header().clone(), value)?;
+                }
             }
         }
         Ok(())

@@ -12,9 +12,9 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::config::Settings;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, StartError};
 use crate::metrics::MetricsApp;
-use crate::oidc::{keep_discovered, OidcError, Provider};
+use crate::oidc::{keep_discovered, Provider};
 use crate::proxy::GatewayProxy;
 
 /// A pingora server configured from the settings (threads, shutdown timings), bootstrapped.
@@ -31,7 +31,7 @@ pub fn new_server(settings: &Settings) -> Server {
 }
 
 /// Adds the gateway's services to `server` and returns the shared state.
-pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gateway>, OidcError> {
+pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gateway>, StartError> {
     let gateway = Arc::new(Gateway::new(settings)?);
     let settings = &gateway.settings;
 

@@ -7,7 +7,7 @@
 //! headers) is decided by `assertion`; this module only keeps it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -85,6 +85,12 @@ pub struct Session {
     pub id_token: String,
     /// Identity headers, built once at login and copied onto each proxied request.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The sorted `name:value` lines of `headers`, for the HMAC signature.
+    pub signature_block: Vec<u8>,
+    /// The assertion's claims but `iss`, `aud`, `iat`, `exp` (empty without assertions).
+    pub assertion_claims: serde_json::Map<String, serde_json::Value>,
+    /// The current signed assertion and when to sign it anew.
+    pub assertion: RwLock<Option<(HeaderValue, u64)>>,
     pub created_at: SystemTime,
 }
 
@@ -293,6 +299,9 @@ mod tests {
             sub: "s".into(),
             id_token: "secret-token".into(),
             headers: vec![],
+            signature_block: vec![],
+            assertion_claims: Default::default(),
+            assertion: RwLock::new(None),
             created_at: SystemTime::now(),
         }
     }

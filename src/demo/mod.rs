@@ -57,6 +57,9 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         },
         metrics_listen: None,
         log_level: "info".into(),
+        headers: crate::config::HeaderSettings::default(),
+        assertion: None,
+        signature: None,
         providers: vec![ProviderSettings {
             id: "agentconnect".into(),
             display_name: "AgentConnect (démonstration)".into(),

@@ -102,7 +102,7 @@ pub fn start_provider(
 pub struct GatewayOptions {
     pub idle_timeout: &'static str,
     pub max_lifetime: &'static str,
-    pub extra: &'static str,
+    pub extra: String,
     /// Start the mock provider (and wait until the gateway is ready).
     pub start_provider: bool,
     /// Send proxied requests here instead of the test upstream.
@@ -114,7 +114,7 @@ impl Default for GatewayOptions {
         GatewayOptions {
             idle_timeout: "30m",
             max_lifetime: "12h",
-            extra: "",
+            extra: String::new(),
             start_provider: true,
             upstream: None,
         }
