@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+source scripts/setup-verifiers.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

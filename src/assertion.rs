@@ -425,8 +425,11 @@ pub fn generate_key_pem(algorithm: Algorithm) -> Result<String, String> {
 // === the HMAC signature ===
 
 /// `X-Guichet-Signature: t=<unix seconds>, v1=<base64url HMAC-SHA256>` over
-/// `v1\n<METHOD>\n<path and query>\n<t>\n` followed by every identity header sent, sorted by
-/// name, one `name:value\n` line each (names lower-case, values as sent).
+/// `v1\n<METHOD>\n<path and query>\n<t>\n` followed by every identity header sent in the
+/// `x-guichet-` namespace (the assertion and signature headers aside), sorted by name, one
+/// `name:value\n` line each (names lower-case, values as sent). Headers renamed outside the
+/// namespace (`[headers.claims]`, the `oauth2-proxy` preset) are covered by the JWT assertion,
+/// not by this signature.
 pub struct RequestSigner {
     header: HeaderName,
     key: Secret,
@@ -445,9 +448,13 @@ impl RequestSigner {
         &self.header
     }
 
-    /// The sorted `name:value\n` lines of the identity headers, built once per session.
+    /// The sorted `name:value\n` lines of the namespace's identity headers, built once per
+    /// session.
     pub fn header_block(headers: &[(HeaderName, HeaderValue)]) -> Vec<u8> {
-        let mut sorted: Vec<&(HeaderName, HeaderValue)> = headers.iter().collect();
+        let mut sorted: Vec<&(HeaderName, HeaderValue)> = headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-guichet-"))
+            .collect();
         sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         let mut block = Vec::new();
         for (name, value) in sorted {

@@ -11,6 +11,10 @@ fn check(path: &str, secret: Option<&str>) -> (bool, String, String) {
         .env_remove("GUICHET_AGENTCONNECT_SECRET");
     if let Some(secret) = secret {
         command.env("GUICHET_AGENTCONNECT_SECRET", secret);
+        command.env(
+            "GUICHET_HMAC_KEY",
+            "an-example-hmac-key-of-at-least-32-characters",
+        );
     }
     let output = command.output().expect("run guichet check");
     (
@@ -20,9 +24,31 @@ fn check(path: &str, secret: Option<&str>) -> (bool, String, String) {
     )
 }
 
+/// The shipped file with its absolute key path pointed at a fresh key in a scratch directory.
+fn with_scratch_key(path: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("guichet-cli-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("assertion.pem");
+    if !key.exists() {
+        let status = Command::new(BIN)
+            .args(["keygen", "--out", key.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("/etc/guichet/assertion.pem", key.to_str().unwrap());
+    let copy = dir.join(path.replace('/', "_"));
+    std::fs::write(&copy, text).unwrap();
+    copy.to_str().unwrap().to_string()
+}
+
 #[test]
 fn shipped_configurations_pass_check() {
     for path in ["config/guichet.example.toml", "examples/guichet.toml"] {
+        let path = with_scratch_key(path);
+        let path = path.as_str();
         let (ok, stdout, stderr) = check(path, Some("very-secret-value"));
         assert!(ok, "{path}: {stderr}");
         assert!(stdout.contains("OK"), "{stdout}");
@@ -91,4 +117,30 @@ scopes = ["openid", "two words"]
     let (ok, _, stderr) = check(missing.to_str().unwrap(), None);
     assert!(!ok);
     assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn an_unusable_assertion_key_fails_check_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("guichet-cli-badkey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("not-a-key.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let config = dir.join("g.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n\
+             [assertion]\nkeys = [\"{}\"]\n[[provider]]\nid = \"p\"\nissuer = \"http://idp\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(config.to_str().unwrap(), None);
+    assert!(!ok);
+    assert!(stderr.contains("not-a-key.pem"), "{stderr}");
+    assert!(stderr.contains("ES256"), "{stderr}");
 }

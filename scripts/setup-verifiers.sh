@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the runtimes the verification examples (examples/verify/) are tested with:
+# php-cli and a JDK from Debian, PyJWT in a virtualenv under target/, jose from npm.
+# Sourced by scripts/test.sh after scripts/setup.sh. A runtime that cannot be installed fails
+# here, loudly: the examples are never silently skipped.
+set -euo pipefail
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+need_apt=()
+command -v php >/dev/null 2>&1 || need_apt+=(php-cli)
+command -v java >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages for the verification examples: ${need_apt[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+venv=target/verify-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import jwt' >/dev/null 2>&1; then
+  echo "setup: creating $venv with examples/verify/python/requirements.txt"
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r examples/verify/python/requirements.txt
+fi
+
+if [ ! -d examples/verify/node/node_modules/jose ]; then
+  echo "setup: npm ci in examples/verify/node"
+  (cd examples/verify/node && npm ci --no-audit --no-fund --silent)
+fi
