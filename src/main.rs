@@ -12,6 +12,11 @@ use guichet::config::{self, Settings};
 use guichet::demo::{self, DemoAddresses};
 use guichet::server;
 
+/// mimalloc instead of glibc malloc: the proxy path allocates and frees small buffers on every
+/// request from several threads, where glibc's arena locks showed up in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "guichet",
@@ -51,6 +56,9 @@ enum Command {
         provider: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8082")]
         app: SocketAddr,
+        /// Put the gateway in front of this address instead of the demo app (for load tests).
+        #[arg(long)]
+        upstream: Option<SocketAddr>,
         /// Start only the mock provider (used by the integration tests).
         #[arg(long, requires_all = ["client_secret", "redirect_uri"])]
         provider_only: bool,
@@ -116,6 +124,7 @@ fn main() -> ExitCode {
             gateway,
             provider,
             app,
+            upstream,
             provider_only,
             client_secret,
             redirect_uri,
@@ -129,7 +138,7 @@ fn main() -> ExitCode {
             if provider_only {
                 run_mock_provider(provider, client_secret.unwrap_or_default(), redirect_uri)
             } else {
-                run_demo(&addresses)
+                run_demo(&addresses, upstream)
             }
         }
     }
@@ -202,9 +211,12 @@ fn run_mock_provider(listen: SocketAddr, secret: String, redirect_uris: Vec<Stri
     pingora.run_forever()
 }
 
-fn run_demo(addresses: &DemoAddresses) -> ExitCode {
+fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode {
     let secret = demo::demo_secret();
-    let settings = demo::demo_settings(addresses, &secret);
+    let mut settings = demo::demo_settings(addresses, &secret);
+    if let Some(upstream) = upstream {
+        settings.upstream.address = upstream;
+    }
     let redirect_uri = settings.redirect_uri();
     let mut pingora = server::new_server(&settings);
     if let Err(e) = demo::add_mock_provider(

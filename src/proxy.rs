@@ -312,10 +312,19 @@ impl ProxyHttp for GatewayProxy {
                 tracing::debug!(error = %write_error, "could not write the error page");
             }
         }
+        if code == 0 {
+            tracing::debug!(error = %e, "client went away");
+        }
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// guichet writes its own single log line for every failure it renders (`fail_to_proxy`),
+    /// with the correlation id shown to the visitor; pingora's line would be a second one.
+    fn suppress_error_log(&self, _session: &HttpSession, _ctx: &Self::CTX, _error: &Error) -> bool {
+        true
     }
 
     /// Records the request in the metrics.

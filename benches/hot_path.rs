@@ -1,0 +1,175 @@
+//! The authenticated request path, piece by piece: what guichet does to a request that carries a
+//! live session before forwarding it. Run with `cargo bench --bench hot_path`.
+//!
+//! The `assertion` group shows that signing is not on that path: a request reuses the session's
+//! signed assertion (`reuse`), and only about one request per two-thirds of the assertion's
+//! lifetime per session pays for `sign`.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use guichet::assertion::{unix_now, AssertionSigner, ForwardedTokens, HeaderPlan, RequestSigner};
+use guichet::config::{AssertionSettings, Secret, SignatureSettings};
+use guichet::demo::{demo_settings, DemoAddresses};
+use guichet::identity::Identity;
+use guichet::session::{find_cookie, Session, SessionId, SessionStore};
+use pingora::http::RequestHeader;
+
+fn identity() -> Identity {
+    Identity {
+        provider: "agentconnect".into(),
+        sub: "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80".into(),
+        acr: Some("eidas1".into()),
+        amr: vec!["pwd".into()],
+        claims: BTreeMap::from(
+            [
+                ("given_name", "Hélène Marie"),
+                ("usual_name", "Dupré-Lefèvre"),
+                ("email", "helene.dupre-lefevre@interieur.gouv.fr"),
+                ("uid", "hdupre"),
+                ("siret", "21920023500014"),
+                ("siren", "219200235"),
+                ("organizational_unit", "Direction du numérique"),
+                ("belonging_population", "agent"),
+                ("phone_number", "+33 1 23 45 67 89"),
+                ("idp_id", "fia1v2"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        ),
+    }
+}
+
+fn browser_request(cookie: &str) -> RequestHeader {
+    let mut request = RequestHeader::build("GET", b"/dossiers/42?vue=complete", None).unwrap();
+    for (name, value) in [
+        ("host", "app.example.gouv.fr"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("accept-language", "fr-FR,fr;q=0.8,en-US;q=0.5,en;q=0.3"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("referer", "https://app.example.gouv.fr/dossiers"),
+        ("connection", "keep-alive"),
+    ] {
+        request.append_header(name, value).unwrap();
+    }
+    request
+        .append_header(
+            "cookie",
+            format!("_pk_id=abc.123; guichet={cookie}; lang=fr"),
+        )
+        .unwrap();
+    request
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addresses = DemoAddresses {
+        gateway: "127.0.0.1:8080".parse().unwrap(),
+        provider: "127.0.0.1:8081".parse().unwrap(),
+        app: "127.0.0.1:8082".parse().unwrap(),
+    };
+    let mut settings = demo_settings(&addresses, "secret");
+    let key_pem = guichet::assertion::generate_key_pem(jsonwebtoken::Algorithm::ES256).unwrap();
+    settings.assertion = Some(AssertionSettings {
+        header: "x-guichet-assertion".into(),
+        keys: vec![("bench.pem".into(), Secret::new(key_pem))],
+        lifetime: Duration::from_secs(300),
+        issuer: "https://app.example.gouv.fr".into(),
+        audience: "http://127.0.0.1:8082".into(),
+    });
+    let signature = SignatureSettings {
+        header: "x-guichet-signature".into(),
+        key: Secret::new("k".repeat(48)),
+    };
+    let plan = HeaderPlan::new(&settings);
+    let signer = AssertionSigner::new(settings.assertion.as_ref().unwrap()).unwrap();
+    let request_signer = RequestSigner::new(&signature).unwrap();
+    let store = SessionStore::new(&settings.session);
+
+    let identity = identity();
+    let headers = plan.identity_headers(&identity, ForwardedTokens::default());
+    let session = Session {
+        provider: "agentconnect".into(),
+        sub: identity.sub.clone(),
+        id_token: "x".into(),
+        signature_block: RequestSigner::header_block(&headers),
+        headers,
+        assertion_claims: signer.base_claims(&identity),
+        assertion: RwLock::new(None),
+        created_at: SystemTime::now(),
+    };
+    let id = runtime.block_on(store.insert(session));
+    let cookie = id.to_cookie_value();
+    let request = browser_request(&cookie);
+    let live = runtime.block_on(store.get(&id)).unwrap();
+
+    let mut group = c.benchmark_group("session");
+    group.bench_function("find cookie + parse id + store lookup", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let value = find_cookie(request.headers.get_all("cookie").iter(), "guichet").unwrap();
+            let id = SessionId::from_cookie_value(value).unwrap();
+            store.get(&id).await.unwrap()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("headers");
+    group.bench_function(
+        "strip client identity headers + add 14 prebuilt ones",
+        |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut r = request.clone();
+                    r.append_header("X-Guichet-Sub", "evil").unwrap();
+                    r
+                },
+                |upstream| {
+                    plan.strip(upstream);
+                    for (name, value) in &live.headers {
+                        upstream.insert_header(name.clone(), value.clone()).unwrap();
+                    }
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
+    group.finish();
+
+    let mut group = c.benchmark_group("assertion");
+    let now = unix_now();
+    signer.current(&live, now).unwrap();
+    group.bench_function("reuse (every request)", |b| {
+        b.iter(|| signer.current(&live, now).unwrap())
+    });
+    group.bench_function("sign (once per 2/3 lifetime per session)", |b| {
+        b.iter(|| signer.sign(&live.assertion_claims, now).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("hmac");
+    group.bench_function("sign request (every request, when configured)", |b| {
+        b.iter(|| {
+            request_signer.sign(
+                "GET",
+                "/dossiers/42?vue=complete",
+                now,
+                &live.signature_block,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
