@@ -102,6 +102,7 @@ fn bench(c: &mut Criterion) {
     let session = Session {
         provider: "agentconnect".into(),
         sub: identity.sub.clone(),
+        sub_hash: "h".into(),
         id_token: "x".into(),
         signature_block: RequestSigner::header_block(&headers),
         headers,

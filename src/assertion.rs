@@ -684,6 +684,7 @@ mod tests {
         let session = Session {
             provider: "p".into(),
             sub: "abc".into(),
+            sub_hash: "h".into(),
             id_token: String::new(),
             headers: vec![],
             signature_block: vec![],

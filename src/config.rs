@@ -216,14 +216,26 @@ pub struct LogSection {
     /// `error`, `warn`, `info` (default), `debug` or `trace`; `RUST_LOG` overrides it.
     #[serde(default = "default_log_level")]
     pub level: String,
+    /// `text` (default) or `json` (one JSON object per line).
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// One `access` line per request at `info`; default true.
+    #[serde(default = "default_true")]
+    pub access: bool,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             level: default_log_level(),
+            format: default_log_format(),
+            access: true,
         }
     }
+}
+
+fn default_log_format() -> String {
+    "text".into()
 }
 
 fn default_log_level() -> String {
@@ -322,6 +334,8 @@ pub struct Settings {
     pub session: SessionSettings,
     pub metrics_listen: Option<SocketAddr>,
     pub log_level: String,
+    pub log_json: bool,
+    pub access_log: bool,
     pub headers: HeaderSettings,
     pub assertion: Option<AssertionSettings>,
     pub signature: Option<SignatureSettings>,
@@ -678,6 +692,17 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         );
     }
 
+    let log_json = match file.log.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            check.problem(
+                "log.format",
+                format!("expected \"text\" or \"json\", got {other:?}"),
+            );
+            false
+        }
+    };
     let headers = header_settings(&mut check, &file.headers);
     let assertion = file.assertion.as_ref().map(|section| {
         let header = header_name(&mut check, "assertion.header", &section.header);
@@ -766,6 +791,8 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         session,
         metrics_listen,
         log_level,
+        log_json,
+        access_log: file.log.access,
         headers,
         assertion,
         signature,

@@ -21,8 +21,8 @@ use crate::gateway::Gateway;
 use crate::oidc::OidcError;
 use crate::policy::safe_return_to;
 use crate::session::{
-    clear_cookie, find_cookie, random_token, set_cookie, LoginStateError, Session, SessionId,
-    LOGIN_STATE_TTL,
+    clear_cookie, find_cookie, hash_subject, random_token, set_cookie, LoginStateError, Session,
+    SessionId, LOGIN_STATE_TTL,
 };
 
 // === Reply ===
@@ -431,11 +431,19 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     let Some(provider) = gateway.provider(&login.provider) else {
         return Err(invalid_state("state names a provider no longer configured"));
     };
-    let outcome = provider.finish_login(&code, &login).await.map_err(|e| {
+    let started = std::time::Instant::now();
+    let result = provider.finish_login(&code, &login).await;
+    gateway
+        .metrics
+        .callback_duration
+        .with_label_values(&[provider.id()])
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = result.map_err(|e| {
         gateway.metrics.login(provider.id(), "failed", e.reason());
         PageError::from_oidc(&e)
     })?;
     gateway.metrics.login(provider.id(), "completed", "");
+    gateway.metrics.sessions_created.inc();
 
     let settings = &gateway.settings.session;
     if let Some(old) = cookie_id(request, &settings.cookie_name) {
@@ -451,6 +459,7 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     let session = Session {
         provider: provider.id().to_string(),
         sub: outcome.identity.sub.clone(),
+        sub_hash: hash_subject(provider.id(), &outcome.identity.sub),
         signature_block: RequestSigner::header_block(&headers),
         headers,
         assertion_claims: gateway
@@ -462,8 +471,9 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
         id_token: outcome.id_token,
         created_at: SystemTime::now(),
     };
+    let session_hash = session.sub_hash.clone();
     let id = gateway.sessions.insert(session).await;
-    tracing::info!(provider = %provider.id(), "login completed");
+    tracing::info!(provider = %provider.id(), sub_hash = %session_hash, "login completed");
     Ok(Reply::redirect(&login.return_to).with_header(
         "set-cookie",
         set_cookie(
@@ -482,6 +492,11 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     let mut target = "/.guichet/logged-out".to_string();
     if let Some(id) = cookie_id(request, &settings.cookie_name) {
         if let Some(session) = gateway.sessions.remove(&id).await {
+            gateway
+                .metrics
+                .sessions_ended
+                .with_label_values(&["logout"])
+                .inc();
             if let Some(url) = gateway
                 .provider(&session.provider)
                 .and_then(|p| p.logout_url(&session.id_token, &random_token(), &logged_out))

@@ -8,7 +8,7 @@ use crate::assertion::{AssertionError, AssertionSigner, HeaderPlan, RequestSigne
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
-use crate::session::{LoginStore, SessionStore, LOGIN_STATE_TTL};
+use crate::session::{EndListener, LoginStore, SessionStore, LOGIN_STATE_TTL};
 
 /// Shared, immutable after start (the stores and providers have their own interior locking).
 pub struct Gateway {
@@ -34,10 +34,11 @@ pub enum StartError {
 impl Gateway {
     pub fn new(settings: Settings) -> Result<Self, StartError> {
         let redirect_uri = settings.redirect_uri();
+        let metrics = Arc::new(Metrics::new());
         let providers = settings
             .providers
             .iter()
-            .map(|p| Provider::new(p.clone(), &redirect_uri).map(Arc::new))
+            .map(|p| Provider::new(p.clone(), &redirect_uri, metrics.clone()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let assertion = settings
             .assertion
@@ -49,14 +50,16 @@ impl Gateway {
             .as_ref()
             .map(RequestSigner::new)
             .transpose()?;
+        let ended = metrics.sessions_ended.clone();
+        let on_end: EndListener = Arc::new(move |reason| ended.with_label_values(&[reason]).inc());
         Ok(Gateway {
             headers: HeaderPlan::new(&settings),
             assertion,
             signature,
-            sessions: SessionStore::new(&settings.session),
+            sessions: SessionStore::with_listener(&settings.session, Some(on_end)),
             logins: LoginStore::new(LOGIN_STATE_TTL),
             providers,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             settings,
         })
     }

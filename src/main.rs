@@ -71,12 +71,16 @@ enum Command {
     },
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_target(true);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn main() -> ExitCode {
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
         },
         Command::Run { config } => match config::load(&config) {
             Ok(settings) => {
-                init_logging(&settings.log_level);
+                init_logging(&settings.log_level, settings.log_json);
                 run(settings)
             }
             Err(e) => {
@@ -129,7 +133,7 @@ fn main() -> ExitCode {
             client_secret,
             redirect_uri,
         } => {
-            init_logging("info");
+            init_logging("info", false);
             let addresses = DemoAddresses {
                 gateway,
                 provider,

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 use crate::session::SessionStore;
 
@@ -16,49 +19,152 @@ pub struct Metrics {
     registry: Registry,
     /// `guichet_requests_total{outcome, status_class}`
     pub requests: IntCounterVec,
+    /// `guichet_request_duration_seconds{outcome}`: from request header to the end of logging.
+    pub request_duration: HistogramVec,
+    /// `guichet_upstream_response_seconds`: from sending upstream to its response header.
+    pub upstream_response: Histogram,
+    /// `guichet_bytes_total{direction}`: request bodies in, response bodies out.
+    pub bytes: IntCounterVec,
     /// `guichet_logins_total{provider, result, reason}`
     pub logins: IntCounterVec,
+    /// `guichet_callback_duration_seconds{provider}`
+    pub callback_duration: HistogramVec,
+    /// `guichet_provider_request_duration_seconds{provider, endpoint, result}`
+    pub provider_requests: HistogramVec,
+    /// `guichet_provider_refreshes_total{provider, document, result}`
+    pub provider_refreshes: IntCounterVec,
     /// `guichet_sessions_active`
     pub sessions_active: IntGauge,
+    /// `guichet_sessions_created_total`
+    pub sessions_created: IntCounter,
+    /// `guichet_sessions_ended_total{reason}`: `idle`, `lifetime`, `logout`, `evicted`.
+    pub sessions_ended: IntCounterVec,
+    /// `guichet_session_lookups_total{result}`: `hit`, `miss`.
+    pub session_lookups: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition is valid")
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("static metric definition is valid")
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let metrics = Metrics {
+            requests: counter(
                 "guichet_requests_total",
                 "Requests handled, by outcome and response status class",
+                &["outcome", "status_class"],
             ),
-            &["outcome", "status_class"],
-        )
-        .expect("static metric definition is valid");
-        let logins = IntCounterVec::new(
-            Opts::new(
+            request_duration: histogram(
+                "guichet_request_duration_seconds",
+                "Time from the request header to the end of the response, by outcome",
+                &["outcome"],
+            ),
+            upstream_response: Histogram::with_opts(
+                HistogramOpts::new(
+                    "guichet_upstream_response_seconds",
+                    "Time from sending a request to the application to its response header",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("static metric definition is valid"),
+            bytes: counter(
+                "guichet_bytes_total",
+                "Body bytes: request bodies received (in), response bodies sent (out)",
+                &["direction"],
+            ),
+            logins: counter(
                 "guichet_logins_total",
                 "Logins by provider and result (started, completed, failed) with a failure reason",
+                &["provider", "result", "reason"],
             ),
-            &["provider", "result", "reason"],
+            callback_duration: histogram(
+                "guichet_callback_duration_seconds",
+                "Time to complete a login callback (code exchange, verification, userinfo)",
+                &["provider"],
+            ),
+            provider_requests: histogram(
+                "guichet_provider_request_duration_seconds",
+                "HTTP calls to providers by endpoint (discovery, jwks, token, userinfo) and result",
+                &["provider", "endpoint", "result"],
+            ),
+            provider_refreshes: counter(
+                "guichet_provider_refreshes_total",
+                "Discovery and JWKS loads by provider and result",
+                &["provider", "document", "result"],
+            ),
+            sessions_active: IntGauge::new(
+                "guichet_sessions_active",
+                "Sessions currently in the store",
+            )
+            .expect("static metric definition is valid"),
+            sessions_created: IntCounter::new(
+                "guichet_sessions_created_total",
+                "Sessions created by a completed login",
+            )
+            .expect("static metric definition is valid"),
+            sessions_ended: counter(
+                "guichet_sessions_ended_total",
+                "Sessions ended, by reason: idle, lifetime, logout, evicted (memory bound)",
+                &["reason"],
+            ),
+            session_lookups: counter(
+                "guichet_session_lookups_total",
+                "Session cookie lookups in the store: hit or miss",
+                &["result"],
+            ),
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "guichet_build_info",
+                "Version and git commit of this build; always 1",
+            ),
+            &["version", "git_hash"],
         )
         .expect("static metric definition is valid");
-        let sessions_active =
-            IntGauge::new("guichet_sessions_active", "Sessions currently in the store")
-                .expect("static metric definition is valid");
-        for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(logins.clone()),
-            Box::new(sessions_active.clone()),
-        ] {
-            registry
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("GUICHET_GIT_HASH")])
+            .set(1);
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(metrics.requests.clone()),
+            Box::new(metrics.request_duration.clone()),
+            Box::new(metrics.upstream_response.clone()),
+            Box::new(metrics.bytes.clone()),
+            Box::new(metrics.logins.clone()),
+            Box::new(metrics.callback_duration.clone()),
+            Box::new(metrics.provider_requests.clone()),
+            Box::new(metrics.provider_refreshes.clone()),
+            Box::new(metrics.sessions_active.clone()),
+            Box::new(metrics.sessions_created.clone()),
+            Box::new(metrics.sessions_ended.clone()),
+            Box::new(metrics.session_lookups.clone()),
+            Box::new(build_info),
+            Box::new(prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "guichet",
+            )),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
                 .register(collector)
                 .expect("each metric is registered once");
         }
-        Metrics {
-            registry,
-            requests,
-            logins,
-            sessions_active,
-        }
+        metrics
     }
 
     /// The text exposition format.
@@ -72,6 +178,13 @@ impl Metrics {
         self.logins
             .with_label_values(&[provider, result, reason])
             .inc();
+    }
+
+    /// Records one HTTP call to a provider.
+    pub fn provider_request(&self, provider: &str, endpoint: &str, ok: bool, seconds: f64) {
+        self.provider_requests
+            .with_label_values(&[provider, endpoint, if ok { "ok" } else { "error" }])
+            .observe(seconds);
     }
 }
 

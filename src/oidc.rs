@@ -31,6 +31,7 @@ use url::Url;
 
 use crate::config::{ProviderSettings, TokenAuthMethod};
 use crate::identity::Identity;
+use crate::metrics::Metrics;
 use crate::session::{random_token, LoginState, StoreKey};
 
 /// Clock skew accepted on `exp` and `iat`.
@@ -237,10 +238,15 @@ pub struct Provider {
     http: reqwest::Client,
     metadata: RwLock<Option<Arc<Metadata>>>,
     jwks_refreshed_at: Mutex<Option<Instant>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Provider {
-    pub fn new(settings: ProviderSettings, redirect_uri: &str) -> Result<Self, OidcError> {
+    pub fn new(
+        settings: ProviderSettings,
+        redirect_uri: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, OidcError> {
         let redirect_uri = RedirectUrl::new(redirect_uri.to_string())
             .map_err(|e| OidcError::Configuration(format!("redirect_uri: {e}")))?;
         let http = reqwest::Client::builder()
@@ -257,6 +263,7 @@ impl Provider {
             http,
             metadata: RwLock::new(None),
             jwks_refreshed_at: Mutex::new(None),
+            metrics,
         })
     }
 
@@ -287,18 +294,19 @@ impl Provider {
     pub async fn discover(&self) -> Result<(), OidcError> {
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Configuration(format!("issuer: {e}")))?;
-        let metadata =
-            Metadata::discover_async(issuer, &self.http)
-                .await
-                .map_err(|e| match &e {
-                    openidconnect::DiscoveryError::Request(
-                        openidconnect::HttpClientError::Reqwest(inner),
-                    ) => transport_error("discovery", inner),
-                    _ => OidcError::BadResponse {
-                        step: "discovery",
-                        reason: error_chain(&e),
-                    },
-                })?;
+        let started = Instant::now();
+        let result = Metadata::discover_async(issuer, &self.http).await;
+        self.record("discovery", result.is_ok(), started);
+        self.record_refresh("discovery", result.is_ok());
+        let metadata = result.map_err(|e| match &e {
+            openidconnect::DiscoveryError::Request(openidconnect::HttpClientError::Reqwest(
+                inner,
+            )) => transport_error("discovery", inner),
+            _ => OidcError::BadResponse {
+                step: "discovery",
+                reason: error_chain(&e),
+            },
+        })?;
         if metadata.token_endpoint().is_none() {
             return Err(OidcError::BadResponse {
                 step: "discovery",
@@ -321,20 +329,42 @@ impl Provider {
             }
             *last = Some(Instant::now());
         }
-        let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| match &e {
-                openidconnect::DiscoveryError::Request(
-                    openidconnect::HttpClientError::Reqwest(inner),
-                ) => transport_error("jwks", inner),
-                _ => OidcError::BadResponse {
-                    step: "jwks",
-                    reason: error_chain(&e),
-                },
-            })?;
+        let started = Instant::now();
+        let result = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await;
+        self.record("jwks", result.is_ok(), started);
+        self.record_refresh("jwks", result.is_ok());
+        let jwks = result.map_err(|e| match &e {
+            openidconnect::DiscoveryError::Request(openidconnect::HttpClientError::Reqwest(
+                inner,
+            )) => transport_error("jwks", inner),
+            _ => OidcError::BadResponse {
+                step: "jwks",
+                reason: error_chain(&e),
+            },
+        })?;
         tracing::info!(provider = %self.id(), keys = jwks.keys().len(), "provider JWKS refreshed");
         self.store(metadata.clone().set_jwks(jwks));
         Ok(true)
+    }
+
+    fn record(&self, endpoint: &str, ok: bool, started: Instant) {
+        self.metrics.provider_request(
+            &self.settings.id,
+            endpoint,
+            ok,
+            started.elapsed().as_secs_f64(),
+        );
+    }
+
+    fn record_refresh(&self, document: &str, ok: bool) {
+        self.metrics
+            .provider_refreshes
+            .with_label_values(&[
+                self.settings.id.as_str(),
+                document,
+                if ok { "ok" } else { "error" },
+            ])
+            .inc();
     }
 
     fn client(&self, metadata: &Metadata) -> ProviderClient {
@@ -413,21 +443,21 @@ impl Provider {
         if let Some(verifier) = &login.pkce_verifier {
             exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(verifier.clone()));
         }
-        let token = exchange
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(response) => {
-                    OidcError::CodeRejected(response.error().as_ref().to_string())
-                }
-                RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
-                    transport_error("token", &inner)
-                }
-                other => OidcError::BadResponse {
-                    step: "token",
-                    reason: error_chain(&other),
-                },
-            })?;
+        let started = Instant::now();
+        let result = exchange.request_async(&self.http).await;
+        self.record("token", result.is_ok(), started);
+        let token = result.map_err(|e| match e {
+            RequestTokenError::ServerResponse(response) => {
+                OidcError::CodeRejected(response.error().as_ref().to_string())
+            }
+            RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
+                transport_error("token", &inner)
+            }
+            other => OidcError::BadResponse {
+                step: "token",
+                reason: error_chain(&other),
+            },
+        })?;
         let id_token = token
             .extra_fields()
             .id_token()
@@ -529,14 +559,20 @@ impl Provider {
         let Some(url) = metadata.userinfo_endpoint() else {
             return Err(OidcError::Configuration("no userinfo endpoint".into()));
         };
-        let response = self
+        let started = Instant::now();
+        let sent = self
             .http
             .get(url.as_str())
             .bearer_auth(access_token.secret())
             .header(http::header::ACCEPT, "application/jwt, application/json")
             .send()
-            .await
-            .map_err(|e| transport_error("userinfo", &e))?;
+            .await;
+        self.record(
+            "userinfo",
+            sent.as_ref().is_ok_and(|r| r.status().is_success()),
+            started,
+        );
+        let response = sent.map_err(|e| transport_error("userinfo", &e))?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -739,6 +775,7 @@ mod tests {
         let provider = Provider::new(
             settings(format!("http://{silent}"), Duration::from_millis(300)),
             "http://127.0.0.1/.guichet/callback",
+            Arc::new(Metrics::new()),
         )
         .unwrap();
         let started = std::time::Instant::now();
@@ -756,6 +793,7 @@ mod tests {
         let provider = Provider::new(
             settings(format!("http://127.0.0.1:{port}"), Duration::from_secs(2)),
             "http://127.0.0.1/.guichet/callback",
+            Arc::new(Metrics::new()),
         )
         .unwrap();
         let error = provider.discover().await.unwrap_err();

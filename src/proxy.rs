@@ -6,10 +6,11 @@
 //! renders the upstream failure page (`endpoints`); `logging` records metrics.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::StatusCode;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -21,9 +22,8 @@ use crate::policy::{own_endpoint, unauthenticated, Unauthenticated};
 use crate::session::{find_cookie, without_cookies, Session, SessionId};
 
 /// What happened to a request, for metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    #[default]
     Proxied,
     LoginRedirect,
     Unauthorized,
@@ -44,10 +44,38 @@ impl Outcome {
 }
 
 /// Per-request state.
-#[derive(Default)]
 pub struct RequestContext {
     pub session: Option<Arc<Session>>,
     pub outcome: Outcome,
+    /// The client's valid `X-Request-Id`, or a fresh one; passed upstream, shown on error pages.
+    pub correlation_id: String,
+    pub started: Instant,
+    pub upstream_sent: Option<Instant>,
+    pub upstream_latency: Option<Duration>,
+}
+
+/// A client-supplied request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn valid_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+/// The path with query values removed (`/a?x=1&y=2` → `/a?x=&y=`), for logs.
+pub fn loggable_path(uri: &http::Uri) -> String {
+    let mut path = uri.path().to_string();
+    if let Some(query) = uri.query() {
+        path.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                path.push('&');
+            }
+            path.push_str(pair.split('=').next().unwrap_or_default());
+            path.push('=');
+        }
+    }
+    path
 }
 
 /// The proxy service.
@@ -77,7 +105,13 @@ impl GatewayProxy {
             &self.gateway.settings.session.cookie_name,
         )?;
         let id = SessionId::from_cookie_value(value)?;
-        self.gateway.sessions.get(&id).await
+        let found = self.gateway.sessions.get(&id).await;
+        self.gateway
+            .metrics
+            .session_lookups
+            .with_label_values(&[if found.is_some() { "hit" } else { "miss" }])
+            .inc();
+        found
     }
 }
 
@@ -108,7 +142,14 @@ impl ProxyHttp for GatewayProxy {
     type CTX = RequestContext;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestContext::default()
+        RequestContext {
+            session: None,
+            outcome: Outcome::Proxied,
+            correlation_id: String::new(),
+            started: Instant::now(),
+            upstream_sent: None,
+            upstream_latency: None,
+        }
     }
 
     /// Serves `/.guichet/…` here, lets requests with a live session through (keeping the session
@@ -116,10 +157,16 @@ impl ProxyHttp for GatewayProxy {
     /// means the response was written and proxying stops.
     async fn request_filter(&self, session: &mut HttpSession, ctx: &mut Self::CTX) -> Result<bool> {
         let request = session.req_header();
+        ctx.correlation_id = match request.headers.get("x-request-id") {
+            Some(id) if valid_request_id(id.as_bytes()) => {
+                String::from_utf8_lossy(id.as_bytes()).into_owned()
+            }
+            _ => new_correlation_id(),
+        };
         if let Some(endpoint) = own_endpoint(request.uri.path()) {
             ctx.outcome = Outcome::OwnEndpoint;
-            let correlation_id = new_correlation_id();
-            let reply = endpoints::handle(&self.gateway, endpoint, request, &correlation_id).await;
+            let reply =
+                endpoints::handle(&self.gateway, endpoint, request, &ctx.correlation_id).await;
             write_reply(session, reply).await?;
             return Ok(true);
         }
@@ -143,7 +190,7 @@ impl ProxyHttp for GatewayProxy {
                         detail_en: "This resource requires signing in. Open the application in your browser to sign in.".into(),
                         log: "request without a valid session".into(),
                     },
-                    &new_correlation_id(),
+                    &ctx.correlation_id,
                 )
             }
         };
@@ -216,6 +263,9 @@ impl ProxyHttp for GatewayProxy {
         if let Some(host) = host {
             upstream_request.insert_header("x-forwarded-host", host)?;
         }
+
+        upstream_request.insert_header("x-request-id", ctx.correlation_id.as_str())?;
+        ctx.upstream_sent = Some(Instant::now());
 
         if let Some(live) = &ctx.session {
             for (name, value) in &live.headers {
@@ -306,7 +356,7 @@ impl ProxyHttp for GatewayProxy {
                     detail_en: en.into(),
                     log: e.to_string(),
                 },
-                &new_correlation_id(),
+                &ctx.correlation_id,
             );
             if let Err(write_error) = write_reply(session, reply).await {
                 tracing::debug!(error = %write_error, "could not write the error page");
@@ -327,13 +377,85 @@ impl ProxyHttp for GatewayProxy {
         true
     }
 
-    /// Records the request in the metrics.
+    /// Measures how long the application took to answer.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut HttpSession,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if !upstream_response.status.is_informational() {
+            if let Some(sent) = ctx.upstream_sent.take() {
+                let latency = sent.elapsed();
+                self.gateway
+                    .metrics
+                    .upstream_response
+                    .observe(latency.as_secs_f64());
+                ctx.upstream_latency = Some(latency);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the request in the metrics and writes its access log line.
     async fn logging(&self, session: &mut HttpSession, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.gateway
-            .metrics
+        let metrics = &self.gateway.metrics;
+        let outcome = ctx.outcome.as_str();
+        let duration = ctx.started.elapsed();
+        metrics
             .requests
-            .with_label_values(&[ctx.outcome.as_str(), crate::metrics::status_class(status)])
+            .with_label_values(&[outcome, crate::metrics::status_class(status)])
             .inc();
+        metrics
+            .request_duration
+            .with_label_values(&[outcome])
+            .observe(duration.as_secs_f64());
+        let bytes_in = session.body_bytes_read() as u64;
+        let bytes_out = session.body_bytes_sent() as u64;
+        metrics.bytes.with_label_values(&["in"]).inc_by(bytes_in);
+        metrics.bytes.with_label_values(&["out"]).inc_by(bytes_out);
+        if self.gateway.settings.access_log {
+            let request = session.req_header();
+            tracing::info!(
+                target: "access",
+                correlation_id = %ctx.correlation_id,
+                method = %request.method,
+                path = %loggable_path(&request.uri),
+                status,
+                outcome,
+                duration_ms = duration.as_secs_f64() * 1000.0,
+                upstream_ms = ctx.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
+                provider = ctx.session.as_ref().map(|s| s.provider.as_str()),
+                sub_hash = ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
+                bytes_in,
+                bytes_out,
+                "request"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(valid_request_id(b"abc-123_X.y:z"));
+        assert!(!valid_request_id(b""));
+        assert!(!valid_request_id(b"a b"));
+        assert!(!valid_request_id(b"<script>"));
+        assert!(!valid_request_id(&[b'a'; 129]));
+    }
+
+    #[test]
+    fn logged_paths_have_no_query_values() {
+        let uri: http::Uri = "/dossiers/42?nir=1234567890123&vue=complete&flag"
+            .parse()
+            .unwrap();
+        assert_eq!(loggable_path(&uri), "/dossiers/42?nir=&vue=&flag=");
+        let uri: http::Uri = "/plain".parse().unwrap();
+        assert_eq!(loggable_path(&uri), "/plain");
     }
 }

@@ -81,6 +81,8 @@ pub struct Session {
     /// The provider's id in the configuration.
     pub provider: String,
     pub sub: String,
+    /// A short SHA-256 of `provider` and `sub`, for logs (the `sub` itself is personal data).
+    pub sub_hash: String,
     /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
     pub id_token: String,
     /// Identity headers, built once at login and copied onto each proxied request.
@@ -106,20 +108,59 @@ impl fmt::Debug for Session {
     }
 }
 
+/// The `sub_hash` of a session: 16 hex characters of SHA-256(provider, NUL, sub).
+pub fn hash_subject(provider: &str, sub: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(provider.as_bytes())
+        .chain_update([0u8])
+        .chain_update(sub.as_bytes())
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Sessions in memory.
 #[derive(Clone)]
 pub struct SessionStore {
     cache: Cache<StoreKey, Arc<Session>>,
 }
 
+/// Called with `idle`, `lifetime` or `evicted` when the store ends a session by itself.
+pub type EndListener = Arc<dyn Fn(&'static str) + Send + Sync>;
+
 impl SessionStore {
     pub fn new(settings: &SessionSettings) -> Self {
+        Self::with_listener(settings, None)
+    }
+
+    /// A store that reports the sessions it expires or evicts.
+    pub fn with_listener(settings: &SessionSettings, on_end: Option<EndListener>) -> Self {
+        let mut builder = Cache::builder()
+            .max_capacity(settings.max_sessions)
+            .time_to_idle(settings.idle_timeout)
+            .time_to_live(settings.max_lifetime);
+        if let Some(on_end) = on_end {
+            let max_lifetime = settings.max_lifetime;
+            builder = builder.eviction_listener(
+                move |_key, session: Arc<Session>, cause: moka::notification::RemovalCause| {
+                    use moka::notification::RemovalCause;
+                    let reason = match cause {
+                        RemovalCause::Expired => {
+                            let age = session.created_at.elapsed().unwrap_or_default();
+                            if age + Duration::from_secs(1) >= max_lifetime {
+                                "lifetime"
+                            } else {
+                                "idle"
+                            }
+                        }
+                        RemovalCause::Size => "evicted",
+                        RemovalCause::Explicit | RemovalCause::Replaced => return,
+                    };
+                    on_end(reason);
+                },
+            );
+        }
         SessionStore {
-            cache: Cache::builder()
-                .max_capacity(settings.max_sessions)
-                .time_to_idle(settings.idle_timeout)
-                .time_to_live(settings.max_lifetime)
-                .build(),
+            cache: builder.build(),
         }
     }
 
@@ -297,6 +338,7 @@ mod tests {
         Session {
             provider: "p".into(),
             sub: "s".into(),
+            sub_hash: "h".into(),
             id_token: "secret-token".into(),
             headers: vec![],
             signature_block: vec![],

@@ -508,3 +508,111 @@ async fn http2_without_tls_is_proxied() {
         ["7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_are_json_without_secrets_and_metrics_count_the_login() {
+    let stack = Stack::start(
+        "observability",
+        GatewayOptions {
+            extra: "\n[log]\nformat = \"json\"\n".into(),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let page = browser
+        .login(&stack, "/dossiers?nir=1850575123456&vue=1")
+        .await;
+    assert_eq!(page.status, 200);
+    let cookie = browser.cookies["guichet"].clone();
+
+    // A valid client request id is kept and passed upstream; an invalid one is replaced.
+    let kept = browser
+        .get_with(&stack.url("/traced"), &[("x-request-id", "trace-42.a")])
+        .await;
+    assert_eq!(echoed(&kept.body, "x-request-id"), ["trace-42.a"]);
+    let replaced = browser
+        .get_with(&stack.url("/traced"), &[("x-request-id", "<bad id>")])
+        .await;
+    let generated = echoed(&replaced.body, "x-request-id");
+    assert_eq!(generated.len(), 1);
+    assert_ne!(generated[0], "<bad id>");
+
+    // The id_token, seen in the logout redirect, must never be logged.
+    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let end_session = out.location.unwrap();
+    let id_token = url::Url::parse(&end_session)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .unwrap()
+        .1
+        .into_owned();
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = stack.gateway.log_text();
+    for secret in [cookie.as_str(), id_token.as_str(), stack.secret.as_str()] {
+        assert!(!log.contains(secret), "a secret is in the log:\n{log}");
+    }
+    assert!(
+        !log.contains("7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80"),
+        "raw sub in the log"
+    );
+    assert!(
+        !log.contains("1850575123456"),
+        "a query value is in the log"
+    );
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "access")
+        .collect();
+    let dossier = access
+        .iter()
+        .find(|v| v["path"] == "/dossiers?nir=&vue=" && v["outcome"] == "proxied")
+        .unwrap_or_else(|| panic!("no access line for /dossiers:\n{log}"));
+    assert_eq!(dossier["status"], 200);
+    assert_eq!(dossier["outcome"], "proxied");
+    assert_eq!(dossier["provider"], "agentconnect");
+    assert_eq!(dossier["sub_hash"].as_str().unwrap().len(), 16);
+    assert!(dossier["upstream_ms"].as_f64().is_some());
+    assert!(access
+        .iter()
+        .any(|v| v["correlation_id"] == "trace-42.a" && v["path"] == "/traced"));
+    // Every line is JSON.
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+
+    let metrics = reqwest::get(&stack.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "guichet_sessions_created_total 1",
+        r#"guichet_sessions_ended_total{reason="logout"} 1"#,
+        r#"guichet_session_lookups_total{result="hit"} 3"#,
+        r#"guichet_provider_request_duration_seconds_count{endpoint="token",provider="agentconnect",result="ok"} 1"#,
+        r#"guichet_provider_request_duration_seconds_count{endpoint="userinfo",provider="agentconnect",result="ok"} 1"#,
+        r#"guichet_provider_refreshes_total{document="discovery",provider="agentconnect",result="ok"}"#,
+        r#"guichet_callback_duration_seconds_count{provider="agentconnect"} 1"#,
+        r#"guichet_requests_total{outcome="proxied",status_class="2xx"} 3"#,
+        "guichet_upstream_response_seconds_count 3",
+        "guichet_build_info{",
+        "guichet_process_resident_memory_bytes",
+        "guichet_sessions_active 0",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing in:\n{metrics}"
+        );
+    }
+    // Label values stay bounded: no paths, no user data.
+    assert!(!metrics.contains("dossiers"));
+    assert!(!metrics.contains("hdupre"));
+}

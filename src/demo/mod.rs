@@ -57,6 +57,8 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         },
         metrics_listen: None,
         log_level: "info".into(),
+        log_json: false,
+        access_log: false,
         headers: crate::config::HeaderSettings::default(),
         assertion: None,
         signature: None,
