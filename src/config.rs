@@ -129,6 +129,22 @@ pub struct ServerSection {
     /// How long in-flight requests may take to finish after that; default `10s`.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: String,
+    /// Terminate HTTPS here (HTTP/2 by ALPN).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// A plain-HTTP address that answers every request with a redirect to `public_url`.
+    #[serde(default)]
+    pub http_redirect_listen: Option<String>,
 }
 
 fn default_grace_period() -> String {
@@ -150,6 +166,9 @@ pub struct UpstreamSection {
     /// Longest wait for the application between two reads; default `60s`.
     #[serde(default = "default_read_timeout")]
     pub read_timeout: String,
+    /// PEM CA certificates to verify an `https://` upstream with, instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_connect_timeout() -> String {
@@ -326,6 +345,7 @@ pub enum TokenAuthMethod {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub tls: Option<ListenerTls>,
     pub public_url: Url,
     pub threads: usize,
     pub grace_period: Duration,
@@ -424,6 +444,15 @@ pub struct UpstreamSettings {
     pub sni: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// HTTPS on the listener.
+#[derive(Clone, Debug)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub http_redirect_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -628,6 +657,31 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     let shutdown_timeout = check.duration("server.shutdown_timeout", &file.server.shutdown_timeout);
 
     let upstream = upstream_settings(&mut check, &file.upstream);
+    let tls = file.server.tls.as_ref().map(|section| {
+        for (key, path) in [
+            ("server.tls.cert", &section.cert),
+            ("server.tls.key", &section.key),
+        ] {
+            if let Err(e) = std::fs::metadata(path) {
+                check.problem(key, format!("cannot read {}: {e}", path.display()));
+            }
+        }
+        if public_url.scheme() != "https" {
+            check.problem(
+                "server.public_url",
+                "must be https:// when [server.tls] is set: visitors reach guichet over HTTPS",
+            );
+        }
+        let http_redirect_listen = section
+            .http_redirect_listen
+            .as_ref()
+            .map(|a| check.socket_addr("server.tls.http_redirect_listen", a));
+        ListenerTls {
+            cert: section.cert.clone(),
+            key: section.key.clone(),
+            http_redirect_listen,
+        }
+    });
 
     let secure = public_url.scheme() == "https";
     let session = &file.session;
@@ -783,6 +837,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     }
     Ok(Settings {
         listen,
+        tls,
         public_url,
         threads,
         grace_period,
@@ -859,12 +914,21 @@ fn header_settings(check: &mut Checker, section: &HeadersSection) -> HeaderSetti
 fn upstream_settings(check: &mut Checker, section: &UpstreamSection) -> UpstreamSettings {
     let connect_timeout = check.duration("upstream.connect_timeout", &section.connect_timeout);
     let read_timeout = check.duration("upstream.read_timeout", &section.read_timeout);
+    if let Some(path) = &section.ca_file {
+        if let Err(e) = std::fs::metadata(path) {
+            check.problem(
+                "upstream.ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+    }
     let fallback = UpstreamSettings {
         address: SocketAddr::from(([127, 0, 0, 1], 0)),
         tls: false,
         sni: String::new(),
         connect_timeout,
         read_timeout,
+        ca_file: section.ca_file.clone(),
     };
     let url = match Url::parse(&section.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
@@ -907,6 +971,7 @@ fn upstream_settings(check: &mut Checker, section: &UpstreamSection) -> Upstream
         sni: host,
         connect_timeout,
         read_timeout,
+        ca_file: section.ca_file.clone(),
     }
 }
 

@@ -29,6 +29,8 @@ pub enum StartError {
     Oidc(#[from] OidcError),
     #[error(transparent)]
     Assertion(#[from] AssertionError),
+    #[error("server.tls: cannot load the certificate or key: {0}")]
+    Tls(String),
 }
 
 impl Gateway {

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
@@ -21,6 +24,11 @@ use crate::proxy::GatewayProxy;
 pub fn new_server(settings: &Settings) -> Server {
     let conf = ServerConf {
         threads: settings.threads,
+        ca_file: settings
+            .upstream
+            .ca_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
         grace_period_seconds: Some(settings.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
         ..ServerConf::default()
@@ -43,7 +51,30 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
             .name("guichet gateway")
             .server_options(options)
             .build();
-    proxy.add_tcp(&settings.listen.to_string());
+    match &settings.tls {
+        Some(tls) => {
+            let mut tls_settings = TlsSettings::intermediate(
+                &tls.cert.display().to_string(),
+                &tls.key.display().to_string(),
+            )
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+            tls_settings.enable_h2();
+            proxy.add_tls_with_settings(&settings.listen.to_string(), None, tls_settings);
+            if let Some(redirect_listen) = tls.http_redirect_listen {
+                let app = HttpsRedirect {
+                    origin: settings
+                        .public_url
+                        .as_str()
+                        .trim_end_matches('/')
+                        .to_string(),
+                };
+                let mut redirect = Service::new("guichet http redirect".to_string(), app);
+                redirect.add_tcp(&redirect_listen.to_string());
+                server.add_service(redirect);
+            }
+        }
+        None => proxy.add_tcp(&settings.listen.to_string()),
+    }
     server.add_service(proxy);
 
     server.add_service(background_service(
@@ -63,6 +94,28 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
         server.add_service(metrics);
     }
     Ok(gateway)
+}
+
+/// Answers every plain-HTTP request with a permanent redirect to the same path on `origin`.
+struct HttpsRedirect {
+    origin: String,
+}
+
+#[async_trait]
+impl ServeHttp for HttpsRedirect {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let target = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        http::Response::builder()
+            .status(308)
+            .header("location", format!("{}{}", self.origin, target))
+            .header("content-length", 0)
+            .body(Vec::new())
+            .unwrap_or_default()
+    }
 }
 
 /// Keeps every provider's metadata loaded until shutdown.

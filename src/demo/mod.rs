@@ -35,6 +35,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     Settings {
         listen: addresses.gateway,
+        tls: None,
         public_url: url::Url::parse(&format!("http://{}", addresses.gateway))
             .expect("a socket address makes a valid URL"),
         threads,
@@ -46,6 +47,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             sni: String::new(),
             connect_timeout: std::time::Duration::from_secs(5),
             read_timeout: std::time::Duration::from_secs(60),
+            ca_file: None,
         },
         session: SessionSettings {
             idle_timeout: std::time::Duration::from_secs(30 * 60),

@@ -107,6 +107,100 @@ pub struct GatewayOptions {
     pub start_provider: bool,
     /// Send proxied requests here instead of the test upstream.
     pub upstream: Option<SocketAddr>,
+    /// Full upstream URL (e.g. `https://127.0.0.1:port`), overriding `upstream`.
+    pub upstream_url: Option<String>,
+    /// Serve HTTPS with this certificate; the CA is trusted by the test clients.
+    pub tls: Option<TestCerts>,
+    /// `server.tls.http_redirect_listen` port.
+    pub redirect_port: Option<u16>,
+}
+
+/// A test CA and a leaf certificate for 127.0.0.1 / localhost it signed.
+#[derive(Clone)]
+pub struct TestCerts {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes them with the `openssl` command line.
+    pub fn generate(dir: &std::path::Path) -> Self {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl must be installed for the TLS tests");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=guichet test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ]);
+        TestCerts {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("leaf.pem"),
+            key: dir.join("leaf.key"),
+        }
+    }
+
+    pub fn ca_certificate(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(&std::fs::read(&self.ca).unwrap()).unwrap()
+    }
 }
 
 impl Default for GatewayOptions {
@@ -117,6 +211,9 @@ impl Default for GatewayOptions {
             extra: String::new(),
             start_provider: true,
             upstream: None,
+            upstream_url: None,
+            tls: None,
+            redirect_port: None,
         }
     }
 }
@@ -131,6 +228,7 @@ pub struct Stack {
     pub upstream: SocketAddr,
     pub metrics_url: String,
     pub secret: String,
+    pub tls: Option<TestCerts>,
 }
 
 impl Stack {
@@ -143,7 +241,29 @@ impl Stack {
         let gateway_port = free_port();
         let provider_port = free_port();
         let metrics_port = free_port();
-        let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let gateway_url = format!("{scheme}://127.0.0.1:{gateway_port}");
+        let upstream_url = options
+            .upstream_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{upstream}"));
+        let mut tls_section = String::new();
+        let mut upstream_ca = String::new();
+        if let Some(certs) = &options.tls {
+            tls_section = format!(
+                "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+                certs.cert.display(),
+                certs.key.display()
+            );
+            if let Some(port) = options.redirect_port {
+                tls_section.push_str(&format!("http_redirect_listen = \"127.0.0.1:{port}\"\n"));
+            }
+            upstream_ca = format!("ca_file = \"{}\"\n", certs.ca.display());
+        }
         let secret = format!("secret-{}", free_port());
         let redirect_uri = format!("{gateway_url}/.guichet/callback");
         let provider = options
@@ -157,10 +277,11 @@ public_url = "{gateway_url}"
 threads = 2
 grace_period = "1s"
 shutdown_timeout = "2s"
-
+{tls_section}
 [upstream]
-url = "http://{upstream}"
+url = "{upstream_url}"
 read_timeout = "5s"
+{upstream_ca}
 
 [session]
 idle_timeout = "{idle}"
@@ -200,6 +321,7 @@ http_timeout = "3s"
             upstream,
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             secret,
+            tls: options.tls.clone(),
         };
         if options.start_provider {
             stack.wait_ready().await;
@@ -218,17 +340,43 @@ http_timeout = "3s"
         ));
     }
 
+    /// A client builder that trusts the stack's test CA, if it has one.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        match &self.tls {
+            Some(certs) => builder.add_root_certificate(certs.ca_certificate()),
+            None => builder,
+        }
+    }
+
+    /// A browser for this stack (trusting its test CA).
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: self
+                .client_builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: HashMap::new(),
+        }
+    }
+
     /// Waits until `/.guichet/readyz` says 200 (provider discovered).
     pub async fn wait_ready(&self) {
         let url = format!("{}/.guichet/readyz", self.gateway_url);
-        wait_for_status(&url, 200, Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "gateway not ready: {e}\n--- gateway log ---\n{}",
-                    self.gateway.log_text()
-                )
-            });
+        wait_for_status_with(
+            &self.client_builder().build().expect("client"),
+            &url,
+            200,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "gateway not ready: {e}\n--- gateway log ---\n{}",
+                self.gateway.log_text()
+            )
+        });
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -242,7 +390,16 @@ http_timeout = "3s"
 
 /// Polls `url` until it answers `status`.
 pub async fn wait_for_status(url: &str, status: u16, limit: Duration) -> Result<(), String> {
-    let client = reqwest::Client::new();
+    wait_for_status_with(&reqwest::Client::new(), url, status, limit).await
+}
+
+/// Polls `url` with `client` until it answers `status`.
+pub async fn wait_for_status_with(
+    client: &reqwest::Client,
+    url: &str,
+    status: u16,
+    limit: Duration,
+) -> Result<(), String> {
     let start = Instant::now();
     let mut last = String::from("no answer");
     while start.elapsed() < limit {

@@ -1,0 +1,156 @@
+//! HTTPS: guichet terminating TLS (HTTP/2 by ALPN, Secure `__Host-` cookies, the HTTP redirect
+//! listener) and verifying an HTTPS upstream against a configured CA.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::{echoed, free_port, scratch_dir, GatewayOptions, Stack, TestCerts};
+
+struct Python(Child);
+
+/// The real interpreter behind `python3` (which may be a shim whose PID is not the server's).
+fn python() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be installed for the TLS tests");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_end_to_end_with_a_verified_https_upstream() {
+    let dir = scratch_dir("tls-certs");
+    let certs = TestCerts::generate(&dir);
+    let upstream_port = free_port();
+    let _upstream = Python(
+        Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/https_upstream.py"
+            ))
+            .arg(upstream_port.to_string())
+            .arg(&certs.cert)
+            .arg(&certs.key)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let redirect_port = free_port();
+    let stack = Stack::start(
+        "tls",
+        GatewayOptions {
+            tls: Some(certs.clone()),
+            redirect_port: Some(redirect_port),
+            upstream_url: Some(format!("https://127.0.0.1:{upstream_port}")),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    assert!(stack.gateway_url.starts_with("https://"));
+
+    let mut browser = stack.browser();
+    let first = browser.get(&stack.url("/secure?x=1")).await;
+    assert_eq!(first.status, 302);
+    let login = browser
+        .get(&stack.url(first.location.as_deref().unwrap()))
+        .await;
+    let authorize = login.location.unwrap();
+    assert!(
+        authorize.contains("redirect_uri=https%3A%2F%2F127.0.0.1"),
+        "{authorize}"
+    );
+    // The login-binding cookie is Secure and __Host- prefixed.
+    let set = login.headers["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("__Host-guichet-login="), "{set}");
+    assert!(set.contains("Secure"), "{set}");
+
+    let page = browser.get(&authorize).await;
+    let confirm = support::confirm_link(&page.body, 0, &stack);
+    let done = browser.confirm(&confirm).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    let set = done.headers["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("__Host-guichet="), "{set}");
+    assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+
+    // Wait for the HTTPS upstream to listen, then go through.
+    let mut page = browser.get(&stack.url("/secure?x=1")).await;
+    for _ in 0..50 {
+        if page.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = browser.get(&stack.url("/secure?x=1")).await;
+    }
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("over: tls"), "{}", page.body);
+    assert_eq!(echoed(&page.body, "x-forwarded-proto"), ["https"]);
+    assert_eq!(echoed(&page.body, "x-guichet-uid"), ["hdupre"]);
+
+    // HTTP/2 is negotiated by ALPN.
+    let h2 = stack
+        .client_builder()
+        .build()
+        .unwrap()
+        .get(stack.url("/over-h2"))
+        .header("cookie", browser.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    assert_eq!(h2.status(), 200);
+
+    // Plain HTTP on the redirect listener goes to the same path over HTTPS.
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{redirect_port}/secure?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], stack.url("/secure?x=1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_certificate_from_an_unknown_ca_is_refused() {
+    let dir = scratch_dir("tls-untrusted");
+    let certs = TestCerts::generate(&dir);
+    let other = TestCerts::generate(&scratch_dir("tls-other-ca"));
+    let upstream_port = free_port();
+    let _upstream = Python(
+        Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/https_upstream.py"
+            ))
+            .arg(upstream_port.to_string())
+            .arg(&other.cert)
+            .arg(&other.key)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let stack = Stack::start(
+        "tls-untrusted",
+        GatewayOptions {
+            tls: Some(certs),
+            upstream_url: Some(format!("https://127.0.0.1:{upstream_port}")),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = stack.browser();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let page = browser.login(&stack, "/").await;
+    assert_eq!(page.status, 502, "{}", page.body);
+}
