@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-source scripts/setup-verifiers.sh
+source scripts/setup-test-peers.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -122,11 +122,11 @@ pub struct ServerSection {
     /// Worker threads; default 0 = the number of cores.
     #[serde(default)]
     pub threads: usize,
-    /// How long SIGTERM waits before it stops accepting connections (pingora's grace period);
-    /// default `5s`.
+    /// After SIGTERM, new connections are refused at once and requests in flight have this long
+    /// to finish (pingora's grace period); default `10s`.
     #[serde(default = "default_grace_period")]
     pub grace_period: String,
-    /// How long in-flight requests may take to finish after that; default `10s`.
+    /// Then the worker threads have this long to stop; default `5s`.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: String,
     /// Terminate HTTPS here (HTTP/2 by ALPN).
@@ -148,10 +148,10 @@ pub struct TlsSection {
 }
 
 fn default_grace_period() -> String {
-    "5s".into()
+    "10s".into()
 }
 fn default_shutdown_timeout() -> String {
-    "10s".into()
+    "5s".into()
 }
 
 /// `[upstream]`

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
         Command::Check { config } => match config::load(&config) {
             Ok(settings) => {
                 // Building the gateway checks what the file only names (assertion keys).
-                if let Err(e) = guichet::gateway::Gateway::new(settings.clone()) {
+                let built = guichet::gateway::Gateway::new(settings.clone())
+                    .and_then(|_| server::check_tls(&settings));
+                if let Err(e) = built {
                     eprintln!("{}: {e}", config.display());
                     return ExitCode::FAILURE;
                 }

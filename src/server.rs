@@ -38,8 +38,30 @@ pub fn new_server(settings: &Settings) -> Server {
     server
 }
 
+/// Parses the listener's certificate chain and key, so that a bad file stops start-up (and
+/// `guichet check`) with its name rather than failing when the listener starts.
+pub fn check_tls(settings: &Settings) -> Result<(), StartError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    if let Some(tls) = &settings.tls {
+        let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&tls.cert)
+            .and_then(|iter| iter.collect::<Result<_, _>>())
+            .map_err(|e| StartError::Tls(format!("{}: {e}", tls.cert.display())))?;
+        if certs.is_empty() {
+            return Err(StartError::Tls(format!(
+                "{}: no PEM certificate in it",
+                tls.cert.display()
+            )));
+        }
+        PrivateKeyDer::from_pem_file(&tls.key)
+            .map_err(|e| StartError::Tls(format!("{}: {e}", tls.key.display())))?;
+    }
+    Ok(())
+}
+
 /// Adds the gateway's services to `server` and returns the shared state.
 pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gateway>, StartError> {
+    check_tls(&settings)?;
     let gateway = Arc::new(Gateway::new(settings)?);
     let settings = &gateway.settings;
 

@@ -1,8 +1,10 @@
 //! The command line: `guichet check` on the shipped configurations and on broken ones.
 
+mod support;
+
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_guichet");
+use support::BIN;
 
 fn check(path: &str, secret: Option<&str>) -> (bool, String, String) {
     let mut command = Command::new(BIN);
@@ -36,9 +38,17 @@ fn with_scratch_key(path: &str) -> String {
             .unwrap();
         assert!(status.success());
     }
+    // Real files for the ones the example names under /etc/guichet: `check` loads them.
+    let certs = support::TestCerts::generate(&dir);
     let text = std::fs::read_to_string(path)
         .unwrap()
-        .replace("/etc/guichet/assertion.pem", key.to_str().unwrap());
+        .replace("/etc/guichet/assertion.pem", key.to_str().unwrap())
+        .replace(
+            "/etc/guichet/tls/fullchain.pem",
+            certs.cert.to_str().unwrap(),
+        )
+        .replace("/etc/guichet/tls/privkey.pem", certs.key.to_str().unwrap())
+        .replace("/etc/guichet/upstream-ca.pem", certs.ca.to_str().unwrap());
     let copy = dir.join(path.replace('/', "_"));
     std::fs::write(&copy, text).unwrap();
     copy.to_str().unwrap().to_string()
@@ -143,4 +153,25 @@ fn an_unusable_assertion_key_fails_check_with_its_path() {
     assert!(!ok);
     assert!(stderr.contains("not-a-key.pem"), "{stderr}");
     assert!(stderr.contains("ES256"), "{stderr}");
+}
+
+#[test]
+fn a_certificate_that_cannot_be_loaded_fails_check() {
+    let dir = std::env::temp_dir().join(format!("guichet-cli-badtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(dir.join("key.pem"), "not a key").unwrap();
+    let config = dir.join("g.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"https://x\"\n[server.tls]\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\n\
+             [upstream]\nurl = \"http://127.0.0.1:2\"\n[[provider]]\nid = \"p\"\nissuer = \"http://idp\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(config.to_str().unwrap(), None);
+    assert!(!ok);
+    assert!(stderr.contains("server.tls"), "{stderr}");
 }

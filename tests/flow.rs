@@ -616,3 +616,49 @@ async fn logs_are_json_without_secrets_and_metrics_count_the_login() {
     assert!(!metrics.contains("dossiers"));
     assert!(!metrics.contains("hdupre"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
+    let mut stack = Stack::start("drain", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let request = browser
+        .client
+        .get(stack.url("/slow"))
+        .header("cookie", browser.cookie_header())
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = stack.gateway.pid().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // New connections are refused at once while the request in flight goes on.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let address = stack.gateway_url.trim_start_matches("http://").to_string();
+    assert!(tokio::net::TcpStream::connect(&address).await.is_err());
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slow done");
+
+    // grace_period 3 s + shutdown_timeout 2 s in the test configuration.
+    let started = std::time::Instant::now();
+    let exit = loop {
+        if let Some(exit) = stack.gateway.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still running after SIGTERM:\n{}",
+            stack.gateway.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}

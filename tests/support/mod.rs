@@ -275,7 +275,7 @@ impl Stack {
 listen = "127.0.0.1:{gateway_port}"
 public_url = "{gateway_url}"
 threads = 2
-grace_period = "1s"
+grace_period = "3s"
 shutdown_timeout = "2s"
 {tls_section}
 [upstream]
@@ -635,6 +635,23 @@ async fn serve_upstream(stream: TcpStream) {
         let length: u64 = header("content-length")
             .and_then(|l| l.parse().ok())
             .unwrap_or(0);
+        if path.starts_with("/slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            let body = "slow done";
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if reader
+                .get_mut()
+                .write_all(response.as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
         if path.starts_with("/echo") {
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {length}\r\n\r\n"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the runtimes the verification examples (examples/verify/) are tested with:
-# php-cli and a JDK from Debian, PyJWT in a virtualenv under target/, jose from npm.
-# Sourced by scripts/test.sh after scripts/setup.sh. A runtime that cannot be installed fails
-# here, loudly: the examples are never silently skipped.
+# Installs what the integration tests run beside guichet: the runtimes of the verification
+# examples (php-cli and a JDK from Debian, PyJWT in a virtualenv under target/, jose from npm),
+# openssl (test certificates) and systemd-analyze (the unit file check).
+# Sourced by scripts/test.sh after scripts/setup.sh. What cannot be installed fails here,
+# loudly: no test is silently skipped.
 set -euo pipefail
 
 sudo_cmd=()
@@ -12,8 +13,10 @@ command -v php >/dev/null 2>&1 || need_apt+=(php-cli)
 command -v java >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages for the verification examples: ${need_apt[*]}"
+  echo "setup: installing Debian packages for the test peers: ${need_apt[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
