@@ -132,6 +132,21 @@ pub struct ServerSection {
     /// Terminate HTTPS here (HTTP/2 by ALPN).
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    /// Unix socket through which a new process takes over the listening sockets at a graceful
+    /// upgrade; sessions are handed over in `<upgrade_sock>.sessions`. Default
+    /// `/tmp/guichet-upgrade.sock`.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: PathBuf,
+    /// PID file written with `guichet run --daemon`; default `/run/guichet/guichet.pid`.
+    #[serde(default = "default_pid_file")]
+    pub pid_file: PathBuf,
+}
+
+fn default_upgrade_sock() -> PathBuf {
+    "/tmp/guichet-upgrade.sock".into()
+}
+fn default_pid_file() -> PathBuf {
+    "/run/guichet/guichet.pid".into()
 }
 
 /// `[server.tls]`
@@ -346,6 +361,8 @@ pub enum TokenAuthMethod {
 pub struct Settings {
     pub listen: SocketAddr,
     pub tls: Option<ListenerTls>,
+    pub upgrade_sock: PathBuf,
+    pub pid_file: PathBuf,
     pub public_url: Url,
     pub threads: usize,
     pub grace_period: Duration,
@@ -838,6 +855,8 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     Ok(Settings {
         listen,
         tls,
+        upgrade_sock: file.server.upgrade_sock.clone(),
+        pid_file: file.server.pid_file.clone(),
         public_url,
         threads,
         grace_period,

@@ -34,6 +34,13 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take over the listening sockets and sessions of the running guichet, which is then
+        /// sent SIGQUIT (graceful upgrade, no request lost).
+        #[arg(long, short)]
+        upgrade: bool,
+        /// Detach from the terminal and write server.pid_file (for systemd Type=forking).
+        #[arg(long, short)]
+        daemon: bool,
     },
     /// Validate a configuration file: exit 0, or print every problem and exit 1.
     Check {
@@ -116,10 +123,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => match config::load(&config) {
+        Command::Run {
+            config,
+            upgrade,
+            daemon,
+        } => match config::load(&config) {
             Ok(settings) => {
                 init_logging(&settings.log_level, settings.log_json);
-                run(settings)
+                run(settings, server::Launch { upgrade, daemon })
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -188,15 +199,31 @@ fn keygen(out: &std::path::Path, algorithm: &str) -> ExitCode {
     }
 }
 
-fn run(settings: Settings) -> ExitCode {
-    let mut pingora = server::new_server(&settings);
+fn run(settings: Settings, launch: server::Launch) -> ExitCode {
     let listen = settings.listen;
-    if let Err(e) = server::add_gateway(&mut pingora, settings) {
+    if let Err(e) = server::check_tls(&settings) {
         eprintln!("cannot start: {e}");
         return ExitCode::FAILURE;
     }
-    tracing::info!(%listen, "guichet listening");
-    pingora.run_forever()
+    let mut pingora = server::new_server(&settings, launch);
+    let gateway = match server::add_gateway(&mut pingora, settings) {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if launch.upgrade {
+        match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(runtime) => runtime.block_on(server::take_handover(&gateway)),
+            Err(e) => tracing::error!(error = %e, "cannot take the sessions over"),
+        }
+    }
+    tracing::info!(%listen, upgrade = launch.upgrade, "guichet listening");
+    pingora.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(server::Signals { gateway }),
+    });
+    ExitCode::SUCCESS
 }
 
 fn run_mock_provider(listen: SocketAddr, secret: String, redirect_uris: Vec<String>) -> ExitCode {
@@ -208,7 +235,7 @@ fn run_mock_provider(listen: SocketAddr, secret: String, redirect_uris: Vec<Stri
         },
         &secret,
     );
-    let mut pingora = server::new_server(&settings);
+    let mut pingora = server::new_server(&settings, server::Launch::default());
     if let Err(e) = demo::add_mock_provider(&mut pingora, listen, &secret, redirect_uris) {
         eprintln!("cannot start the mock provider: {e}");
         return ExitCode::FAILURE;
@@ -224,7 +251,7 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
         settings.upstream.address = upstream;
     }
     let redirect_uri = settings.redirect_uri();
-    let mut pingora = server::new_server(&settings);
+    let mut pingora = server::new_server(&settings, server::Launch::default());
     if let Err(e) = demo::add_mock_provider(
         &mut pingora,
         addresses.provider,

@@ -9,8 +9,9 @@ use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::Opt;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
@@ -20,9 +21,22 @@ use crate::metrics::MetricsApp;
 use crate::oidc::{keep_discovered, Provider};
 use crate::proxy::GatewayProxy;
 
+/// How `guichet run` was started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Launch {
+    /// Take over the listening sockets of a running guichet (graceful upgrade).
+    pub upgrade: bool,
+    /// Detach and write `server.pid_file`.
+    pub daemon: bool,
+}
+
 /// A pingora server configured from the settings (threads, shutdown timings), bootstrapped.
-pub fn new_server(settings: &Settings) -> Server {
+/// With `launch.upgrade`, bootstrapping waits for the old process to hand over its sockets.
+pub fn new_server(settings: &Settings, launch: Launch) -> Server {
     let conf = ServerConf {
+        upgrade_sock: settings.upgrade_sock.display().to_string(),
+        pid_file: settings.pid_file.display().to_string(),
+        daemon: launch.daemon,
         threads: settings.threads,
         ca_file: settings
             .upstream
@@ -33,9 +47,97 @@ pub fn new_server(settings: &Settings) -> Server {
         graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade: launch.upgrade,
+        daemon: launch.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     server
+}
+
+/// The file sessions are handed over in at a graceful upgrade.
+pub fn handover_path(settings: &Settings) -> std::path::PathBuf {
+    let mut path = settings.upgrade_sock.clone().into_os_string();
+    path.push(".sessions");
+    path.into()
+}
+
+/// Takes the sessions an old process handed over, if any, and deletes the file.
+pub async fn take_handover(gateway: &Gateway) {
+    let path = handover_path(&gateway.settings);
+    let Ok(text) = std::fs::read(&path) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&path);
+    match serde_json::from_slice(&text) {
+        Ok(dumped) => {
+            let restored = gateway.sessions.restore(dumped).await;
+            tracing::info!(restored, "sessions taken over from the previous process");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "unreadable session hand-over file; its sessions are lost")
+        }
+    }
+}
+
+/// Signals: SIGQUIT = graceful upgrade (sessions are written for the new process first),
+/// SIGTERM = graceful stop, SIGINT = fast stop.
+pub struct Signals {
+    pub gateway: Arc<Gateway>,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = quit.recv() => {
+                self.write_handover();
+                ShutdownSignal::GracefulUpgrade
+            }
+            _ = term.recv() => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => ShutdownSignal::FastShutdown,
+        }
+    }
+}
+
+impl Signals {
+    fn write_handover(&self) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = handover_path(&self.gateway.settings);
+        let dumped = self.gateway.sessions.dump();
+        let count = dumped.len();
+        let written = serde_json::to_vec(&dumped)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let _ = std::fs::remove_file(&path);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(&bytes))
+            });
+        match written {
+            Ok(()) => {
+                tracing::info!(sessions = count, path = %path.display(), "sessions written for the new process")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot hand sessions over; they will be lost")
+            }
+        }
+    }
 }
 
 /// Parses the listener's certificate chain and key, so that a bad file stops start-up (and

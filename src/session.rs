@@ -124,6 +124,22 @@ pub struct SessionStore {
     cache: Cache<StoreKey, Arc<Session>>,
 }
 
+/// Ends a session `max_lifetime` after its login, counted from `Session::created_at`, so that a
+/// session restored after an upgrade keeps its original deadline.
+struct AbsoluteLifetime(Duration);
+
+impl moka::Expiry<StoreKey, Arc<Session>> for AbsoluteLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &StoreKey,
+        session: &Arc<Session>,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        let age = session.created_at.elapsed().unwrap_or_default();
+        Some(self.0.saturating_sub(age))
+    }
+}
+
 /// Called with `idle`, `lifetime` or `evicted` when the store ends a session by itself.
 pub type EndListener = Arc<dyn Fn(&'static str) + Send + Sync>;
 
@@ -137,7 +153,7 @@ impl SessionStore {
         let mut builder = Cache::builder()
             .max_capacity(settings.max_sessions)
             .time_to_idle(settings.idle_timeout)
-            .time_to_live(settings.max_lifetime);
+            .expire_after(AbsoluteLifetime(settings.max_lifetime));
         if let Some(on_end) = on_end {
             let max_lifetime = settings.max_lifetime;
             builder = builder.eviction_listener(
@@ -180,10 +196,96 @@ impl SessionStore {
         self.cache.remove(&id.to_key()).await
     }
 
+    /// Every live session, for the hand-over to a new process at a graceful upgrade.
+    pub fn dump(&self) -> Vec<DumpedSession> {
+        self.cache
+            .iter()
+            .map(|(key, session)| DumpedSession::from_session(&key, &session))
+            .collect()
+    }
+
+    /// Puts back sessions dumped by [`Self::dump`]; returns how many were still alive.
+    pub async fn restore(&self, dumped: Vec<DumpedSession>) -> usize {
+        let mut restored = 0;
+        for entry in dumped {
+            if let Some((key, session)) = entry.into_session() {
+                self.cache.insert(key, Arc::new(session)).await;
+                restored += 1;
+            }
+        }
+        restored
+    }
+
     /// Number of live sessions (runs the cache's pending maintenance first, so it is exact).
     pub async fn count(&self) -> u64 {
         self.cache.run_pending_tasks().await;
         self.cache.entry_count()
+    }
+}
+
+/// A session as written to the hand-over file: the store key (a hash, not a usable cookie) and
+/// the session's data.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct DumpedSession {
+    key: String,
+    provider: String,
+    sub: String,
+    sub_hash: String,
+    id_token: String,
+    /// (name, base64 of the value bytes)
+    headers: Vec<(String, String)>,
+    signature_block: String,
+    assertion_claims: serde_json::Map<String, serde_json::Value>,
+    created_at_unix: u64,
+}
+
+impl DumpedSession {
+    fn from_session(key: &StoreKey, session: &Session) -> Self {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        DumpedSession {
+            key: b64(&key.0),
+            provider: session.provider.clone(),
+            sub: session.sub.clone(),
+            sub_hash: session.sub_hash.clone(),
+            id_token: session.id_token.clone(),
+            headers: session
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), b64(v.as_bytes())))
+                .collect(),
+            signature_block: b64(&session.signature_block),
+            assertion_claims: session.assertion_claims.clone(),
+            created_at_unix: session
+                .created_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    fn into_session(self) -> Option<(StoreKey, Session)> {
+        let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).ok();
+        let key: [u8; 32] = decode(&self.key)?.try_into().ok()?;
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            headers.push((
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_bytes(&decode(value)?).ok()?,
+            ));
+        }
+        Some((
+            StoreKey(key),
+            Session {
+                provider: self.provider,
+                sub: self.sub,
+                sub_hash: self.sub_hash,
+                id_token: self.id_token,
+                headers,
+                signature_block: decode(&self.signature_block)?,
+                assertion_claims: self.assertion_claims,
+                assertion: RwLock::new(None),
+                created_at: std::time::UNIX_EPOCH + Duration::from_secs(self.created_at_unix),
+            },
+        ))
     }
 }
 
@@ -393,6 +495,34 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(store.get(&id).await.is_none(), "lifetime must be absolute");
+    }
+
+    #[tokio::test]
+    async fn dumped_sessions_restore_with_their_deadline() {
+        let settings = settings(Duration::from_secs(60), Duration::from_secs(3600));
+        let old = SessionStore::new(&settings);
+        let mut fresh = session();
+        fresh.headers = vec![(
+            HeaderName::from_static("x-guichet-given-name"),
+            HeaderValue::from_static("H%C3%A9l%C3%A8ne"),
+        )];
+        let id = old.insert(fresh).await;
+        let mut stale = session();
+        stale.created_at = SystemTime::now() - Duration::from_secs(7200);
+        let stale_id = old.insert(stale).await;
+        old.cache.run_pending_tasks().await;
+
+        let dumped = old.dump();
+        let text = serde_json::to_string(&dumped).unwrap();
+        assert!(
+            !text.contains(&id.to_cookie_value()),
+            "no usable cookie in the dump"
+        );
+        let new = SessionStore::new(&settings);
+        new.restore(serde_json::from_str(&text).unwrap()).await;
+        let restored = new.get(&id).await.expect("session handed over");
+        assert_eq!(restored.headers[0].1, "H%C3%A9l%C3%A8ne");
+        assert!(new.get(&stale_id).await.is_none(), "past its lifetime");
     }
 
     #[tokio::test]

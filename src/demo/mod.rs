@@ -36,6 +36,9 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
     Settings {
         listen: addresses.gateway,
         tls: None,
+        upgrade_sock: std::env::temp_dir()
+            .join(format!("guichet-demo-{}.sock", addresses.gateway.port())),
+        pid_file: std::env::temp_dir().join("guichet-demo.pid"),
         public_url: url::Url::parse(&format!("http://{}", addresses.gateway))
             .expect("a socket address makes a valid URL"),
         threads,

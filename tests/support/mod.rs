@@ -113,6 +113,8 @@ pub struct GatewayOptions {
     pub tls: Option<TestCerts>,
     /// `server.tls.http_redirect_listen` port.
     pub redirect_port: Option<u16>,
+    /// Lines added to the `[server]` section.
+    pub server_extra: String,
 }
 
 /// A test CA and a leaf certificate for 127.0.0.1 / localhost it signed.
@@ -214,6 +216,7 @@ impl Default for GatewayOptions {
             upstream_url: None,
             tls: None,
             redirect_port: None,
+            server_extra: String::new(),
         }
     }
 }
@@ -229,6 +232,7 @@ pub struct Stack {
     pub metrics_url: String,
     pub secret: String,
     pub tls: Option<TestCerts>,
+    pub config_path: PathBuf,
 }
 
 impl Stack {
@@ -277,6 +281,7 @@ public_url = "{gateway_url}"
 threads = 2
 grace_period = "3s"
 shutdown_timeout = "2s"
+{server_extra}
 {tls_section}
 [upstream]
 url = "{upstream_url}"
@@ -304,6 +309,7 @@ http_timeout = "3s"
             lifetime = options.max_lifetime,
             secret_file = dir.join("secret").display(),
             extra = options.extra,
+            server_extra = options.server_extra,
         );
         std::fs::write(dir.join("secret"), format!("{secret}\n")).expect("secret file");
         let config_path = dir.join("guichet.toml");
@@ -322,6 +328,7 @@ http_timeout = "3s"
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             secret,
             tls: options.tls.clone(),
+            config_path: config_path.clone(),
         };
         if options.start_provider {
             stack.wait_ready().await;

@@ -1,0 +1,120 @@
+//! Graceful upgrade: a new guichet takes over the listening sockets and the sessions of the
+//! running one (`guichet run --upgrade`, then SIGQUIT to the old process) while requests keep
+//! coming; none fails and the signed-in visitor stays signed in.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{echoed, Browser, GatewayOptions, Process, Stack};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_under_load_loses_no_request_and_no_session() {
+    let dir = support::scratch_dir("upgrade-sock");
+    let socket = dir.join("upgrade.sock");
+    let mut stack = Stack::start(
+        "upgrade",
+        GatewayOptions {
+            server_extra: format!("upgrade_sock = \"{}\"\n", socket.display()),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+    let cookie = browser.cookie_header();
+
+    // Load: 4 workers, a fresh connection per request, bounded in time and count.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+        let url = stack.url("/under-load");
+        let cookie = cookie.clone();
+        workers.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < 20_000 {
+                sent += 1;
+                match client.get(&url).header("cookie", &cookie).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", r.status())),
+                    Err(e) => failures.lock().unwrap().push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The new process waits for the sockets; the old one hands them over on SIGQUIT.
+    let new = Process::spawn(
+        &[
+            "run",
+            "--upgrade",
+            "--config",
+            stack.config_path.to_str().unwrap(),
+        ],
+        stack.dir.join("gateway-new.log"),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-QUIT", &stack.gateway.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let started = Instant::now();
+    let old_exit = loop {
+        if let Some(exit) = stack.gateway.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "old process still running:\n{}",
+            stack.gateway.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    let failures = failures.lock().unwrap();
+    let served = ok.load(Ordering::Relaxed);
+    eprintln!(
+        "upgrade under load: {served} requests served, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(served > 200, "only {served} requests were sent");
+    assert!(old_exit.success(), "old process exit: {old_exit:?}");
+    let new_log = new.log_text();
+    assert!(new_log.contains("sessions taken over"), "{new_log}");
+
+    // The visitor is still signed in, now served by the new process.
+    let page = browser.get(&stack.url("/after")).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(echoed(&page.body, "x-guichet-uid"), ["hdupre"]);
+    assert!(!std::path::Path::new(&format!("{}.sessions", socket.display())).exists());
+}
