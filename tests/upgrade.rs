@@ -95,7 +95,7 @@ async fn an_upgrade_under_load_loses_no_request_and_no_session() {
         worker.await.unwrap();
     }
 
-    let failures = failures.lock().unwrap();
+    let failures = failures.lock().unwrap().clone();
     let served = ok.load(Ordering::Relaxed);
     eprintln!(
         "upgrade under load: {served} requests served, {} failed",
