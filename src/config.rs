@@ -543,17 +543,59 @@ pub enum ConfigError {
     },
 }
 
-/// One validation problem: the key path and what is wrong.
+/// One validation problem: the key path, what is wrong, and where (line, column) in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub key: String,
     pub message: String,
+    pub location: Option<(usize, usize)>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        write!(f, "{}: {}", self.key, self.message)?;
+        if let Some((line, column)) = self.location {
+            write!(f, " (line {line}, column {column})")?;
+        }
+        Ok(())
     }
+}
+
+/// Where a key path (`provider[0].client_id`) is written in the TOML text: the value's line and
+/// column, or, for a key that is absent, those of the nearest enclosing table.
+fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
+    use toml::de::{DeTable, DeValue};
+    let parsed = DeTable::parse(text).ok()?;
+    let mut span = None;
+    let mut table: Option<&DeTable> = Some(parsed.get_ref());
+    let mut value: Option<&DeValue> = None;
+    for segment in key.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some(current) = table.take().or_else(|| match value {
+            Some(DeValue::Table(t)) => Some(t),
+            _ => None,
+        }) else {
+            break;
+        };
+        let Some((_, found)) = current.iter().find(|(k, _)| k.get_ref() == name) else {
+            break;
+        };
+        span = Some(found.span());
+        value = Some(found.get_ref());
+        if let (Some(i), DeValue::Array(items)) = (index, found.get_ref()) {
+            let Some(item) = items.get(i) else { break };
+            span = Some(item.span());
+            value = Some(item.get_ref());
+        }
+    }
+    let offset = span?.start;
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
 }
 
 // === loading ===
@@ -588,9 +630,14 @@ pub fn from_toml(text: &str, path: &Path, env: &dyn Environment) -> Result<Setti
         path: path.to_owned(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    validate(&file, env).map_err(|problems| ConfigError::Invalid {
-        path: path.to_owned(),
-        problems,
+    validate(&file, env).map_err(|mut problems| {
+        for problem in &mut problems {
+            problem.location = locate(text, &problem.key);
+        }
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        }
     })
 }
 
@@ -603,6 +650,7 @@ impl Checker {
         self.problems.push(Problem {
             key: key.into(),
             message: message.into(),
+            location: None,
         });
     }
 
@@ -1231,6 +1279,13 @@ token_auth_method = "private_key_jwt"
             panic!("expected validation problems, got {err}");
         };
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let listen = problems.iter().find(|p| p.key == "server.listen").unwrap();
+        assert_eq!(listen.location, Some((3, 10)), "{listen}");
+        let token = problems
+            .iter()
+            .find(|p| p.key == "provider[0].token_auth_method")
+            .unwrap();
+        assert_eq!(token.location, Some((15, 21)), "{token}");
         for expected in [
             "server.listen",
             "server.public_url",

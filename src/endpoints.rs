@@ -404,6 +404,7 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     }
 
     let invalid_state = |log: &str| {
+        gateway.metrics.login("unknown", "failed", "state_invalid");
         PageError::new(
             StatusCode::BAD_REQUEST,
             "state_invalid",

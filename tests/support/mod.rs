@@ -14,12 +14,45 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_guichet");
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on, reserved for this test process.
+///
+/// Test processes run in parallel and pingora listens with `SO_REUSEPORT`, so two servers given
+/// the same port would silently share it. Ports are therefore taken outside the kernel's
+/// ephemeral range (20000–31999), checked free by binding, and reserved with a marker file
+/// holding the owner's PID (reclaimed once that process is gone).
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use rand::Rng;
+    let dir = std::env::temp_dir().join("guichet-test-ports");
+    std::fs::create_dir_all(&dir).expect("port reservation directory");
+    let mut rng = rand::thread_rng();
+    loop {
+        let port: u16 = rng.gen_range(20_000..32_000);
+        if StdListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let marker = dir.join(port.to_string());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                let _ = write!(file, "{}", std::process::id());
+                return port;
+            }
+            Err(_) => {
+                let owner = std::fs::read_to_string(&marker).unwrap_or_default();
+                let alive = owner
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    let _ = std::fs::remove_file(&marker);
+                }
+            }
+        }
+    }
 }
 
 /// A scratch directory for one test.
