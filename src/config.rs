@@ -574,10 +574,11 @@ fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (segment, None),
         };
-        let Some(current) = table.take().or_else(|| match value {
+        let nested = match value {
             Some(DeValue::Table(t)) => Some(t),
             _ => None,
-        }) else {
+        };
+        let Some(current) = table.take().or(nested) else {
             break;
         };
         let Some((_, found)) = current.iter().find(|(k, _)| k.get_ref() == name) else {
