@@ -8,6 +8,8 @@
 //! built once at login ([`identity_headers`]) and kept in the session, so the per-request work is a
 //! scan of the header names plus copies of prebuilt values.
 
+use std::collections::BTreeMap;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
@@ -109,6 +111,15 @@ pub fn encode(value: &str, encoding: Encoding) -> (HeaderValue, bool) {
     }
 }
 
+/// Whether a (lower-case) header name equals a configured one, `_` and `-` being the same.
+fn same_name(name: &str, configured: &str) -> bool {
+    name.len() == configured.len()
+        && name
+            .bytes()
+            .zip(configured.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+}
+
 /// Names of the headers that list, comma-separated, the headers whose value fell back to
 /// percent-encoding.
 pub const FALLBACK_HEADER: &str = "x-guichet-percent-encoded";
@@ -124,14 +135,28 @@ pub struct ForwardedTokens<'a> {
 /// client headers are stripped: built once from the settings.
 pub struct HeaderPlan {
     settings: HeaderSettings,
-    /// Configured names outside the `x-guichet` namespace, stripped too.
-    extra_strip: Vec<HeaderName>,
+    /// Per provider id: claim → header name (`None`: not sent), over `settings.claims`.
+    provider_claims: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    /// Configured names outside the `x-guichet` namespace, lower-case with `-` for `_`: a
+    /// client header matching one of them in any case or spelling is stripped too.
+    extra_strip: Vec<String>,
 }
 
 impl HeaderPlan {
     pub fn new(settings: &Settings) -> Self {
         let headers = settings.headers.clone();
+        let provider_claims: BTreeMap<String, BTreeMap<String, Option<String>>> = settings
+            .providers
+            .iter()
+            .filter(|p| !p.claim_headers.is_empty())
+            .map(|p| (p.id.clone(), p.claim_headers.clone()))
+            .collect();
         let mut names: Vec<String> = headers.claims.values().flatten().cloned().collect();
+        names.extend(
+            provider_claims
+                .values()
+                .flat_map(|m| m.values().flatten().cloned()),
+        );
         if headers.preset == HeaderPreset::Oauth2Proxy {
             names.extend(OAUTH2_PROXY_HEADERS.iter().map(|(_, n)| n.to_string()));
         }
@@ -141,25 +166,39 @@ impl HeaderPlan {
         if let Some(s) = &settings.signature {
             names.push(s.header.clone());
         }
-        let mut extra_strip: Vec<HeaderName> = names
+        let mut extra_strip: Vec<String> = names
             .iter()
+            .map(|n| n.to_ascii_lowercase().replace('_', "-"))
             .filter(|n| !is_identity_header(n))
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .collect();
-        extra_strip.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        extra_strip.sort();
         extra_strip.dedup();
         HeaderPlan {
             settings: headers,
+            provider_claims,
             extra_strip,
         }
     }
 
-    /// Removes every identity header the client sent: the `x-guichet` namespace in any case or
-    /// spelling, and every configured name.
+    /// Removes every identity header the client sent: the `x-guichet` namespace and every
+    /// configured name, in any case, with `-` or `_`, however many times it is repeated.
     pub fn strip(&self, request: &mut RequestHeader) {
-        strip_identity_headers(request);
-        for name in &self.extra_strip {
-            request.remove_header(name);
+        let doomed: Vec<HeaderName> = request
+            .headers
+            .keys()
+            .filter(|name| {
+                let name = name.as_str();
+                is_identity_header(name)
+                    || (!self.extra_strip.is_empty()
+                        && self
+                            .extra_strip
+                            .iter()
+                            .any(|configured| same_name(name, configured)))
+            })
+            .cloned()
+            .collect();
+        for name in doomed {
+            request.remove_header(&name);
         }
     }
 
@@ -180,8 +219,12 @@ impl HeaderPlan {
         if !amr.is_empty() {
             raw.push(("x-guichet-amr".into(), &amr));
         }
+        let overrides = self.provider_claims.get(&identity.provider);
         for (claim, value) in &identity.claims {
-            match self.settings.claims.get(claim) {
+            let mapped = overrides
+                .and_then(|o| o.get(claim))
+                .or_else(|| self.settings.claims.get(claim));
+            match mapped {
                 Some(None) => {}
                 Some(Some(name)) => raw.push((name.clone(), value)),
                 None => match claim_header_name(claim) {
@@ -494,7 +537,6 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     #[test]
     fn namespace_matches_every_spelling() {
@@ -556,8 +598,46 @@ mod tests {
     fn plan(headers: HeaderSettings) -> HeaderPlan {
         HeaderPlan {
             extra_strip: vec![],
+            provider_claims: BTreeMap::new(),
             settings: headers,
         }
+    }
+
+    #[test]
+    fn configured_names_are_stripped_in_every_spelling_and_mapped_per_provider() {
+        let plan = HeaderPlan {
+            extra_strip: vec!["x-forwarded-user".into(), "x-remote-mail".into()],
+            provider_claims: BTreeMap::from([(
+                "agentconnect".to_string(),
+                BTreeMap::from([("uid".to_string(), Some("x-agent-id".to_string()))]),
+            )]),
+            settings: HeaderSettings::default(),
+        };
+        let mut request = RequestHeader::build("GET", b"/", None).unwrap();
+        for (name, value) in [
+            ("X-Forwarded-User", "evil"),
+            ("x_forwarded_user", "evil"),
+            ("X_REMOTE_MAIL", "evil"),
+            ("x-remote-mail", "evil"),
+            ("X-Forwarded-For", "10.0.0.1"),
+        ] {
+            request.append_header(name, value).unwrap();
+        }
+        plan.strip(&mut request);
+        let left: Vec<&str> = request.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-forwarded-for"]);
+
+        let mut identity = identity();
+        identity.claims.insert("uid".into(), "hdupre".into());
+        let headers = plan.identity_headers(&identity, ForwardedTokens::default());
+        assert!(headers
+            .iter()
+            .any(|(n, v)| n == "x-agent-id" && v == "hdupre"));
+        identity.provider = "franceconnect".into();
+        let headers = plan.identity_headers(&identity, ForwardedTokens::default());
+        assert!(headers
+            .iter()
+            .any(|(n, v)| n == "x-guichet-uid" && v == "hdupre"));
     }
 
     fn pairs(headers: &[(HeaderName, HeaderValue)]) -> Vec<(String, Vec<u8>)> {

@@ -312,6 +312,9 @@ pub struct ProviderSection {
     /// Bound on every HTTP call to the provider; default `10s`.
     #[serde(default = "default_http_timeout")]
     pub http_timeout: String,
+    /// Claim → header name for this provider's sessions, over `[headers] claims`; `""` = not sent.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -500,6 +503,8 @@ pub struct ProviderSettings {
     pub token_auth_method: TokenAuthMethod,
     pub userinfo: bool,
     pub http_timeout: Duration,
+    /// Claim → lower-case header name (`None`: not sent), over the global mapping.
+    pub claim_headers: BTreeMap<String, Option<String>>,
 }
 
 impl Settings {
@@ -1107,6 +1112,12 @@ fn provider_settings(
         }
     }
     let http_timeout = check.duration(&format!("{key}.http_timeout"), &section.http_timeout);
+    let mut claim_headers = BTreeMap::new();
+    for (claim, name) in &section.headers {
+        let target =
+            (!name.is_empty()).then(|| header_name(check, &format!("{key}.headers.{claim}"), name));
+        claim_headers.insert(claim.clone(), target);
+    }
     if check.problems.len() != before {
         return None;
     }
@@ -1131,6 +1142,7 @@ fn provider_settings(
         token_auth_method,
         userinfo: section.userinfo,
         http_timeout,
+        claim_headers,
     })
 }
 

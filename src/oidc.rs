@@ -758,6 +758,7 @@ mod tests {
             token_auth_method: TokenAuthMethod::ClientSecretPost,
             userinfo: true,
             http_timeout: timeout,
+            claim_headers: Default::default(),
         }
     }
 

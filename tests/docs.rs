@@ -17,7 +17,11 @@ fn key_paths(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
             format!("{prefix}.{key}")
         };
         match value {
-            toml::Value::Table(inner) if !matches!(key.as_str(), "claims" | "encodings") => {
+            // Maps whose keys are claim or header names are one key each.
+            toml::Value::Table(inner)
+                if !matches!(key.as_str(), "claims" | "encodings")
+                    && !(key == "headers" && prefix.ends_with("[]")) =>
+            {
                 key_paths(&path, inner, out)
             }
             toml::Value::Array(items)

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{scratch_dir, Browser, GatewayOptions, Stack, BIN};
+use support::{echoed, scratch_dir, Browser, GatewayOptions, Stack, BIN};
 
 const HMAC_KEY: &str = "a-long-shared-secret-for-the-hmac-signature-0123456789";
 
@@ -350,4 +350,81 @@ fn keygen_never_overwrites_a_key() {
         assert!(!second.status.success());
         assert_eq!(std::fs::read_to_string(key).unwrap(), pem);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_client_supplied_identity_header_survives_in_any_spelling() {
+    let dir = scratch_dir("strip-keys");
+    let key = dir.join("assertion.pem");
+    assert!(Command::new(BIN)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let extra = format!(
+        "headers = {{ uid = \"X-Agent-Id\" }}\n\n[headers]\npreset = \"oauth2-proxy\"\nclaims = {{ email = \"X-Remote-Mail\" }}\n\n\
+         [assertion]\nkeys = [\"{}\"]\nheader = \"X-App-Identity\"\n\n[signature]\nkey = \"{HMAC_KEY}\"\nheader = \"X-App-Signature\"\n",
+        key.display()
+    );
+    let stack = Stack::start(
+        "strip-all",
+        GatewayOptions {
+            extra,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    browser.login(&stack, "/").await;
+    let forged = [
+        ("X-Forwarded-User", "evil"),
+        ("x_forwarded_user", "evil"),
+        ("X-Forwarded-Email", "evil@example.org"),
+        ("x-forwarded-email", "evil2@example.org"),
+        ("X_FORWARDED_PREFERRED_USERNAME", "evil"),
+        ("X-Agent-Id", "evil"),
+        ("x_agent_id", "evil"),
+        ("X-Remote-Mail", "evil@example.org"),
+        ("X-App-Identity", "evil.jwt.value"),
+        ("x_app_identity", "evil.jwt.value"),
+        ("X-App-Signature", "t=1, v1=evil"),
+        ("X-Guichet-Sub", "evil"),
+        ("x_guichet_given_name", "evil"),
+    ];
+    let page = browser.get_with(&stack.url("/"), &forged).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.body.contains("evil"),
+        "a forged header reached the app:\n{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("x_"),
+        "an underscore spelling reached the app:\n{}",
+        page.body
+    );
+    let one = |name: &str| {
+        let values = echoed(&page.body, name);
+        assert_eq!(values.len(), 1, "{name}: {values:?}\n{}", page.body);
+        values[0].to_string()
+    };
+    assert_eq!(
+        one("x-forwarded-user"),
+        "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80"
+    );
+    assert_eq!(
+        one("x-forwarded-email"),
+        "helene.dupre-lefevre@interieur.gouv.fr"
+    );
+    assert_eq!(one("x-agent-id"), "hdupre");
+    assert_eq!(
+        one("x-remote-mail"),
+        "helene.dupre-lefevre@interieur.gouv.fr"
+    );
+    assert!(one("x-app-identity").starts_with("ey"));
+    assert!(one("x-app-signature").starts_with("t="));
+    assert!(
+        echoed(&page.body, "x-guichet-uid").is_empty(),
+        "uid is renamed for this provider"
+    );
 }

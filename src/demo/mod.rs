@@ -92,6 +92,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             token_auth_method: TokenAuthMethod::ClientSecretPost,
             userinfo: true,
             http_timeout: std::time::Duration::from_secs(10),
+            claim_headers: Default::default(),
         }],
     }
 }
