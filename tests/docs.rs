@@ -8,6 +8,11 @@ const EXAMPLE: &str = include_str!("../config/guichet.example.toml");
 const DASHBOARD: &str = include_str!("../examples/grafana-dashboard.json");
 const METRICS_SOURCE: &str = include_str!("../src/metrics.rs");
 
+/// Maps whose keys are claim or header names (one configuration key each).
+fn is_name_map(key: &str, prefix: &str) -> bool {
+    matches!(key, "claims" | "encodings") || (key == "headers" && prefix.ends_with("[]"))
+}
+
 /// Key paths of a TOML table: `server.listen`, `provider[].issuer`, `headers.claims`.
 fn key_paths(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
     for (key, value) in table {
@@ -18,12 +23,7 @@ fn key_paths(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
         };
         match value {
             // Maps whose keys are claim or header names are one key each.
-            toml::Value::Table(inner)
-                if !matches!(key.as_str(), "claims" | "encodings")
-                    && !(key == "headers" && prefix.ends_with("[]")) =>
-            {
-                key_paths(&path, inner, out)
-            }
+            toml::Value::Table(inner) if !is_name_map(key, prefix) => key_paths(&path, inner, out),
             toml::Value::Array(items)
                 if items.iter().all(toml::Value::is_table) && !items.is_empty() =>
             {
