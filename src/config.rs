@@ -15,6 +15,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+mod presets;
+
+pub use presets::{acr_satisfies, AcrRequest, ProviderKind, UserinfoFormat};
+
 /// The prefix under which guichet serves its own endpoints.
 pub const OWN_PREFIX: &str = "/.guichet/";
 
@@ -282,11 +286,23 @@ fn default_log_level() -> String {
 pub struct ProviderSection {
     /// Short id, letters, digits, `-` and `_`; used in `?provider=` and in metrics.
     pub id: String,
-    /// Name shown on the chooser page; default the id.
+    /// `oidc` (default), `proconnect`, `agentconnect`, `franceconnect-v1`, `franceconnect-v2`,
+    /// `franceconnect-plus`: fills in the federation's issuer, scopes, levels and rules.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `integration` or `production` (with a federation `kind` and no `issuer`).
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// `internet` (default) or `rie`, for ProConnect/AgentConnect.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Name shown on the chooser page; default from the kind, else the id.
     #[serde(default)]
     pub display_name: Option<String>,
-    /// Discovery is fetched from `issuer + /.well-known/openid-configuration`.
-    pub issuer: String,
+    /// Discovery is fetched from `issuer + /.well-known/openid-configuration`; default from the
+    /// kind and environment.
+    #[serde(default)]
+    pub issuer: Option<String>,
     pub client_id: String,
     #[serde(default)]
     pub client_secret: Option<String>,
@@ -294,21 +310,28 @@ pub struct ProviderSection {
     pub client_secret_env: Option<String>,
     #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
-    /// Scopes; `openid` is always sent once. Default `["openid"]`.
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-    /// Space-separated `acr_values` to request, if any.
+    /// Scopes; `openid` is always sent once. Default from the kind.
     #[serde(default)]
-    pub acr_values: Option<String>,
-    /// PKCE S256; default true (FranceConnect rejects PKCE parameters: set false there).
-    #[serde(default = "default_true")]
-    pub pkce: bool,
+    pub scopes: Option<Vec<String>>,
+    /// Acceptable authentication levels, requested and then checked on the id_token (eIDAS
+    /// levels are ordered: `["eidas2"]` also accepts `eidas3`). Default from the kind.
+    #[serde(default)]
+    pub acr: Option<Vec<String>>,
+    /// PKCE S256; default from the kind (off for FranceConnect, which rejects it).
+    #[serde(default)]
+    pub pkce: Option<bool>,
     /// `client_secret_post` (default, as AgentConnect expects) or `client_secret_basic`.
     #[serde(default = "default_token_auth_method")]
     pub token_auth_method: String,
     /// Call the userinfo endpoint after the code exchange; default true.
     #[serde(default = "default_true")]
     pub userinfo: bool,
+    /// `any`, `json` or `jwt` (signed): what userinfo must answer; default from the kind.
+    #[serde(default)]
+    pub userinfo_format: Option<String>,
+    /// Claims a login must deliver; default from the kind.
+    #[serde(default)]
+    pub mandatory_claims: Option<Vec<String>>,
     /// Bound on every HTTP call to the provider; default `10s`.
     #[serde(default = "default_http_timeout")]
     pub http_timeout: String,
@@ -317,9 +340,6 @@ pub struct ProviderSection {
     pub headers: BTreeMap<String, String>,
 }
 
-fn default_scopes() -> Vec<String> {
-    vec!["openid".into()]
-}
 fn default_true() -> bool {
     true
 }
@@ -491,6 +511,7 @@ pub struct SessionSettings {
 #[derive(Clone, Debug)]
 pub struct ProviderSettings {
     pub id: String,
+    pub kind: ProviderKind,
     pub display_name: String,
     /// Exactly as configured: it must equal the provider's `issuer` byte for byte.
     pub issuer: String,
@@ -498,13 +519,42 @@ pub struct ProviderSettings {
     pub client_secret: Secret,
     /// Without `openid`, which the OIDC library adds.
     pub scopes: Vec<String>,
-    pub acr_values: Option<String>,
+    /// Acceptable `acr` values (empty: none requested, none checked).
+    pub acr: Vec<String>,
+    pub acr_request: AcrRequest,
     pub pkce: bool,
     pub token_auth_method: TokenAuthMethod,
     pub userinfo: bool,
+    pub userinfo_format: UserinfoFormat,
+    /// Authorize parameters passed through from `/.guichet/login?…`.
+    pub hints: Vec<String>,
+    pub mandatory_claims: Vec<String>,
     pub http_timeout: Duration,
     /// Claim → lower-case header name (`None`: not sent), over the global mapping.
     pub claim_headers: BTreeMap<String, Option<String>>,
+}
+
+impl ProviderSettings {
+    /// The effective settings, for `guichet check` (the secret masked).
+    pub fn describe(&self) -> String {
+        format!(
+            "provider {id}: kind {kind}, \"{name}\"\n  issuer {issuer}\n  client_id {client}, client secret set (masked), token endpoint auth {auth:?}\n  scopes openid {scopes}\n  acr {acr} ({request:?}), checked on the id_token\n  pkce {pkce}, userinfo {userinfo} ({format:?})\n  mandatory claims {mandatory}\n  hints passed through {hints}",
+            id = self.id,
+            kind = self.kind.as_str(),
+            name = self.display_name,
+            issuer = self.issuer,
+            client = self.client_id,
+            auth = self.token_auth_method,
+            scopes = self.scopes.join(" "),
+            acr = if self.acr.is_empty() { "none".to_string() } else { self.acr.join(" ") },
+            request = self.acr_request,
+            pkce = self.pkce,
+            userinfo = self.userinfo,
+            format = self.userinfo_format,
+            mandatory = if self.mandatory_claims.is_empty() { "none".to_string() } else { self.mandatory_claims.join(" ") },
+            hints = self.hints.join(" "),
+        )
+    }
 }
 
 impl Settings {
@@ -1067,16 +1117,91 @@ fn provider_settings(
             "must be 1 to 32 letters, digits, '-' or '_'",
         );
     }
-    let issuer = match Url::parse(&section.issuer) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            Some(section.issuer.clone())
+    let kind = match section.kind.as_deref() {
+        None => ProviderKind::Oidc,
+        Some(text) => ProviderKind::parse(text).unwrap_or_else(|| {
+            check.problem(
+                format!("{key}.kind"),
+                format!("expected oidc, proconnect, agentconnect, franceconnect-v1, franceconnect-v2 or franceconnect-plus; got {text:?}"),
+            );
+            ProviderKind::Oidc
+        }),
+    };
+    match kind {
+        ProviderKind::FranceConnectV1 => check.problem(
+            format!("{key}.kind"),
+            "franceconnect-v1 (HS256 id_token, no discovery) is not supported by this version: use franceconnect-v2",
+        ),
+        ProviderKind::FranceConnectPlus => check.problem(
+            format!("{key}.kind"),
+            "franceconnect-plus encrypts its tokens (JWE), which this version cannot decrypt: it would refuse every login",
+        ),
+        _ => {}
+    }
+    let preset = kind.preset();
+    let platform = section.platform.as_deref().unwrap_or("internet");
+    if section.platform.is_some()
+        && !matches!(kind, ProviderKind::ProConnect | ProviderKind::AgentConnect)
+    {
+        check.problem(
+            format!("{key}.platform"),
+            "only ProConnect/AgentConnect have platforms",
+        );
+    } else if !matches!(platform, "internet" | "rie") {
+        check.problem(
+            format!("{key}.platform"),
+            format!("expected \"internet\" or \"rie\", got {platform:?}"),
+        );
+    }
+    if let Some(environment) = section.environment.as_deref() {
+        if !matches!(environment, "integration" | "production") {
+            check.problem(
+                format!("{key}.environment"),
+                format!("expected \"integration\" or \"production\", got {environment:?}"),
+            );
+        } else if kind == ProviderKind::Oidc {
+            check.problem(
+                format!("{key}.environment"),
+                "only a federation kind has environments; give issuer for an oidc provider",
+            );
         }
+    }
+    let issuer_text = match (&section.issuer, section.environment.as_deref()) {
+        (Some(issuer), _) => Some(issuer.clone()),
+        (None, Some(environment)) => kind.issuer(environment, platform).map(str::to_string),
+        (None, None) => {
+            check.problem(
+                format!("{key}.issuer"),
+                if kind == ProviderKind::Oidc {
+                    "required for an oidc provider".to_string()
+                } else {
+                    format!("give environment = \"integration\" or \"production\" (or the issuer) for {}", kind.as_str())
+                },
+            );
+            None
+        }
+    };
+    let issuer = issuer_text.and_then(|issuer| match Url::parse(&issuer) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(issuer),
         _ => {
             check.problem(
                 format!("{key}.issuer"),
-                format!("expected an absolute http(s) URL, got {:?}", section.issuer),
+                format!("expected an absolute http(s) URL, got {issuer:?}"),
             );
             None
+        }
+    });
+    let userinfo_format = match section.userinfo_format.as_deref() {
+        None => preset.userinfo,
+        Some("any") => UserinfoFormat::Any,
+        Some("json") => UserinfoFormat::Json,
+        Some("jwt") => UserinfoFormat::Jwt,
+        Some(other) => {
+            check.problem(
+                format!("{key}.userinfo_format"),
+                format!("expected any, json or jwt; got {other:?}"),
+            );
+            UserinfoFormat::Any
         }
     };
     if section.client_id.trim().is_empty() {
@@ -1103,7 +1228,11 @@ fn provider_settings(
             TokenAuthMethod::ClientSecretPost
         }
     };
-    for (i, scope) in section.scopes.iter().enumerate() {
+    let scope_list: Vec<String> = section
+        .scopes
+        .clone()
+        .unwrap_or_else(|| preset.scopes.iter().map(|s| s.to_string()).collect());
+    for (i, scope) in scope_list.iter().enumerate() {
         if scope.is_empty() || scope.contains(char::is_whitespace) {
             check.problem(
                 format!("{key}.scopes[{i}]"),
@@ -1122,25 +1251,37 @@ fn provider_settings(
         return None;
     }
     let mut scopes: Vec<String> = Vec::new();
-    for scope in &section.scopes {
+    for scope in &scope_list {
         if scope != "openid" && !scopes.contains(scope) {
             scopes.push(scope.clone());
         }
     }
+    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
     Some(ProviderSettings {
         id: section.id.clone(),
-        display_name: section
-            .display_name
-            .clone()
-            .unwrap_or_else(|| section.id.clone()),
+        kind,
+        display_name: section.display_name.clone().unwrap_or_else(|| {
+            if preset.display_name.is_empty() {
+                section.id.clone()
+            } else {
+                preset.display_name.to_string()
+            }
+        }),
         issuer: issuer?,
         client_id: section.client_id.clone(),
         client_secret: client_secret?,
         scopes,
-        acr_values: section.acr_values.clone().filter(|a| !a.trim().is_empty()),
-        pkce: section.pkce,
+        acr: section.acr.clone().unwrap_or_else(|| strings(preset.acr)),
+        acr_request: preset.acr_request,
+        pkce: section.pkce.unwrap_or(preset.pkce),
         token_auth_method,
         userinfo: section.userinfo,
+        userinfo_format,
+        hints: strings(preset.hints),
+        mandatory_claims: section
+            .mandatory_claims
+            .clone()
+            .unwrap_or_else(|| strings(preset.mandatory_claims)),
         http_timeout,
         claim_headers,
     })

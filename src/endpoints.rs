@@ -186,6 +186,16 @@ impl PageError {
                 "La réponse du fournisseur d'identité n'a pas pu être vérifiée. Recommencez la connexion.",
                 "The identity provider's answer could not be verified. Please sign in again.",
             ),
+            OidcError::AcrTooLow { .. } => (
+                "Niveau de sécurité insuffisant",
+                "La connexion a été faite avec un niveau de sécurité (eIDAS) inférieur à celui que demande cette application. Reconnectez-vous avec un moyen d'identification plus fort.",
+                "You signed in with a lower assurance level (eIDAS) than this application requires. Please sign in again with a stronger method.",
+            ),
+            OidcError::MissingClaims(_) => (
+                "Informations manquantes",
+                "Le fournisseur d'identité n'a pas transmis toutes les informations obligatoires pour cette application (par exemple si leur partage a été refusé).",
+                "The identity provider did not send all the information this application requires (for instance if sharing it was refused).",
+            ),
             OidcError::Configuration(_) => (
                 "Erreur de configuration",
                 "La passerelle est mal configurée. Contactez l'administrateur en indiquant la référence ci-dessous.",
@@ -313,8 +323,12 @@ async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, Page
     let settings = &gateway.settings.session;
     let existing = cookie_id(request, &settings.login_cookie_name);
     let binding = existing.clone().unwrap_or_else(SessionId::generate);
+    let hints: Vec<(String, String)> = ["idp_hint", "login_hint", "siret_hint"]
+        .iter()
+        .filter_map(|name| query_param(request, name).map(|v| (name.to_string(), v)))
+        .collect();
     let (url, state, login) = provider
-        .start_login(&return_to, binding.to_key())
+        .start_login(&return_to, binding.to_key(), &hints)
         .map_err(|e| {
             gateway.metrics.login(provider.id(), "failed", e.reason());
             PageError::from_oidc(&e)

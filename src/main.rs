@@ -116,6 +116,9 @@ fn main() -> ExitCode {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                for provider in &settings.providers {
+                    println!("{}", provider.describe());
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

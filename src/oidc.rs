@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{ProviderSettings, TokenAuthMethod};
+use crate::config::{acr_satisfies, AcrRequest, ProviderSettings, TokenAuthMethod, UserinfoFormat};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::session::{random_token, LoginState, StoreKey};
@@ -110,6 +110,13 @@ pub enum OidcError {
     UserInfoInvalid(String),
     #[error("provider configuration cannot be used: {0}")]
     Configuration(String),
+    #[error("authentication level {returned:?} is below the required {required:?}")]
+    AcrTooLow {
+        returned: Option<String>,
+        required: Vec<String>,
+    },
+    #[error("mandatory claims missing: {0:?}")]
+    MissingClaims(Vec<String>),
 }
 
 impl OidcError {
@@ -125,6 +132,7 @@ impl OidcError {
             | OidcError::IdTokenInvalid(_)
             | OidcError::UserInfoInvalid(_) => StatusCode::UNAUTHORIZED,
             OidcError::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            OidcError::AcrTooLow { .. } | OidcError::MissingClaims(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -137,6 +145,8 @@ impl OidcError {
             OidcError::CodeRejected(_) => "code_rejected",
             OidcError::IdTokenInvalid(_) | OidcError::UserInfoInvalid(_) => "token_invalid",
             OidcError::Configuration(_) => "configuration",
+            OidcError::AcrTooLow { .. } => "acr_too_low",
+            OidcError::MissingClaims(_) => "missing_claims",
         }
     }
 }
@@ -383,10 +393,13 @@ impl Provider {
     }
 
     /// The URL to send the browser to, and the login state to keep under the returned `state`.
+    /// `hints` are the visitor's `idp_hint`, `login_hint`, `siret_hint`…: only those the
+    /// provider's kind accepts are sent.
     pub fn start_login(
         &self,
         return_to: &str,
         binding: StoreKey,
+        hints: &[(String, String)],
     ) -> Result<(Url, String, LoginState), OidcError> {
         let metadata = self.current().ok_or(OidcError::NotReady)?;
         let client = self.client(&metadata);
@@ -406,10 +419,25 @@ impl Provider {
         for scope in &self.settings.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
-        if let Some(acr_values) = &self.settings.acr_values {
-            for value in acr_values.split_whitespace() {
-                request =
-                    request.add_auth_context_value(AuthenticationContextClass::new(value.into()));
+        if !self.settings.acr.is_empty() {
+            match self.settings.acr_request {
+                AcrRequest::AcrValues => {
+                    for value in &self.settings.acr {
+                        request = request
+                            .add_auth_context_value(AuthenticationContextClass::new(value.clone()));
+                    }
+                }
+                AcrRequest::ClaimsParameter => {
+                    let claims = serde_json::json!({
+                        "id_token": {"acr": {"essential": true, "values": self.settings.acr}}
+                    });
+                    request = request.add_extra_param("claims", claims.to_string());
+                }
+            }
+        }
+        for (name, value) in hints {
+            if self.settings.hints.iter().any(|h| h == name) && !value.is_empty() {
+                request = request.add_extra_param(name.clone(), value.clone());
             }
         }
         let mut pkce_verifier = None;
@@ -485,8 +513,25 @@ impl Provider {
             None
         };
 
+        let identity =
+            Identity::from_claims(&self.settings.id, &sub, &id_claims, userinfo.as_ref());
+        let missing: Vec<String> = self
+            .settings
+            .mandatory_claims
+            .iter()
+            .filter(|claim| {
+                identity
+                    .claims
+                    .get(*claim)
+                    .is_none_or(|v| v.trim().is_empty())
+            })
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(OidcError::MissingClaims(missing));
+        }
         Ok(LoginOutcome {
-            identity: Identity::from_claims(&self.settings.id, &sub, &id_claims, userinfo.as_ref()),
+            identity,
             id_token: id_token.to_string(),
             access_token: token.access_token().secret().clone(),
         })
@@ -531,6 +576,13 @@ impl Provider {
                                 "at_hash does not match the access token".into(),
                             ));
                         }
+                    }
+                    let returned = claims.auth_context_ref().map(|acr| acr.as_str());
+                    if !acr_satisfies(returned, &self.settings.acr) {
+                        return Err(OidcError::AcrTooLow {
+                            returned: returned.map(str::to_string),
+                            required: self.settings.acr.clone(),
+                        });
                     }
                     let value = serde_json::to_value(claims)
                         .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
@@ -593,6 +645,17 @@ impl Provider {
                 step: "userinfo",
                 reason: format!("HTTP status {status}"),
             });
+        }
+        let format = self.settings.userinfo_format;
+        if format == UserinfoFormat::Jwt && content_type != "application/jwt" {
+            return Err(OidcError::UserInfoInvalid(format!(
+                "the provider must sign userinfo (application/jwt) but sent {content_type}"
+            )));
+        }
+        if format == UserinfoFormat::Json && content_type != "application/json" {
+            return Err(OidcError::UserInfoInvalid(format!(
+                "expected JSON userinfo, got {content_type}"
+            )));
         }
         let claims = match content_type.as_str() {
             "application/json" => {
@@ -731,6 +794,7 @@ pub async fn keep_discovered(provider: Arc<Provider>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ProviderKind;
 
     #[test]
     fn extra_claims_keep_non_standard_ones() {
@@ -753,10 +817,15 @@ mod tests {
             client_id: "c".into(),
             client_secret: crate::config::Secret::new("s"),
             scopes: vec![],
-            acr_values: None,
+            kind: ProviderKind::Oidc,
+            acr: vec![],
+            acr_request: AcrRequest::AcrValues,
             pkce: true,
             token_auth_method: TokenAuthMethod::ClientSecretPost,
             userinfo: true,
+            userinfo_format: UserinfoFormat::Any,
+            hints: vec![],
+            mandatory_claims: vec![],
             http_timeout: timeout,
             claim_headers: Default::default(),
         }

@@ -10,9 +10,11 @@ fn check(path: &str, secret: Option<&str>) -> (bool, String, String) {
     let mut command = Command::new(BIN);
     command
         .args(["check", "--config", path])
-        .env_remove("GUICHET_AGENTCONNECT_SECRET");
+        .env_remove("GUICHET_AGENTCONNECT_SECRET")
+        .env_remove("GUICHET_FRANCECONNECT_SECRET");
     if let Some(secret) = secret {
         command.env("GUICHET_AGENTCONNECT_SECRET", secret);
+        command.env("GUICHET_FRANCECONNECT_SECRET", secret);
         command.env(
             "GUICHET_HMAC_KEY",
             "an-example-hmac-key-of-at-least-32-characters",
@@ -56,12 +58,21 @@ fn with_scratch_key(path: &str) -> String {
 
 #[test]
 fn shipped_configurations_pass_check() {
-    for path in ["config/guichet.example.toml", "examples/guichet.toml"] {
+    for path in [
+        "config/guichet.example.toml",
+        "examples/guichet.toml",
+        "config/proconnect-integration.toml",
+        "config/proconnect-production.toml",
+        "config/proconnect-rie-production.toml",
+        "config/franceconnect-integration.toml",
+        "config/franceconnect-production.toml",
+    ] {
         let path = with_scratch_key(path);
         let path = path.as_str();
         let (ok, stdout, stderr) = check(path, Some("very-secret-value"));
         assert!(ok, "{path}: {stderr}");
         assert!(stdout.contains("OK"), "{stdout}");
+        assert!(stdout.contains("client secret set (masked)"), "{stdout}");
         assert!(!stdout.contains("very-secret-value"));
     }
 }
@@ -174,4 +185,57 @@ fn a_certificate_that_cannot_be_loaded_fails_check() {
     let (ok, _, stderr) = check(config.to_str().unwrap(), None);
     assert!(!ok);
     assert!(stderr.contains("server.tls"), "{stderr}");
+}
+
+#[test]
+fn check_prints_the_effective_preset_settings() {
+    let (ok, stdout, stderr) = check("config/franceconnect-production.toml", Some("s3cret-value"));
+    assert!(ok, "{stderr}");
+    for expected in [
+        "kind franceconnect-v2",
+        "issuer https://oidc.franceconnect.gouv.fr/api/v2",
+        "acr eidas1 (AcrValues)",
+        "pkce false",
+        "(Jwt)",
+        "mandatory claims given_name family_name birthdate gender birthplace birthcountry",
+        "hints passed through idp_hint",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected} missing in:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("s3cret-value"));
+    let (ok, stdout, _) = check("config/proconnect-rie-production.toml", Some("s"));
+    assert!(ok);
+    assert!(
+        stdout.contains("issuer https://auth.agentconnect.rie.gouv.fr/api/v2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(ClaimsParameter)"), "{stdout}");
+}
+
+#[test]
+fn unsupported_kinds_and_bad_presets_are_refused() {
+    let dir = std::env::temp_dir().join(format!("guichet-cli-kinds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("g.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n\
+         [[provider]]\nid = \"fcplus\"\nkind = \"franceconnect-plus\"\nenvironment = \"integration\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+         [[provider]]\nid = \"fc\"\nkind = \"franceconnect-v2\"\nplatform = \"rie\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(config.to_str().unwrap(), None);
+    assert!(!ok);
+    assert!(
+        stderr.contains("provider[0].kind: franceconnect-plus encrypts its tokens (JWE)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("provider[1].platform"), "{stderr}");
+    assert!(
+        stderr.contains("provider[1].issuer: give environment"),
+        "{stderr}"
+    );
 }

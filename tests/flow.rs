@@ -662,3 +662,117 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
     };
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_required_level_is_asked_for_and_checked() {
+    let stack = Stack::start(
+        "acr",
+        GatewayOptions {
+            extra: "acr = [\"eidas2\"]\n".into(),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    // ProConnect's way: the claims parameter, with essential and values.
+    let mut browser = Browser::new();
+    let first = browser.get(&stack.url("/")).await;
+    let to_provider = browser
+        .get(&stack.url(first.location.as_deref().unwrap()))
+        .await;
+    let authorize = url::Url::parse(&to_provider.location.unwrap()).unwrap();
+    let claims = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "claims")
+        .map(|(_, v)| v.into_owned())
+        .expect("claims parameter");
+    let claims: serde_json::Value = serde_json::from_str(&claims).unwrap();
+    assert_eq!(
+        claims,
+        serde_json::json!({"id_token": {"acr": {"essential": true, "values": ["eidas2"]}}})
+    );
+    assert!(!authorize.query_pairs().any(|(k, _)| k == "acr_values"));
+
+    // Agent 0's provider vouches for eidas3: eidas2 is granted and reaches the app.
+    let page = browser.login(&stack, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas2"]);
+
+    // Agent 2's provider only reaches eidas1: refused, with a page saying why.
+    let mut weak = Browser::new();
+    let confirm = weak.start_login(&stack, "/", 2).await;
+    let refused = weak.confirm(&confirm).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("Niveau de sécurité insuffisant"),
+        "{}",
+        refused.body
+    );
+    assert!(!weak.cookies.contains_key("guichet"));
+    let metrics = reqwest::get(&stack.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"guichet_logins_total{provider="agentconnect",reason="acr_too_low",result="failed"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hints_pass_through_and_missing_claims_are_refused() {
+    let stack = Stack::start(
+        "claims",
+        GatewayOptions {
+            extra: "mandatory_claims = [\"given_name\", \"usual_name\", \"roles\"]\n".into(),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let to_provider = browser
+        .get(&stack.url(
+            "/.guichet/login?rd=/&login_hint=helene%40interieur.gouv.fr&siret_hint=21920023500014&prompt=none",
+        ))
+        .await;
+    let authorize = url::Url::parse(to_provider.location.as_deref().unwrap()).unwrap();
+    let params: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(params["login_hint"], "helene@interieur.gouv.fr");
+    assert_eq!(params["siret_hint"], "21920023500014");
+    assert!(!params.contains_key("prompt"), "only the kind's hints pass");
+    assert!(params.contains_key("code_challenge"), "PKCE for ProConnect");
+
+    let page = browser.get(authorize.as_str()).await;
+    let confirm = support::confirm_link(&page.body, 0, &stack);
+    let refused = browser.confirm(&confirm).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("Informations manquantes"),
+        "{}",
+        refused.body
+    );
+    assert!(stack.gateway.log_text().contains("roles"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_configured_userinfo_format_is_enforced() {
+    // The mock signs userinfo; asking for JSON-only shows the format is enforced both ways.
+    let stack = Stack::start(
+        "userinfo-format",
+        GatewayOptions {
+            extra: "userinfo_format = \"json\"\n".into(),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let confirm = browser.start_login(&stack, "/", 0).await;
+    let refused = browser.confirm(&confirm).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(stack
+        .gateway
+        .log_text()
+        .contains("expected JSON userinfo, got application/jwt"));
+}

@@ -12,7 +12,8 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::config::{
-    ProviderSettings, Secret, SessionSettings, Settings, TokenAuthMethod, UpstreamSettings,
+    AcrRequest, ProviderKind, ProviderSettings, Secret, SessionSettings, Settings, TokenAuthMethod,
+    UpstreamSettings, UserinfoFormat,
 };
 use crate::session::random_token;
 
@@ -87,10 +88,19 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             ]
             .map(String::from)
             .to_vec(),
-            acr_values: Some("eidas1".into()),
+            kind: ProviderKind::AgentConnect,
+            acr: vec!["eidas1".into()],
+            acr_request: AcrRequest::ClaimsParameter,
             pkce: true,
             token_auth_method: TokenAuthMethod::ClientSecretPost,
             userinfo: true,
+            userinfo_format: UserinfoFormat::Jwt,
+            hints: ["idp_hint", "login_hint", "siret_hint"]
+                .map(String::from)
+                .to_vec(),
+            mandatory_claims: ["given_name", "usual_name", "email", "uid"]
+                .map(String::from)
+                .to_vec(),
             http_timeout: std::time::Duration::from_secs(10),
             claim_headers: Default::default(),
         }],

@@ -55,6 +55,9 @@ pub struct Agent {
     pub belonging_population: &'static str,
     pub phone_number: &'static str,
     pub idp_id: &'static str,
+    /// The highest level this agent's identity provider can vouch for (the federation returns
+    /// it, whatever was asked).
+    pub max_acr: &'static str,
 }
 
 /// The test agents offered on the authorize page.
@@ -70,6 +73,7 @@ pub const AGENTS: &[Agent] = &[
         belonging_population: "agent",
         phone_number: "+33 1 23 45 67 89",
         idp_id: "fia1v2",
+        max_acr: "eidas3",
     },
     Agent {
         sub: "0b2d9c71-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
@@ -82,6 +86,7 @@ pub const AGENTS: &[Agent] = &[
         belonging_population: "agent",
         phone_number: "+33 1 40 04 04 04",
         idp_id: "fia2v2",
+        max_acr: "eidas2",
     },
     Agent {
         sub: "c3a1f2e4-6b7d-4c8e-a9f0-b1c2d3e4f5a6",
@@ -94,6 +99,7 @@ pub const AGENTS: &[Agent] = &[
         belonging_population: "prestataire",
         phone_number: "+33 6 12 34 56 78",
         idp_id: "fia1v2",
+        max_acr: "eidas1",
     },
 ];
 
@@ -281,11 +287,22 @@ impl MockProvider {
         if code_challenge.is_some() && get("code_challenge_method") != "S256" {
             return self.error_page(400, "Y000400", "seule la méthode PKCE S256 est acceptée");
         }
-        let acr = get("acr_values")
-            .split(' ')
-            .find(|v| !v.is_empty())
-            .unwrap_or("eidas1")
-            .to_string();
+        // The level asked for, through acr_values or (as ProConnect prefers) the claims parameter.
+        let from_claims = params
+            .get("claims")
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|c| {
+                c["id_token"]["acr"]["values"][0]
+                    .as_str()
+                    .map(str::to_string)
+            });
+        let acr = from_claims.unwrap_or_else(|| {
+            get("acr_values")
+                .split(' ')
+                .find(|v| !v.is_empty())
+                .unwrap_or("eidas1")
+                .to_string()
+        });
         let tx = random_token();
         let pending = PendingAuthorization {
             redirect_uri: get("redirect_uri").to_string(),
@@ -420,6 +437,12 @@ impl MockProvider {
             }
         }
         let agent = &AGENTS[grant.agent];
+        // Like a federation, answer with what the agent's provider can vouch for.
+        let acr = if grant.acr.as_str() > agent.max_acr && grant.acr.starts_with("eidas") {
+            agent.max_acr.to_string()
+        } else {
+            grant.acr.clone()
+        };
         let access_token = random_token();
         if let Ok(mut tokens) = self.access_tokens.lock() {
             tokens.insert(access_token.clone(), grant.agent);
@@ -428,7 +451,7 @@ impl MockProvider {
         let id_token = self.sign(&json!({
             "iss": self.issuer, "sub": agent.sub, "aud": self.client_id,
             "exp": iat + 60, "iat": iat, "auth_time": iat, "nonce": grant.nonce,
-            "acr": grant.acr, "amr": ["pwd"], "idp_id": agent.idp_id,
+            "acr": acr, "amr": ["pwd"], "idp_id": agent.idp_id,
             "sid": random_token(),
         }));
         match id_token {

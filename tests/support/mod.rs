@@ -330,11 +330,11 @@ listen = "127.0.0.1:{metrics_port}"
 
 [[provider]]
 id = "agentconnect"
+kind = "agentconnect"
 issuer = "http://127.0.0.1:{provider_port}/api/v2"
 client_id = "guichet-demo"
 client_secret_file = "{secret_file}"
 scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
-acr_values = "eidas1"
 http_timeout = "3s"
 {extra}
 "#,
