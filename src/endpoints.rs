@@ -254,7 +254,7 @@ pub async fn handle(
         "login" => login(gateway, request).await,
         "callback" => callback(gateway, request).await,
         "logout" => Ok(logout(gateway, request).await),
-        "logged-out" => Ok(logged_out()),
+        "logged-out" => logged_out(gateway, request).await,
         "healthz" => Ok(Reply::text(StatusCode::OK, "ok\n")),
         "readyz" => Ok(readyz(gateway)),
         "jwks.json" => Ok(jwks(gateway)),
@@ -512,10 +512,12 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
                 .sessions_ended
                 .with_label_values(&["logout"])
                 .inc();
+            let state = random_token();
             if let Some(url) = gateway
                 .provider(&session.provider)
-                .and_then(|p| p.logout_url(&session.id_token, &random_token(), &logged_out))
+                .and_then(|p| p.logout_url(&session.id_token, &state, &logged_out))
             {
+                gateway.logouts.insert(state, ()).await;
                 target = url.to_string();
             }
         }
@@ -526,7 +528,24 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     )
 }
 
-fn logged_out() -> Reply {
+/// `GET /.guichet/logged-out[?state=…]`: the provider's `state` must be one guichet sent.
+async fn logged_out(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
+    if let Some(state) = query_param(request, "state") {
+        if gateway.logouts.remove(&state).await.is_none() {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "logout_state_invalid",
+                "Retour de déconnexion inattendu",
+                "Ce retour de déconnexion ne correspond à aucune déconnexion demandée ici. Si vous étiez connecté, votre session sur ce site est de toute façon terminée.",
+                "This sign-out return matches no sign-out started here. If you were signed in, your session on this site has ended anyway.",
+            )
+            .logged("logged-out with an unknown or already used state"));
+        }
+    }
+    Ok(logged_out_page())
+}
+
+fn logged_out_page() -> Reply {
     let body = r#"<h1>Vous êtes déconnecté</h1>
 <p>Votre session est terminée.</p>
 <p class="en" lang="en">You are signed out.</p>

@@ -20,6 +20,9 @@ pub struct Gateway {
     pub headers: HeaderPlan,
     pub assertion: Option<AssertionSigner>,
     pub signature: Option<RequestSigner>,
+    /// `state` values sent with RP-initiated logouts, checked when the provider sends the
+    /// browser back to `/.guichet/logged-out`.
+    pub logouts: moka::future::Cache<String, ()>,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -55,6 +58,10 @@ impl Gateway {
         let ended = metrics.sessions_ended.clone();
         let on_end: EndListener = Arc::new(move |reason| ended.with_label_values(&[reason]).inc());
         Ok(Gateway {
+            logouts: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_STATE_TTL)
+                .build(),
             headers: HeaderPlan::new(&settings),
             assertion,
             signature,

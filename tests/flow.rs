@@ -321,6 +321,14 @@ async fn logout_ends_the_session_at_the_provider_too() {
     let page = browser.get(&logged_out).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Vous êtes déconnecté"));
+    // The state is single-use and must be one guichet sent.
+    let replayed = browser.get(&logged_out).await;
+    assert_eq!(replayed.status, 400, "{}", replayed.body);
+    let forged = browser
+        .get(&stack.url("/.guichet/logged-out?state=forged"))
+        .await;
+    assert_eq!(forged.status, 400);
+    assert!(forged.body.contains("Retour de déconnexion inattendu"));
 
     // The old cookie is dead even if replayed.
     browser.cookies.insert("guichet".into(), old_cookie);
