@@ -77,6 +77,7 @@ fn bench(c: &mut Criterion) {
     let addresses = DemoAddresses {
         gateway: "127.0.0.1:8080".parse().unwrap(),
         provider: "127.0.0.1:8081".parse().unwrap(),
+        franceconnect: "127.0.0.1:8083".parse().unwrap(),
         app: "127.0.0.1:8082".parse().unwrap(),
     };
     let mut settings = demo_settings(&addresses, "secret");

@@ -17,6 +17,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use rand::RngCore;
 
 use crate::assertion::{ForwardedTokens, RequestSigner};
+use crate::config::ProviderKind;
 use crate::gateway::Gateway;
 use crate::oidc::OidcError;
 use crate::policy::safe_return_to;
@@ -317,7 +318,7 @@ async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, Page
             .logged(format!("unknown provider id {id:?}"))
         })?,
         None if gateway.providers.len() == 1 => &gateway.providers[0],
-        None => return Ok(chooser(gateway, &return_to)),
+        None => return Ok(chooser(gateway, request, &return_to)),
     };
 
     let settings = &gateway.settings.session;
@@ -349,22 +350,61 @@ async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, Page
     Ok(reply)
 }
 
-fn chooser(gateway: &Gateway, return_to: &str) -> Reply {
+/// The federation's brand and "what is it" page for a kind, if it is a federation.
+fn federation_brand(kind: ProviderKind) -> Option<(&'static str, &'static str)> {
+    match kind {
+        ProviderKind::ProConnect => Some(("ProConnect", "https://www.proconnect.gouv.fr/")),
+        ProviderKind::AgentConnect => Some(("AgentConnect", "https://agentconnect.gouv.fr/")),
+        ProviderKind::FranceConnectV1 | ProviderKind::FranceConnectV2 => {
+            Some(("FranceConnect", "https://franceconnect.gouv.fr/"))
+        }
+        ProviderKind::FranceConnectPlus => Some((
+            "FranceConnect+",
+            "https://franceconnect.gouv.fr/france-connect-plus",
+        )),
+        ProviderKind::Oidc => None,
+    }
+}
+
+/// The provider chooser: one button per provider, in the federations' wording ("S'identifier
+/// avec …" and the "Qu'est-ce que … ?" link, in a new window), plain links that work without
+/// JavaScript and read well with a screen reader.
+fn chooser(gateway: &Gateway, request: &RequestHeader, return_to: &str) -> Reply {
+    let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mut passthrough = String::new();
+    for hint in ["idp_hint", "login_hint", "siret_hint"] {
+        if let Some(value) = query_param(request, hint) {
+            passthrough.push_str(&format!("&{hint}={}", encode(&value)));
+        }
+    }
     let mut items = String::new();
     for provider in &gateway.providers {
         let href = format!(
-            "/.guichet/login?provider={}&rd={}",
-            url::form_urlencoded::byte_serialize(provider.id().as_bytes()).collect::<String>(),
-            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>(),
+            "/.guichet/login?provider={}&rd={}{passthrough}",
+            encode(provider.id()),
+            encode(return_to),
         );
+        let (brand, about) = match federation_brand(provider.settings.kind) {
+            Some((brand, about)) => (brand.to_string(), Some((brand, about))),
+            None => (provider.settings.display_name.clone(), None),
+        };
         items.push_str(&format!(
-            "<li><a class=\"button\" href=\"{}\">S'identifier avec {}</a></li>\n",
-            escape_html(&href),
-            escape_html(&provider.settings.display_name)
+            "<li class=\"fr-connect-group\">\n<a class=\"fr-connect\" href=\"{href}\"><span class=\"fr-connect__login\">S'identifier avec</span> <span class=\"fr-connect__brand\">{brand}</span></a>\n",
+            href = escape_html(&href),
+            brand = escape_html(&brand),
         ));
+        if let Some((brand, about)) = about {
+            items.push_str(&format!(
+                "<p><a href=\"{about}\" target=\"_blank\" rel=\"noopener\" title=\"Qu'est-ce que {brand} ? - nouvelle fenêtre\">Qu'est-ce que {brand} ?</a></p>\n",
+                brand = escape_html(brand),
+            ));
+        }
+        items.push_str("</li>\n");
     }
     let body = format!(
-        "<h1>Connexion</h1>\n<p>Choisissez votre service d'identification.</p>\n<p class=\"en\" lang=\"en\">Choose how to sign in.</p>\n<ul>\n{items}</ul>"
+        "<h1>Connexion</h1>\n<p>Choisissez votre service d'identification.</p>\n<p class=\"en\" lang=\"en\">Choose how to sign in.</p>\n\
+         <style>.fr-connect-group{{list-style:none;margin:1.5rem 0}} .fr-connect{{display:inline-flex;flex-direction:column;background:#000091;color:#fff;padding:.75rem 1.5rem .75rem 1.5rem;text-decoration:none;min-width:14rem}} .fr-connect:focus{{outline:3px solid #0a76f6;outline-offset:2px}} .fr-connect__brand{{font-weight:700;font-size:1.25rem}}</style>\n\
+         <ul aria-label=\"Services d'identification\">\n{items}</ul>"
     );
     Reply::html(StatusCode::OK, page("Connexion", &body))
 }

@@ -63,6 +63,12 @@ enum Command {
         provider: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8082")]
         app: SocketAddr,
+        /// The FranceConnect-like mock provider.
+        #[arg(long, default_value = "127.0.0.1:8083")]
+        franceconnect: SocketAddr,
+        /// With --provider-only: `agentconnect` (default) or `franceconnect`.
+        #[arg(long, default_value = "agentconnect")]
+        flavour: String,
         /// Put the gateway in front of this address instead of the demo app (for load tests).
         #[arg(long)]
         upstream: Option<SocketAddr>,
@@ -144,6 +150,8 @@ fn main() -> ExitCode {
             gateway,
             provider,
             app,
+            franceconnect,
+            flavour,
             upstream,
             provider_only,
             client_secret,
@@ -153,10 +161,20 @@ fn main() -> ExitCode {
             let addresses = DemoAddresses {
                 gateway,
                 provider,
+                franceconnect,
                 app,
             };
             if provider_only {
-                run_mock_provider(provider, client_secret.unwrap_or_default(), redirect_uri)
+                let Some(flavour) = demo::Flavour::parse(&flavour) else {
+                    eprintln!("unknown --flavour {flavour:?}: use agentconnect or franceconnect");
+                    return ExitCode::FAILURE;
+                };
+                run_mock_provider(
+                    flavour,
+                    provider,
+                    client_secret.unwrap_or_default(),
+                    redirect_uri,
+                )
             } else {
                 run_demo(&addresses, upstream)
             }
@@ -229,17 +247,23 @@ fn run(settings: Settings, launch: server::Launch) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run_mock_provider(listen: SocketAddr, secret: String, redirect_uris: Vec<String>) -> ExitCode {
+fn run_mock_provider(
+    flavour: demo::Flavour,
+    listen: SocketAddr,
+    secret: String,
+    redirect_uris: Vec<String>,
+) -> ExitCode {
     let settings = demo::demo_settings(
         &DemoAddresses {
             gateway: listen,
             provider: listen,
+            franceconnect: listen,
             app: listen,
         },
         &secret,
     );
     let mut pingora = server::new_server(&settings, server::Launch::default());
-    if let Err(e) = demo::add_mock_provider(&mut pingora, listen, &secret, redirect_uris) {
+    if let Err(e) = demo::add_mock_provider(&mut pingora, flavour, listen, &secret, redirect_uris) {
         eprintln!("cannot start the mock provider: {e}");
         return ExitCode::FAILURE;
     }
@@ -255,14 +279,20 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
     }
     let redirect_uri = settings.redirect_uri();
     let mut pingora = server::new_server(&settings, server::Launch::default());
-    if let Err(e) = demo::add_mock_provider(
-        &mut pingora,
-        addresses.provider,
-        &secret,
-        vec![redirect_uri],
-    ) {
-        eprintln!("cannot start the mock provider: {e}");
-        return ExitCode::FAILURE;
+    for (flavour, address) in [
+        (demo::Flavour::AgentConnect, addresses.provider),
+        (demo::Flavour::FranceConnect, addresses.franceconnect),
+    ] {
+        if let Err(e) = demo::add_mock_provider(
+            &mut pingora,
+            flavour,
+            address,
+            &secret,
+            vec![redirect_uri.clone()],
+        ) {
+            eprintln!("cannot start the mock provider: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     demo::add_echo_app(&mut pingora, addresses.app);
     if let Err(e) = server::add_gateway(&mut pingora, settings) {

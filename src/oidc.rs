@@ -519,12 +519,8 @@ impl Provider {
             .settings
             .mandatory_claims
             .iter()
-            .filter(|claim| {
-                identity
-                    .claims
-                    .get(*claim)
-                    .is_none_or(|v| v.trim().is_empty())
-            })
+            // Present is enough: FranceConnect sends an empty birthplace for people born abroad.
+            .filter(|claim| !identity.claims.contains_key(*claim))
             .cloned()
             .collect();
         if !missing.is_empty() {

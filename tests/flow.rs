@@ -784,3 +784,90 @@ async fn the_configured_userinfo_format_is_enforced() {
         .log_text()
         .contains("expected JSON userinfo, got application/jwt"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_citizens_choose_their_federation() {
+    let stack = Stack::start(
+        "chooser",
+        GatewayOptions {
+            franceconnect: true,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let first = browser.get(&stack.url("/dossier?id=3")).await;
+    let chooser = browser
+        .get(&stack.url(&format!(
+            "{}&login_hint=a%40b.fr",
+            first.location.as_deref().unwrap()
+        )))
+        .await;
+    assert_eq!(chooser.status, 200, "{}", chooser.body);
+    for expected in [
+        "<span class=\"fr-connect__login\">S'identifier avec</span> <span class=\"fr-connect__brand\">AgentConnect</span>",
+        "<span class=\"fr-connect__brand\">FranceConnect</span>",
+        "Qu'est-ce que FranceConnect ?",
+        "Qu'est-ce que AgentConnect ?",
+        "target=\"_blank\"",
+        "nouvelle fenêtre",
+        "lang=\"fr\"",
+    ] {
+        assert!(chooser.body.contains(expected), "{expected} missing:\n{}", chooser.body);
+    }
+    let start = chooser
+        .body
+        .find("/.guichet/login?provider=franceconnect")
+        .unwrap();
+    let end = start + chooser.body[start..].find('"').unwrap();
+    let href = chooser.body[start..end].replace("&amp;", "&");
+    assert!(href.contains("rd=%2Fdossier%3Fid%3D3"), "{href}");
+
+    // FranceConnect's rules: acr_values, no PKCE, no login_hint (the mock refuses them anyway).
+    let to_provider = browser.get(&stack.url(&href)).await;
+    assert_eq!(to_provider.status, 302, "{}", to_provider.body);
+    let authorize = url::Url::parse(to_provider.location.as_deref().unwrap()).unwrap();
+    let params: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(params["acr_values"], "eidas1");
+    assert!(!params.contains_key("code_challenge"));
+    assert!(!params.contains_key("login_hint"));
+    assert!(params["scope"].contains("family_name"));
+    assert_eq!(authorize.port(), Some(stack.franceconnect_port));
+
+    let page = browser.get(authorize.as_str()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let confirm = {
+        let needle = "&amp;agent=1\"";
+        let end = page.body.find(needle).unwrap();
+        let start = page.body[..end].rfind("href=\"").unwrap() + 6;
+        format!(
+            "http://127.0.0.1:{}{}",
+            stack.franceconnect_port,
+            page.body[start..end + needle.len() - 1].replace("&amp;", "&")
+        )
+    };
+    let done = browser.confirm(&confirm).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/dossier?id=3"));
+    let app = browser.get(&stack.url("/dossier?id=3")).await;
+    assert_eq!(app.status, 200);
+    assert_eq!(echoed(&app.body, "x-guichet-provider"), ["franceconnect"]);
+    assert_eq!(echoed(&app.body, "x-guichet-family-name"), ["EL AMRANI"]);
+    assert_eq!(
+        echoed(&app.body, "x-guichet-given-name"),
+        ["Yasmine H%C3%A9lo%C3%AFse"]
+    );
+    assert_eq!(echoed(&app.body, "x-guichet-birthcountry"), ["99350"]);
+    assert_eq!(echoed(&app.body, "x-guichet-birthdate"), ["1992-11-01"]);
+    // Born abroad: an empty birthplace is still a claim the app can see as empty.
+    assert_eq!(echoed(&app.body, "x-guichet-birthplace"), [""]);
+    assert_eq!(echoed(&app.body, "x-guichet-acr"), ["eidas1"]);
+
+    // Logout goes back to the provider that signed this session in.
+    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    assert!(out.location.unwrap().starts_with(&format!(
+        "http://127.0.0.1:{}/api/v2/session/end?",
+        stack.franceconnect_port
+    )));
+}

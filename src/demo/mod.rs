@@ -18,13 +18,16 @@ use crate::config::{
 use crate::session::random_token;
 
 pub use echo::EchoApp;
-pub use provider::MockProvider;
+pub use provider::{Flavour, MockProvider};
 
 /// Where the demo's three parts listen.
 #[derive(Debug, Clone)]
 pub struct DemoAddresses {
     pub gateway: SocketAddr,
+    /// The AgentConnect-like mock provider.
     pub provider: SocketAddr,
+    /// The FranceConnect-like mock provider.
+    pub franceconnect: SocketAddr,
     pub app: SocketAddr,
 }
 
@@ -68,42 +71,80 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         headers: crate::config::HeaderSettings::default(),
         assertion: None,
         signature: None,
-        providers: vec![ProviderSettings {
-            id: "agentconnect".into(),
-            display_name: "AgentConnect (démonstration)".into(),
-            issuer: provider_issuer(addresses.provider),
-            client_id: DEMO_CLIENT_ID.into(),
-            client_secret: Secret::new(client_secret),
-            scopes: [
-                "given_name",
-                "usual_name",
-                "email",
-                "uid",
-                "siret",
-                "siren",
-                "organizational_unit",
-                "belonging_population",
-                "phone",
-                "idp_id",
-            ]
+        providers: vec![
+            agentconnect_provider(addresses.provider, client_secret),
+            franceconnect_provider(addresses.franceconnect, client_secret),
+        ],
+    }
+}
+
+/// The demo's AgentConnect-like provider, as guichet sees it.
+fn agentconnect_provider(address: SocketAddr, client_secret: &str) -> ProviderSettings {
+    ProviderSettings {
+        id: "agentconnect".into(),
+        display_name: "AgentConnect (démonstration)".into(),
+        issuer: provider_issuer(address),
+        client_id: DEMO_CLIENT_ID.into(),
+        client_secret: Secret::new(client_secret),
+        scopes: [
+            "given_name",
+            "usual_name",
+            "email",
+            "uid",
+            "siret",
+            "siren",
+            "organizational_unit",
+            "belonging_population",
+            "phone",
+            "idp_id",
+        ]
+        .map(String::from)
+        .to_vec(),
+        kind: ProviderKind::AgentConnect,
+        acr: vec!["eidas1".into()],
+        acr_request: AcrRequest::ClaimsParameter,
+        pkce: true,
+        token_auth_method: TokenAuthMethod::ClientSecretPost,
+        userinfo: true,
+        userinfo_format: UserinfoFormat::Jwt,
+        hints: ["idp_hint", "login_hint", "siret_hint"]
             .map(String::from)
             .to_vec(),
-            kind: ProviderKind::AgentConnect,
-            acr: vec!["eidas1".into()],
-            acr_request: AcrRequest::ClaimsParameter,
-            pkce: true,
-            token_auth_method: TokenAuthMethod::ClientSecretPost,
-            userinfo: true,
-            userinfo_format: UserinfoFormat::Jwt,
-            hints: ["idp_hint", "login_hint", "siret_hint"]
-                .map(String::from)
-                .to_vec(),
-            mandatory_claims: ["given_name", "usual_name", "email", "uid"]
-                .map(String::from)
-                .to_vec(),
-            http_timeout: std::time::Duration::from_secs(10),
-            claim_headers: Default::default(),
-        }],
+        mandatory_claims: ["given_name", "usual_name", "email", "uid"]
+            .map(String::from)
+            .to_vec(),
+        http_timeout: std::time::Duration::from_secs(10),
+        claim_headers: Default::default(),
+    }
+}
+
+/// The demo's FranceConnect-like provider: the `franceconnect-v2` preset on a local issuer.
+fn franceconnect_provider(address: SocketAddr, client_secret: &str) -> ProviderSettings {
+    let preset = ProviderKind::FranceConnectV2.preset();
+    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    ProviderSettings {
+        id: "franceconnect".into(),
+        kind: ProviderKind::FranceConnectV2,
+        display_name: "FranceConnect (démonstration)".into(),
+        issuer: provider_issuer(address),
+        client_id: DEMO_CLIENT_ID.into(),
+        client_secret: Secret::new(client_secret),
+        scopes: preset
+            .scopes
+            .iter()
+            .filter(|s| **s != "openid")
+            .map(|s| s.to_string())
+            .collect(),
+        acr: strings(preset.acr),
+        acr_request: preset.acr_request,
+        pkce: preset.pkce,
+        token_auth_method: TokenAuthMethod::ClientSecretPost,
+        userinfo: true,
+        userinfo_format: preset.userinfo,
+        hints: strings(preset.hints),
+        mandatory_claims: strings(preset.mandatory_claims),
+        http_timeout: std::time::Duration::from_secs(10),
+        claim_headers: Default::default(),
     }
 }
 
@@ -112,14 +153,16 @@ pub fn provider_issuer(address: SocketAddr) -> String {
     format!("http://{address}/api/v2")
 }
 
-/// Adds the mock provider to a server.
+/// Adds a mock provider to a server.
 pub fn add_mock_provider(
     server: &mut Server,
+    flavour: Flavour,
     listen: SocketAddr,
     client_secret: &str,
     redirect_uris: Vec<String>,
 ) -> Result<(), String> {
     let provider = MockProvider::new(
+        flavour,
         &provider_issuer(listen),
         DEMO_CLIENT_ID,
         client_secret,

@@ -26,7 +26,7 @@ use crate::endpoints::{escape_html, page};
 use crate::session::random_token;
 
 /// Authorize parameters AgentConnect accepts; anything else is refused (its error `Y000400`).
-const ALLOWED_AUTHORIZE_PARAMS: &[&str] = &[
+const AGENTCONNECT_PARAMS: &[&str] = &[
     "client_id",
     "redirect_uri",
     "response_type",
@@ -43,63 +43,186 @@ const ALLOWED_AUTHORIZE_PARAMS: &[&str] = &[
     "code_challenge_method",
 ];
 
-/// A test agent.
-pub struct Agent {
-    pub sub: &'static str,
-    pub given_name: &'static str,
-    pub usual_name: &'static str,
-    pub email: &'static str,
-    pub uid: &'static str,
-    pub siret: &'static str,
-    pub organizational_unit: &'static str,
-    pub belonging_population: &'static str,
-    pub phone_number: &'static str,
-    pub idp_id: &'static str,
-    /// The highest level this agent's identity provider can vouch for (the federation returns
-    /// it, whatever was asked).
-    pub max_acr: &'static str,
+/// Authorize parameters FranceConnect accepts: no PKCE, no `login_hint`.
+const FRANCECONNECT_PARAMS: &[&str] = &[
+    "client_id",
+    "acr_values",
+    "claims",
+    "response_type",
+    "nonce",
+    "state",
+    "redirect_uri",
+    "scope",
+    "prompt",
+    "idp_hint",
+    "ui_locales",
+];
+
+/// Which federation the mock behaves like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    AgentConnect,
+    FranceConnect,
 }
 
-/// The test agents offered on the authorize page.
-pub const AGENTS: &[Agent] = &[
-    Agent {
+impl Flavour {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "agentconnect" => Some(Flavour::AgentConnect),
+            "franceconnect" => Some(Flavour::FranceConnect),
+            _ => None,
+        }
+    }
+
+    fn people(self) -> &'static [TestPerson] {
+        match self {
+            Flavour::AgentConnect => AGENTS,
+            Flavour::FranceConnect => CITIZENS,
+        }
+    }
+
+    fn allowed_params(self) -> &'static [&'static str] {
+        match self {
+            Flavour::AgentConnect => AGENTCONNECT_PARAMS,
+            Flavour::FranceConnect => FRANCECONNECT_PARAMS,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Flavour::AgentConnect => "AgentConnect (démonstration)",
+            Flavour::FranceConnect => "FranceConnect (démonstration)",
+        }
+    }
+}
+
+/// A test identity: who is shown on the authorize page and which claims userinfo returns.
+pub struct TestPerson {
+    pub sub: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+    /// The highest level this person's identity provider can vouch for (the federation returns
+    /// it, whatever was asked).
+    pub max_acr: &'static str,
+    /// Sent in the id_token too.
+    pub idp_id: &'static str,
+    pub claims: &'static [(&'static str, &'static str)],
+}
+
+/// The test agents offered by the AgentConnect flavour.
+pub const AGENTS: &[TestPerson] = &[
+    TestPerson {
         sub: "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80",
-        given_name: "Hélène Marie",
-        usual_name: "Dupré-Lefèvre",
-        email: "helene.dupre-lefevre@interieur.gouv.fr",
-        uid: "hdupre",
-        siret: "21920023500014",
-        organizational_unit: "Direction du numérique",
-        belonging_population: "agent",
-        phone_number: "+33 1 23 45 67 89",
-        idp_id: "fia1v2",
+        label: "Hélène Marie Dupré-Lefèvre",
+        description: "Direction du numérique (agent)",
         max_acr: "eidas3",
-    },
-    Agent {
-        sub: "0b2d9c71-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-        given_name: "Jean-Édouard",
-        usual_name: "Lœvenbruck",
-        email: "jean-edouard.loevenbruck@finances.gouv.fr",
-        uid: "jloevenbruck",
-        siret: "11000201100044",
-        organizational_unit: "Bureau des systèmes d'information",
-        belonging_population: "agent",
-        phone_number: "+33 1 40 04 04 04",
-        idp_id: "fia2v2",
-        max_acr: "eidas2",
-    },
-    Agent {
-        sub: "c3a1f2e4-6b7d-4c8e-a9f0-b1c2d3e4f5a6",
-        given_name: "Zoé",
-        usual_name: "N'Guessan",
-        email: "zoe.nguessan@prestataire.example.fr",
-        uid: "znguessan",
-        siret: "21750001600019",
-        organizational_unit: "Mission appui",
-        belonging_population: "prestataire",
-        phone_number: "+33 6 12 34 56 78",
         idp_id: "fia1v2",
+        claims: &[
+            ("given_name", "Hélène Marie"),
+            ("usual_name", "Dupré-Lefèvre"),
+            ("email", "helene.dupre-lefevre@interieur.gouv.fr"),
+            ("uid", "hdupre"),
+            ("siret", "21920023500014"),
+            ("siren", "219200235"),
+            ("organizational_unit", "Direction du numérique"),
+            ("belonging_population", "agent"),
+            ("phone_number", "+33 1 23 45 67 89"),
+            ("idp_id", "fia1v2"),
+        ],
+    },
+    TestPerson {
+        sub: "0b2d9c71-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        label: "Jean-Édouard Lœvenbruck",
+        description: "Bureau des systèmes d'information (agent)",
+        max_acr: "eidas2",
+        idp_id: "fia2v2",
+        claims: &[
+            ("given_name", "Jean-Édouard"),
+            ("usual_name", "Lœvenbruck"),
+            ("email", "jean-edouard.loevenbruck@finances.gouv.fr"),
+            ("uid", "jloevenbruck"),
+            ("siret", "11000201100044"),
+            ("siren", "110002011"),
+            ("organizational_unit", "Bureau des systèmes d'information"),
+            ("belonging_population", "agent"),
+            ("phone_number", "+33 1 40 04 04 04"),
+            ("idp_id", "fia2v2"),
+        ],
+    },
+    TestPerson {
+        sub: "c3a1f2e4-6b7d-4c8e-a9f0-b1c2d3e4f5a6",
+        label: "Zoé N'Guessan",
+        description: "Mission appui (prestataire)",
         max_acr: "eidas1",
+        idp_id: "fia1v2",
+        claims: &[
+            ("given_name", "Zoé"),
+            ("usual_name", "N'Guessan"),
+            ("email", "zoe.nguessan@prestataire.example.fr"),
+            ("uid", "znguessan"),
+            ("siret", "21750001600019"),
+            ("siren", "217500016"),
+            ("organizational_unit", "Mission appui"),
+            ("belonging_population", "prestataire"),
+            ("phone_number", "+33 6 12 34 56 78"),
+            ("idp_id", "fia1v2"),
+        ],
+    },
+];
+
+/// The test citizens offered by the FranceConnect flavour, in the spirit of the federation's
+/// published test accounts: accents, a person born abroad, partial birthdates, a usage name.
+pub const CITIZENS: &[TestPerson] = &[
+    TestPerson {
+        sub: "b6048e95bb134ec5b1d1e1fa69f287172e91722b9354d637a1bcf2ebb0fd2ef5v1",
+        label: "Angela Claire Louise DUBOIS",
+        description: "née le 24 août 1962 à Paris 7e",
+        max_acr: "eidas1",
+        idp_id: "fip1-low",
+        claims: &[
+            ("given_name", "Angela Claire Louise"),
+            ("family_name", "DUBOIS"),
+            ("birthdate", "1962-08-24"),
+            ("gender", "female"),
+            ("birthplace", "75107"),
+            ("birthcountry", "99100"),
+            ("preferred_username", ""),
+            ("email", "wossewodda-3728@yopmail.com"),
+        ],
+    },
+    TestPerson {
+        sub: "4d327dd1e427daf4d50296ab71d6f3fc82ccc40742943521d42cb2bae4df41afv1",
+        label: "Yasmine Héloïse EL AMRANI",
+        description: "née au Maroc, date de naissance présumée 1992-11",
+        max_acr: "eidas1",
+        idp_id: "fip1-low",
+        claims: &[
+            ("given_name", "Yasmine Héloïse"),
+            ("family_name", "EL AMRANI"),
+            ("birthdate", "1992-11-01"),
+            ("gender", "female"),
+            ("birthplace", ""),
+            ("birthcountry", "99350"),
+            ("preferred_username", ""),
+            ("email", "yasmine.elamrani@example.fr"),
+        ],
+    },
+    TestPerson {
+        sub: "8f2b3c1d7e6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0cv1",
+        label: "Jean-Noël François MARTIN (usage : LE GOFF)",
+        description: "né en 1978 en Corse-du-Sud",
+        max_acr: "eidas1",
+        idp_id: "fip1-low",
+        claims: &[
+            ("given_name", "Jean-Noël François"),
+            ("family_name", "MARTIN"),
+            ("birthdate", "1978-01-01"),
+            ("gender", "male"),
+            ("birthplace", "2A004"),
+            ("birthcountry", "99100"),
+            ("preferred_username", "LE GOFF"),
+            ("email", "jn.martin@example.fr"),
+        ],
     },
 ];
 
@@ -122,6 +245,7 @@ struct Grant {
 
 /// The mock provider's configuration and state.
 pub struct MockProvider {
+    flavour: Flavour,
     issuer: String,
     /// The path prefix of every endpoint (the issuer's path, e.g. `/api/v2`).
     base_path: String,
@@ -187,6 +311,7 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
 impl MockProvider {
     /// `issuer` like `http://127.0.0.1:8081/api/v2`; a fresh P-256 key is generated.
     pub fn new(
+        flavour: Flavour,
         issuer: &str,
         client_id: &str,
         client_secret: &str,
@@ -207,6 +332,7 @@ impl MockProvider {
         let decoding_key =
             DecodingKey::from_ec_components(&x, &y).map_err(|e| format!("public key: {e}"))?;
         Ok(MockProvider {
+            flavour,
             issuer: issuer.trim_end_matches('/').to_string(),
             base_path: parsed.path().trim_end_matches('/').to_string(),
             client_id: client_id.to_string(),
@@ -242,13 +368,10 @@ impl MockProvider {
             "id_token_signing_alg_values_supported": ["ES256"],
             "userinfo_signing_alg_values_supported": ["ES256"],
             "token_endpoint_auth_methods_supported": ["client_secret_post"],
-            "scopes_supported": ["openid", "given_name", "usual_name", "email", "uid", "siret", "siren",
-                "organizational_unit", "belonging_population", "phone", "idp_id"],
-            "claims_supported": ["sub", "given_name", "usual_name", "email", "uid", "siret", "siren",
-                "organizational_unit", "belonging_population", "phone_number", "idp_id", "acr", "amr"],
+            "claims_supported": self.flavour.people()[0].claims.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             "acr_values_supported": ["eidas1", "eidas2", "eidas3"],
             "claims_parameter_supported": true,
-            "code_challenge_methods_supported": ["S256"],
+            "code_challenge_methods_supported": if self.flavour == Flavour::AgentConnect { json!(["S256"]) } else { json!([]) },
         })
     }
 
@@ -263,7 +386,7 @@ impl MockProvider {
     fn authorize(&self, params: &HashMap<String, String>) -> Response<Vec<u8>> {
         if let Some(unknown) = params
             .keys()
-            .find(|k| !ALLOWED_AUTHORIZE_PARAMS.contains(&k.as_str()))
+            .find(|k| !self.flavour.allowed_params().contains(&k.as_str()))
         {
             return self.error_page(400, "Y000400", &format!("paramètre inconnu : {unknown}"));
         }
@@ -316,20 +439,19 @@ impl MockProvider {
         }
         let base = &self.base_path;
         let mut items = String::new();
-        for (index, agent) in AGENTS.iter().enumerate() {
+        for (index, person) in self.flavour.people().iter().enumerate() {
             items.push_str(&format!(
-                "<li><a class=\"button\" href=\"{base}/authorize/confirm?tx={tx}&amp;agent={index}\">{} {}</a> — {} ({})</li>\n",
-                escape_html(agent.given_name),
-                escape_html(agent.usual_name),
-                escape_html(agent.organizational_unit),
-                escape_html(agent.belonging_population),
+                "<li><a class=\"button\" href=\"{base}/authorize/confirm?tx={tx}&amp;agent={index}\">{}</a> — {}</li>\n",
+                escape_html(person.label),
+                escape_html(person.description),
             ));
         }
         html(
             200,
             "Fournisseur d'identité de démonstration",
             &format!(
-                "<h1>Fournisseur d'identité de démonstration</h1>\n<p>Choisissez un agent de test.</p>\n<p class=\"en\" lang=\"en\">Pick a test agent.</p>\n<ul>\n{items}</ul>\n<p><a href=\"{base}/authorize/confirm?tx={tx}&amp;cancel=1\">Annuler / Cancel</a></p>"
+                "<h1>{title}</h1>\n<p>Fournisseur d'identité de démonstration : choisissez une identité de test.</p>\n<p class=\"en\" lang=\"en\">Demonstration identity provider: pick a test identity.</p>\n<ul>\n{items}</ul>\n<p><a href=\"{base}/authorize/confirm?tx={tx}&amp;cancel=1\">Annuler / Cancel</a></p>",
+                title = escape_html(self.flavour.title()),
             ),
         )
     }
@@ -354,7 +476,7 @@ impl MockProvider {
         let Some(agent) = params
             .get("agent")
             .and_then(|a| a.parse::<usize>().ok())
-            .filter(|a| *a < AGENTS.len())
+            .filter(|a| *a < self.flavour.people().len())
         else {
             return self.error_page(400, "Y000400", "agent inconnu");
         };
@@ -436,7 +558,7 @@ impl MockProvider {
                 return oauth_error(400, "invalid_grant", "PKCE verification failed");
             }
         }
-        let agent = &AGENTS[grant.agent];
+        let agent = &self.flavour.people()[grant.agent];
         // Like a federation, answer with what the agent's provider can vouch for.
         let acr = if grant.acr.as_str() > agent.max_acr && grant.acr.starts_with("eidas") {
             agent.max_acr.to_string()
@@ -468,18 +590,17 @@ impl MockProvider {
         let agent = authorization
             .and_then(|a| a.strip_prefix("Bearer "))
             .and_then(|t| self.access_tokens.lock().ok()?.get(t.trim()).copied());
-        let Some(agent) = agent.map(|a| &AGENTS[a]) else {
+        let Some(person) = agent.and_then(|a| self.flavour.people().get(a)) else {
             return json_response(401, &json!({"error": "invalid_token"}));
         };
         let iat = now();
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.issuer, "aud": self.client_id, "iat": iat, "exp": iat + 60,
-            "sub": agent.sub, "given_name": agent.given_name, "usual_name": agent.usual_name,
-            "email": agent.email, "uid": agent.uid, "siret": agent.siret,
-            "siren": &agent.siret[..9], "organizational_unit": agent.organizational_unit,
-            "belonging_population": agent.belonging_population,
-            "phone_number": agent.phone_number, "idp_id": agent.idp_id,
+            "sub": person.sub,
         });
+        for (name, value) in person.claims {
+            claims[*name] = json!(value);
+        }
         match self.sign(&claims) {
             Ok(jwt) => respond(200, "application/jwt", jwt.into_bytes()),
             Err(e) => json_response(

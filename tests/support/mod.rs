@@ -115,11 +115,24 @@ pub fn start_provider(
     redirect_uri: &str,
     dir: &std::path::Path,
 ) -> Process {
+    start_flavoured_provider("agentconnect", port, secret, redirect_uri, dir)
+}
+
+/// Starts a mock provider of a flavour (`agentconnect`, `franceconnect`) on `port`.
+pub fn start_flavoured_provider(
+    flavour: &str,
+    port: u16,
+    secret: &str,
+    redirect_uri: &str,
+    dir: &std::path::Path,
+) -> Process {
     let listen = format!("127.0.0.1:{port}");
     Process::spawn(
         &[
             "demo",
             "--provider-only",
+            "--flavour",
+            flavour,
             "--provider",
             &listen,
             "--client-secret",
@@ -127,7 +140,7 @@ pub fn start_provider(
             "--redirect-uri",
             redirect_uri,
         ],
-        dir.join(format!("provider-{port}.log")),
+        dir.join(format!("provider-{flavour}-{port}.log")),
     )
 }
 
@@ -148,6 +161,8 @@ pub struct GatewayOptions {
     pub redirect_port: Option<u16>,
     /// Lines added to the `[server]` section.
     pub server_extra: String,
+    /// Also start a FranceConnect-like mock provider, configured as `franceconnect`.
+    pub franceconnect: bool,
 }
 
 /// A test CA and a leaf certificate for 127.0.0.1 / localhost it signed.
@@ -250,6 +265,7 @@ impl Default for GatewayOptions {
             tls: None,
             redirect_port: None,
             server_extra: String::new(),
+            franceconnect: false,
         }
     }
 }
@@ -266,6 +282,8 @@ pub struct Stack {
     pub secret: String,
     pub tls: Option<TestCerts>,
     pub config_path: PathBuf,
+    pub franceconnect: Option<Process>,
+    pub franceconnect_port: u16,
 }
 
 impl Stack {
@@ -306,6 +324,14 @@ impl Stack {
         let provider = options
             .start_provider
             .then(|| start_provider(provider_port, &secret, &redirect_uri, &dir));
+        let franceconnect_port = free_port();
+        let mut second = String::new();
+        let franceconnect = options.franceconnect.then(|| {
+            second = format!(
+                "\n[[provider]]\nid = \"franceconnect\"\nkind = \"franceconnect-v2\"\nissuer = \"http://127.0.0.1:{franceconnect_port}/api/v2\"\nclient_id = \"guichet-demo\"\nclient_secret = \"{secret}\"\n"
+            );
+            start_flavoured_provider("franceconnect", franceconnect_port, &secret, &redirect_uri, &dir)
+        });
         let config = format!(
             r#"
 [server]
@@ -337,6 +363,7 @@ client_secret_file = "{secret_file}"
 scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
 http_timeout = "3s"
 {extra}
+{second}
 "#,
             idle = options.idle_timeout,
             lifetime = options.max_lifetime,
@@ -362,6 +389,8 @@ http_timeout = "3s"
             secret,
             tls: options.tls.clone(),
             config_path: config_path.clone(),
+            franceconnect,
+            franceconnect_port,
         };
         if options.start_provider {
             stack.wait_ready().await;
