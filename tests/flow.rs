@@ -871,3 +871,44 @@ async fn agents_and_citizens_choose_their_federation() {
         stack.franceconnect_port
     )));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_key_rotation_is_followed_and_forged_userinfo_refused() {
+    let stack = Stack::start("keys", GatewayOptions::default()).await;
+    let mut before = Browser::new();
+    assert_eq!(before.login(&stack, "/").await.status, 200);
+
+    // The provider rotates its signing key: guichet's cached JWKS no longer has the kid, so it
+    // fetches the JWKS once more and accepts the new signatures.
+    let rotated: serde_json::Value = reqwest::get(stack.provider_url("/api/v2/debug/rotate-keys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut after = Browser::new();
+    let page = after.login(&stack, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let metrics = reqwest::get(&stack.metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"guichet_provider_refreshes_total{document="jwks",provider="agentconnect",result="ok"} 1"#),
+        "JWKS refreshed once for kid {}:\n{metrics}",
+        rotated["kid"]
+    );
+
+    // A userinfo JWT signed by another key under the published kid is refused.
+    reqwest::get(stack.provider_url("/api/v2/debug/forge-next-userinfo"))
+        .await
+        .unwrap();
+    let mut forged = Browser::new();
+    let confirm = forged.start_login(&stack, "/", 0).await;
+    let refused = forged.confirm(&confirm).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(!forged.cookies.contains_key("guichet"));
+    assert!(stack.gateway.log_text().contains("userinfo rejected"));
+}

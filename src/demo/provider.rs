@@ -7,7 +7,7 @@
 //! id_tokens with, so the two check each other.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -252,10 +252,11 @@ pub struct MockProvider {
     client_id: String,
     client_secret: String,
     redirect_uris: Vec<String>,
-    kid: String,
-    encoding_key: EncodingKey,
-    decoding_key: DecodingKey,
-    jwk: Value,
+    key: std::sync::RwLock<Arc<MockKey>>,
+    /// Keys retired by a rotation, still accepted for `id_token_hint`.
+    retired: Mutex<Vec<Arc<MockKey>>>,
+    /// Sign the next userinfo response with a key that is not the published one.
+    forge_next_userinfo: std::sync::atomic::AtomicBool,
     pending: Mutex<HashMap<String, PendingAuthorization>>,
     grants: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, usize>>,
@@ -308,16 +309,16 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     url
 }
 
-impl MockProvider {
-    /// `issuer` like `http://127.0.0.1:8081/api/v2`; a fresh P-256 key is generated.
-    pub fn new(
-        flavour: Flavour,
-        issuer: &str,
-        client_id: &str,
-        client_secret: &str,
-        redirect_uris: Vec<String>,
-    ) -> Result<Self, String> {
-        let parsed = url::Url::parse(issuer).map_err(|e| format!("issuer: {e}"))?;
+/// A P-256 signing key with its `kid` and public JWK.
+struct MockKey {
+    kid: String,
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    jwk: Value,
+}
+
+impl MockKey {
+    fn generate() -> Result<Self, String> {
         let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let der = secret
             .to_pkcs8_der()
@@ -331,6 +332,25 @@ impl MockProvider {
         let kid = format!("mock-{}", &random_token()[..8]);
         let decoding_key =
             DecodingKey::from_ec_components(&x, &y).map_err(|e| format!("public key: {e}"))?;
+        Ok(MockKey {
+            encoding_key: EncodingKey::from_ec_der(der.as_bytes()),
+            decoding_key,
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"}),
+            kid,
+        })
+    }
+}
+
+impl MockProvider {
+    /// `issuer` like `http://127.0.0.1:8081/api/v2`; a fresh P-256 key is generated.
+    pub fn new(
+        flavour: Flavour,
+        issuer: &str,
+        client_id: &str,
+        client_secret: &str,
+        redirect_uris: Vec<String>,
+    ) -> Result<Self, String> {
+        let parsed = url::Url::parse(issuer).map_err(|e| format!("issuer: {e}"))?;
         Ok(MockProvider {
             flavour,
             issuer: issuer.trim_end_matches('/').to_string(),
@@ -338,20 +358,44 @@ impl MockProvider {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             redirect_uris,
-            encoding_key: EncodingKey::from_ec_der(der.as_bytes()),
-            decoding_key,
-            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"}),
-            kid,
+            key: std::sync::RwLock::new(Arc::new(MockKey::generate()?)),
+            retired: Mutex::new(Vec::new()),
+            forge_next_userinfo: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
         })
     }
 
+    fn current_key(&self) -> Arc<MockKey> {
+        self.key
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
     fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        let key = self.current_key();
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding_key)
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding_key)
+    }
+
+    /// Key rotation as a federation does it: a new key signs from now on and the JWKS lists
+    /// only it.
+    fn rotate(&self) -> Response<Vec<u8>> {
+        let Ok(fresh) = MockKey::generate() else {
+            return json_response(500, &json!({"error": "key generation failed"}));
+        };
+        let fresh = Arc::new(fresh);
+        let kid = fresh.kid.clone();
+        if let Ok(mut current) = self.key.write() {
+            let old = std::mem::replace(&mut *current, fresh);
+            if let Ok(mut retired) = self.retired.lock() {
+                retired.push(old);
+            }
+        }
+        json_response(200, &json!({"kid": kid}))
     }
 
     fn discovery(&self) -> Value {
@@ -601,7 +645,22 @@ impl MockProvider {
         for (name, value) in person.claims {
             claims[*name] = json!(value);
         }
-        match self.sign(&claims) {
+        let forged = self
+            .forge_next_userinfo
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let signed = if forged {
+            // Signed by someone else, claiming the published key id.
+            MockKey::generate()
+                .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey.into())
+                .and_then(|other| {
+                    let mut header = Header::new(Algorithm::ES256);
+                    header.kid = Some(self.current_key().kid.clone());
+                    jsonwebtoken::encode(&header, &claims, &other.encoding_key)
+                })
+        } else {
+            self.sign(&claims)
+        };
+        match signed {
             Ok(jwt) => respond(200, "application/jwt", jwt.into_bytes()),
             Err(e) => json_response(
                 500,
@@ -616,8 +675,13 @@ impl MockProvider {
         validation.set_required_spec_claims::<&str>(&[]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.client_id]);
+        let mut keys = vec![self.current_key()];
+        if let Ok(retired) = self.retired.lock() {
+            keys.extend(retired.iter().cloned());
+        }
         let hint_ok = params.get("id_token_hint").is_some_and(|t| {
-            jsonwebtoken::decode::<Value>(t, &self.decoding_key, &validation).is_ok()
+            keys.iter()
+                .any(|k| jsonwebtoken::decode::<Value>(t, &k.decoding_key, &validation).is_ok())
         });
         if !hint_ok {
             return self.error_page(400, "Y030118", "id_token_hint absent ou invalide");
@@ -661,7 +725,14 @@ impl ServeHttp for MockProvider {
         };
         match route {
             "/.well-known/openid-configuration" => json_response(200, &self.discovery()),
-            "/jwks" => json_response(200, &json!({"keys": [self.jwk]})),
+            "/jwks" => json_response(200, &json!({"keys": [self.current_key().jwk]})),
+            // Test controls of the mock (a real federation has no such thing).
+            "/debug/rotate-keys" => self.rotate(),
+            "/debug/forge-next-userinfo" => {
+                self.forge_next_userinfo
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                json_response(200, &json!({"forge": true}))
+            }
             "/authorize" => self.authorize(&params),
             "/authorize/confirm" => self.confirm(&params),
             "/token" => self.token(authorization.as_deref(), &body),
