@@ -163,6 +163,22 @@ fn transport_error(step: &'static str, error: &reqwest::Error) -> OidcError {
     }
 }
 
+/// A failed discovery or JWKS fetch: transport trouble, or a document guichet cannot use.
+fn document_error(
+    step: &'static str,
+    error: &openidconnect::DiscoveryError<openidconnect::HttpClientError<reqwest::Error>>,
+) -> OidcError {
+    match error {
+        openidconnect::DiscoveryError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
+            transport_error(step, inner)
+        }
+        _ => OidcError::BadResponse {
+            step,
+            reason: error_chain(error),
+        },
+    }
+}
+
 /// An error and its sources, on one line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -308,15 +324,7 @@ impl Provider {
         let result = Metadata::discover_async(issuer, &self.http).await;
         self.record("discovery", result.is_ok(), started);
         self.record_refresh("discovery", result.is_ok());
-        let metadata = result.map_err(|e| match &e {
-            openidconnect::DiscoveryError::Request(openidconnect::HttpClientError::Reqwest(
-                inner,
-            )) => transport_error("discovery", inner),
-            _ => OidcError::BadResponse {
-                step: "discovery",
-                reason: error_chain(&e),
-            },
-        })?;
+        let metadata = result.map_err(|e| document_error("discovery", &e))?;
         if metadata.token_endpoint().is_none() {
             return Err(OidcError::BadResponse {
                 step: "discovery",
@@ -343,15 +351,7 @@ impl Provider {
         let result = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await;
         self.record("jwks", result.is_ok(), started);
         self.record_refresh("jwks", result.is_ok());
-        let jwks = result.map_err(|e| match &e {
-            openidconnect::DiscoveryError::Request(openidconnect::HttpClientError::Reqwest(
-                inner,
-            )) => transport_error("jwks", inner),
-            _ => OidcError::BadResponse {
-                step: "jwks",
-                reason: error_chain(&e),
-            },
-        })?;
+        let jwks = result.map_err(|e| document_error("jwks", &e))?;
         tracing::info!(provider = %self.id(), keys = jwks.keys().len(), "provider JWKS refreshed");
         self.store(metadata.clone().set_jwks(jwks));
         Ok(true)

@@ -656,18 +656,7 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
     assert_eq!(response.text().await.unwrap(), "slow done");
 
     // grace_period 3 s + shutdown_timeout 2 s in the test configuration.
-    let started = std::time::Instant::now();
-    let exit = loop {
-        if let Some(exit) = stack.gateway.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "still running after SIGTERM:\n{}",
-            stack.gateway.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exit = stack.gateway.wait_exit(Duration::from_secs(15)).await;
     assert!(exit.success(), "exit status {exit:?}");
 }
 

@@ -10,6 +10,23 @@ use support::{echoed, free_port, scratch_dir, GatewayOptions, Stack, TestCerts};
 
 struct Python(Child);
 
+/// The HTTPS test application, serving `certs` on `port`.
+fn https_upstream(port: u16, certs: &TestCerts) -> Python {
+    Python(
+        Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/https_upstream.py"
+            ))
+            .arg(port.to_string())
+            .arg(&certs.cert)
+            .arg(&certs.key)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3"),
+    )
+}
+
 /// The real interpreter behind `python3` (which may be a shim whose PID is not the server's).
 fn python() -> String {
     let out = Command::new("python3")
@@ -31,19 +48,7 @@ async fn https_end_to_end_with_a_verified_https_upstream() {
     let dir = scratch_dir("tls-certs");
     let certs = TestCerts::generate(&dir);
     let upstream_port = free_port();
-    let _upstream = Python(
-        Command::new(python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/support/https_upstream.py"
-            ))
-            .arg(upstream_port.to_string())
-            .arg(&certs.cert)
-            .arg(&certs.key)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
+    let _upstream = https_upstream(upstream_port, &certs);
     let redirect_port = free_port();
     let stack = Stack::start(
         "tls",
@@ -127,19 +132,7 @@ async fn an_upstream_certificate_from_an_unknown_ca_is_refused() {
     let certs = TestCerts::generate(&dir);
     let other = TestCerts::generate(&scratch_dir("tls-other-ca"));
     let upstream_port = free_port();
-    let _upstream = Python(
-        Command::new(python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/support/https_upstream.py"
-            ))
-            .arg(upstream_port.to_string())
-            .arg(&other.cert)
-            .arg(&other.key)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
+    let _upstream = https_upstream(upstream_port, &other);
     let stack = Stack::start(
         "tls-untrusted",
         GatewayOptions {

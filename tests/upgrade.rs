@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{echoed, Browser, GatewayOptions, Process, Stack};
 
@@ -77,18 +77,7 @@ async fn an_upgrade_under_load_loses_no_request_and_no_session() {
         .unwrap();
     assert!(status.success());
 
-    let started = Instant::now();
-    let old_exit = loop {
-        if let Some(exit) = stack.gateway.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "old process still running:\n{}",
-            stack.gateway.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let old_exit = stack.gateway.wait_exit(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
