@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests run beside guichet: the runtimes of the verification
 # examples (php-cli and a JDK from Debian, PyJWT in a virtualenv under target/, jose from npm),
-# openssl (test certificates) and systemd-analyze (the unit file check).
+# the third-party OpenID provider (oidc-provider from npm, tests/oidc-provider), openssl (test
+# certificates) and systemd-analyze (the unit file check).
 # Sourced by scripts/test.sh after scripts/setup.sh. What cannot be installed fails here,
 # loudly: no test is silently skipped.
 set -euo pipefail
@@ -29,7 +30,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import jwt' >/dev/nul
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r examples/verify/python/requirements.txt
 fi
 
-if [ ! -d examples/verify/node/node_modules/jose ]; then
-  echo "setup: npm ci in examples/verify/node"
-  (cd examples/verify/node && npm ci --no-audit --no-fund --silent)
-fi
+for package in examples/verify/node tests/oidc-provider; do
+  if [ ! -f "$package/node_modules/.package-lock.json" ] || [ "$package/package-lock.json" -nt "$package/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci in $package"
+    (cd "$package" && npm ci --no-audit --no-fund --silent)
+  fi
+done

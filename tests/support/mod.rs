@@ -179,6 +179,10 @@ pub struct GatewayOptions {
     pub server_extra: String,
     /// Also start a FranceConnect-like mock provider, configured as `franceconnect`.
     pub franceconnect: bool,
+    /// Listen on this port (for providers that must know the redirect URI in advance).
+    pub gateway_port: Option<u16>,
+    /// Replaces the whole `[[provider]]` section (then no mock provider is started).
+    pub provider_section: Option<String>,
 }
 
 /// A test CA and a leaf certificate for 127.0.0.1 / localhost it signed.
@@ -282,6 +286,8 @@ impl Default for GatewayOptions {
             redirect_port: None,
             server_extra: String::new(),
             franceconnect: false,
+            gateway_port: None,
+            provider_section: None,
         }
     }
 }
@@ -309,7 +315,7 @@ impl Stack {
             Some(address) => address,
             None => start_upstream().await,
         };
-        let gateway_port = free_port();
+        let gateway_port = options.gateway_port.unwrap_or_else(free_port);
         let provider_port = free_port();
         let metrics_port = free_port();
         let scheme = if options.tls.is_some() {
@@ -337,8 +343,7 @@ impl Stack {
         }
         let secret = format!("secret-{}", free_port());
         let redirect_uri = format!("{gateway_url}/.guichet/callback");
-        let provider = options
-            .start_provider
+        let provider = (options.start_provider && options.provider_section.is_none())
             .then(|| start_provider(provider_port, &secret, &redirect_uri, &dir));
         let franceconnect_port = free_port();
         let mut second = String::new();
@@ -370,21 +375,20 @@ max_lifetime = "{lifetime}"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 
-[[provider]]
-id = "agentconnect"
-kind = "agentconnect"
-issuer = "http://127.0.0.1:{provider_port}/api/v2"
-client_id = "guichet-demo"
-client_secret_file = "{secret_file}"
-scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
-http_timeout = "3s"
+{provider_section}
 {extra}
 {second}
 "#,
             idle = options.idle_timeout,
             lifetime = options.max_lifetime,
-            secret_file = dir.join("secret").display(),
             extra = options.extra,
+            provider_section = options.provider_section.clone().unwrap_or_else(|| format!(
+                "[[provider]]\nid = \"agentconnect\"\nkind = \"agentconnect\"\nissuer = \"http://127.0.0.1:{provider_port}/api/v2\"\n\
+                 client_id = \"guichet-demo\"\nclient_secret_file = \"{}\"\n\
+                 scopes = [\"openid\", \"given_name\", \"usual_name\", \"email\", \"uid\", \"siret\", \"organizational_unit\"]\n\
+                 http_timeout = \"3s\"",
+                dir.join("secret").display()
+            )),
             server_extra = options.server_extra,
         );
         std::fs::write(dir.join("secret"), format!("{secret}\n")).expect("secret file");
@@ -546,6 +550,55 @@ impl Browser {
             request = request.header(*name, *value);
         }
         let response = request.send().await.expect("request");
+        self.read(response).await
+    }
+
+    /// Submits an HTML form: `fields` plus the form's hidden inputs, to its `action`.
+    pub async fn submit_form(
+        &mut self,
+        page_url: &str,
+        body: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
+        let start = body.find("<form").expect("a form on the page");
+        let form = &body[start..start + body[start..].find("</form>").expect("form end")];
+        let attribute = |tag: &str, name: &str| {
+            let needle = format!("{name}=\"");
+            tag.find(&needle).map(|at| {
+                let rest = &tag[at + needle.len()..];
+                rest[..rest.find('"').unwrap_or(rest.len())].replace("&amp;", "&")
+            })
+        };
+        let action = attribute(form, "action").expect("form action");
+        let action = match url::Url::parse(page_url).unwrap().join(&action) {
+            Ok(url) => url.to_string(),
+            Err(_) => action,
+        };
+        let mut values: Vec<(String, String)> = Vec::new();
+        for input in form.split("<input").skip(1) {
+            let tag = &input[..input.find('>').unwrap_or(input.len())];
+            if attribute(tag, "type").as_deref() == Some("hidden") {
+                if let (Some(name), Some(value)) = (attribute(tag, "name"), attribute(tag, "value"))
+                {
+                    values.push((name, value));
+                }
+            }
+        }
+        for (name, value) in fields {
+            values.push((name.to_string(), value.to_string()));
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&values)
+            .finish();
+        let response = self
+            .client
+            .post(&action)
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("form submission");
         self.read(response).await
     }
 
