@@ -302,12 +302,14 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
     println!();
     println!("  guichet demo is running.");
     println!(
-        "  Open http://{}/ in your browser and sign in as a test agent.",
+        "  Open http://{}/ in your browser, choose AgentConnect (test agents) or",
         addresses.gateway
     );
+    println!("  FranceConnect (test citizens), and see the headers the application receives.");
     println!(
-        "  (mock provider: {}, demo app behind the gateway: http://{})",
+        "  (mock providers: {} and {}; demo app behind the gateway: http://{})",
         demo::provider_issuer(addresses.provider),
+        demo::provider_issuer(addresses.franceconnect),
         addresses.app
     );
     println!("  Stop with Ctrl-C.");
