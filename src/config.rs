@@ -1127,16 +1127,11 @@ fn provider_settings(
             ProviderKind::Oidc
         }),
     };
-    match kind {
-        ProviderKind::FranceConnectV1 => check.problem(
-            format!("{key}.kind"),
-            "franceconnect-v1 (HS256 id_token, no discovery) is not supported by this version: use franceconnect-v2",
-        ),
-        ProviderKind::FranceConnectPlus => check.problem(
+    if kind == ProviderKind::FranceConnectPlus {
+        check.problem(
             format!("{key}.kind"),
             "franceconnect-plus encrypts its tokens (JWE), which this version cannot decrypt: it would refuse every login",
-        ),
-        _ => {}
+        );
     }
     let preset = kind.preset();
     let platform = section.platform.as_deref().unwrap_or("internet");

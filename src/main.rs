@@ -66,7 +66,7 @@ enum Command {
         /// The FranceConnect-like mock provider.
         #[arg(long, default_value = "127.0.0.1:8083")]
         franceconnect: SocketAddr,
-        /// With --provider-only: `agentconnect` (default) or `franceconnect`.
+        /// With --provider-only: `agentconnect` (default), `franceconnect` or `franceconnect-v1`.
         #[arg(long, default_value = "agentconnect")]
         flavour: String,
         /// Put the gateway in front of this address instead of the demo app (for load tests).
@@ -166,7 +166,7 @@ fn main() -> ExitCode {
             };
             if provider_only {
                 let Some(flavour) = demo::Flavour::parse(&flavour) else {
-                    eprintln!("unknown --flavour {flavour:?}: use agentconnect or franceconnect");
+                    eprintln!("unknown --flavour {flavour:?}: use agentconnect, franceconnect or franceconnect-v1");
                     return ExitCode::FAILURE;
                 };
                 run_mock_provider(

@@ -29,7 +29,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{acr_satisfies, AcrRequest, ProviderSettings, TokenAuthMethod, UserinfoFormat};
+use crate::config::{
+    acr_satisfies, AcrRequest, ProviderKind, ProviderSettings, TokenAuthMethod, UserinfoFormat,
+};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::session::{random_token, LoginState, StoreKey};
@@ -161,6 +163,39 @@ fn transport_error(step: &'static str, error: &reqwest::Error) -> OidcError {
             reason: error_chain(error),
         }
     }
+}
+
+/// FranceConnect v1's endpoints below its issuer (`/api/v1/authorize`, `token`, `userinfo`,
+/// `logout`); id_tokens signed HS256 with the client secret, so no JWKS.
+fn franceconnect_v1_metadata(issuer: IssuerUrl) -> Result<Metadata, OidcError> {
+    use openidconnect::core::{CoreResponseType, CoreSubjectIdentifierType};
+    use openidconnect::{
+        AuthUrl, EmptyAdditionalProviderMetadata, EndSessionUrl, JsonWebKeySetUrl,
+        LogoutProviderMetadata, ResponseTypes, TokenUrl, UserInfoUrl,
+    };
+    let base = issuer.as_str().trim_end_matches('/').to_string();
+    let bad = |e: url::ParseError| OidcError::Configuration(format!("issuer: {e}"));
+    let metadata = Metadata::new(
+        issuer,
+        AuthUrl::new(format!("{base}/api/v1/authorize")).map_err(bad)?,
+        JsonWebKeySetUrl::new(format!("{base}/api/v1/jwks")).map_err(bad)?,
+        vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+        vec![CoreSubjectIdentifierType::Public],
+        vec![CoreJwsSigningAlgorithm::HmacSha256],
+        LogoutProviderMetadata {
+            end_session_endpoint: Some(
+                EndSessionUrl::new(format!("{base}/api/v1/logout")).map_err(bad)?,
+            ),
+            additional_metadata: EmptyAdditionalProviderMetadata {},
+        },
+    )
+    .set_token_endpoint(Some(
+        TokenUrl::new(format!("{base}/api/v1/token")).map_err(bad)?,
+    ))
+    .set_userinfo_endpoint(Some(
+        UserInfoUrl::new(format!("{base}/api/v1/userinfo")).map_err(bad)?,
+    ));
+    Ok(metadata)
 }
 
 /// A failed discovery or JWKS fetch: transport trouble, or a document guichet cannot use.
@@ -317,9 +352,14 @@ impl Provider {
     }
 
     /// Fetches the discovery document and the JWKS, and checks guichet can use them.
+    /// FranceConnect v1 has no discovery: its documented endpoints are used instead.
     pub async fn discover(&self) -> Result<(), OidcError> {
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Configuration(format!("issuer: {e}")))?;
+        if self.settings.kind == ProviderKind::FranceConnectV1 {
+            self.store(franceconnect_v1_metadata(issuer)?);
+            return Ok(());
+        }
         let started = Instant::now();
         let result = Metadata::discover_async(issuer, &self.http).await;
         self.record("discovery", result.is_ok(), started);
@@ -790,7 +830,6 @@ pub async fn keep_discovered(provider: Arc<Provider>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProviderKind;
 
     #[test]
     fn extra_claims_keep_non_standard_ones() {

@@ -901,3 +901,76 @@ async fn provider_key_rotation_is_followed_and_forged_userinfo_refused() {
     assert!(!forged.cookies.contains_key("guichet"));
     assert!(stack.gateway.log_text().contains("userinfo rejected"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn franceconnect_v1_works_without_discovery_and_with_hs256() {
+    let gateway_port = free_port();
+    let fc_port = free_port();
+    let secret = "a-franceconnect-v1-client-secret";
+    let dir = support::scratch_dir("fc-v1");
+    let _fc = support::start_flavoured_provider(
+        "franceconnect-v1",
+        fc_port,
+        secret,
+        &format!("http://127.0.0.1:{gateway_port}/.guichet/callback"),
+        &dir,
+    );
+    let stack = Stack::start(
+        "fc-v1",
+        GatewayOptions {
+            gateway_port: Some(gateway_port),
+            provider_section: Some(format!(
+                "[[provider]]\nid = \"franceconnect\"\nkind = \"franceconnect-v1\"\n\
+                 issuer = \"http://127.0.0.1:{fc_port}\"\nclient_id = \"guichet-demo\"\nclient_secret = \"{secret}\"\n"
+            )),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    support::wait_for_status(
+        &format!("http://127.0.0.1:{fc_port}/api/v1/jwks"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let mut browser = Browser::new();
+    let first = browser.get(&stack.url("/")).await;
+    let to_provider = browser
+        .get(&stack.url(first.location.as_deref().unwrap()))
+        .await;
+    let authorize = to_provider.location.unwrap();
+    assert!(
+        authorize.starts_with(&format!("http://127.0.0.1:{fc_port}/api/v1/authorize?")),
+        "{authorize}"
+    );
+    assert!(!authorize.contains("code_challenge"));
+    assert!(authorize.contains("acr_values=eidas1"));
+    let page = browser.get(&authorize).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let needle = "&amp;agent=0\"";
+    let end = page.body.find(needle).unwrap();
+    let start = page.body[..end].rfind("href=\"").unwrap() + 6;
+    let confirm = format!(
+        "http://127.0.0.1:{fc_port}{}",
+        page.body[start..end + needle.len() - 1].replace("&amp;", "&")
+    );
+    let done = browser.confirm(&confirm).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    let app = browser.get(&stack.url("/")).await;
+    assert_eq!(echoed(&app.body, "x-guichet-family-name"), ["DUBOIS"]);
+    assert_eq!(echoed(&app.body, "x-guichet-birthplace"), ["75107"]);
+    assert_eq!(echoed(&app.body, "x-guichet-acr"), ["eidas1"]);
+
+    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let logout = out.location.unwrap();
+    assert!(logout.starts_with(&format!("http://127.0.0.1:{fc_port}/api/v1/logout?")));
+    let back = browser.get(&logout).await;
+    assert_eq!(
+        back.status, 302,
+        "the provider accepts the HS256 id_token_hint: {}",
+        back.body
+    );
+    let done = browser.get(&back.location.unwrap()).await;
+    assert_eq!(done.status, 200);
+}

@@ -161,9 +161,15 @@ pub fn add_mock_provider(
     client_secret: &str,
     redirect_uris: Vec<String>,
 ) -> Result<(), String> {
+    let issuer = if flavour == Flavour::FranceConnectV1 {
+        // FranceConnect v1's issuer is its host; its endpoints are below /api/v1.
+        format!("http://{listen}")
+    } else {
+        provider_issuer(listen)
+    };
     let provider = MockProvider::new(
         flavour,
-        &provider_issuer(listen),
+        &issuer,
         DEMO_CLIENT_ID,
         client_secret,
         redirect_uris,

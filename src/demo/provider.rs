@@ -63,6 +63,9 @@ const FRANCECONNECT_PARAMS: &[&str] = &[
 pub enum Flavour {
     AgentConnect,
     FranceConnect,
+    /// FranceConnect v1: `/api/v1/…` endpoints, no discovery, id_token HS256 with the client
+    /// secret, userinfo as JSON.
+    FranceConnectV1,
 }
 
 impl Flavour {
@@ -70,6 +73,7 @@ impl Flavour {
         match text {
             "agentconnect" => Some(Flavour::AgentConnect),
             "franceconnect" => Some(Flavour::FranceConnect),
+            "franceconnect-v1" => Some(Flavour::FranceConnectV1),
             _ => None,
         }
     }
@@ -77,14 +81,14 @@ impl Flavour {
     fn people(self) -> &'static [TestPerson] {
         match self {
             Flavour::AgentConnect => AGENTS,
-            Flavour::FranceConnect => CITIZENS,
+            Flavour::FranceConnect | Flavour::FranceConnectV1 => CITIZENS,
         }
     }
 
     fn allowed_params(self) -> &'static [&'static str] {
         match self {
             Flavour::AgentConnect => AGENTCONNECT_PARAMS,
-            Flavour::FranceConnect => FRANCECONNECT_PARAMS,
+            Flavour::FranceConnect | Flavour::FranceConnectV1 => FRANCECONNECT_PARAMS,
         }
     }
 
@@ -92,6 +96,7 @@ impl Flavour {
         match self {
             Flavour::AgentConnect => "AgentConnect (démonstration)",
             Flavour::FranceConnect => "FranceConnect (démonstration)",
+            Flavour::FranceConnectV1 => "FranceConnect v1 (démonstration)",
         }
     }
 }
@@ -354,7 +359,11 @@ impl MockProvider {
         Ok(MockProvider {
             flavour,
             issuer: issuer.trim_end_matches('/').to_string(),
-            base_path: parsed.path().trim_end_matches('/').to_string(),
+            base_path: if flavour == Flavour::FranceConnectV1 {
+                "/api/v1".to_string()
+            } else {
+                parsed.path().trim_end_matches('/').to_string()
+            },
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             redirect_uris,
@@ -375,6 +384,13 @@ impl MockProvider {
     }
 
     fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        if self.flavour == Flavour::FranceConnectV1 {
+            return jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                claims,
+                &EncodingKey::from_secret(self.client_secret.as_bytes()),
+            );
+        }
         let key = self.current_key();
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
@@ -660,6 +676,9 @@ impl MockProvider {
         } else {
             self.sign(&claims)
         };
+        if self.flavour == Flavour::FranceConnectV1 {
+            return json_response(200, &claims);
+        }
         match signed {
             Ok(jwt) => respond(200, "application/jwt", jwt.into_bytes()),
             Err(e) => json_response(
@@ -670,18 +689,26 @@ impl MockProvider {
     }
 
     fn end_session(&self, params: &HashMap<String, String>) -> Response<Vec<u8>> {
-        let mut validation = Validation::new(Algorithm::ES256);
+        let algorithm = if self.flavour == Flavour::FranceConnectV1 {
+            Algorithm::HS256
+        } else {
+            Algorithm::ES256
+        };
+        let mut validation = Validation::new(algorithm);
         validation.validate_exp = false;
         validation.set_required_spec_claims::<&str>(&[]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.client_id]);
-        let mut keys = vec![self.current_key()];
+        let mut keys: Vec<DecodingKey> = vec![self.current_key().decoding_key.clone()];
         if let Ok(retired) = self.retired.lock() {
-            keys.extend(retired.iter().cloned());
+            keys.extend(retired.iter().map(|k| k.decoding_key.clone()));
+        }
+        if self.flavour == Flavour::FranceConnectV1 {
+            keys = vec![DecodingKey::from_secret(self.client_secret.as_bytes())];
         }
         let hint_ok = params.get("id_token_hint").is_some_and(|t| {
             keys.iter()
-                .any(|k| jsonwebtoken::decode::<Value>(t, &k.decoding_key, &validation).is_ok())
+                .any(|k| jsonwebtoken::decode::<Value>(t, k, &validation).is_ok())
         });
         if !hint_ok {
             return self.error_page(400, "Y030118", "id_token_hint absent ou invalide");
@@ -737,7 +764,7 @@ impl ServeHttp for MockProvider {
             "/authorize/confirm" => self.confirm(&params),
             "/token" => self.token(authorization.as_deref(), &body),
             "/userinfo" => self.userinfo(authorization.as_deref()),
-            "/session/end" => self.end_session(&params),
+            "/session/end" | "/logout" => self.end_session(&params),
             _ => self.error_page(404, "404", "page inconnue"),
         }
     }
