@@ -78,7 +78,10 @@ impl Process {
         let err = out.try_clone().expect("log file");
         let child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("GUICHET_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
