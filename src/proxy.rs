@@ -225,16 +225,32 @@ impl ProxyHttp for GatewayProxy {
             self.gateway.settings.session.cookie_name.as_str(),
             self.gateway.settings.session.login_cookie_name.as_str(),
         ];
-        let cookies: Vec<String> = upstream_request
-            .headers
-            .get_all("cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| without_cookies(v, &names))
-            .collect();
-        upstream_request.remove_header("cookie");
-        for cookie in cookies {
-            upstream_request.append_header("cookie", cookie)?;
+        let ours = |value: &http::HeaderValue| {
+            names.iter().any(|name| {
+                value
+                    .as_bytes()
+                    .windows(name.len())
+                    .any(|w| w == name.as_bytes())
+            })
+        };
+        // Only Cookie headers that carry guichet's cookies are rewritten; others pass untouched.
+        if upstream_request.headers.get_all("cookie").iter().any(ours) {
+            let cookies: Vec<http::HeaderValue> = upstream_request
+                .headers
+                .get_all("cookie")
+                .iter()
+                .filter_map(|value| {
+                    if !ours(value) {
+                        return Some(value.clone());
+                    }
+                    let rest = without_cookies(value.to_str().ok()?, &names)?;
+                    http::HeaderValue::from_str(&rest).ok()
+                })
+                .collect();
+            upstream_request.remove_header("cookie");
+            for cookie in cookies {
+                upstream_request.append_header("cookie", cookie)?;
+            }
         }
 
         if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {

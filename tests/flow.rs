@@ -51,8 +51,12 @@ async fn login_delivers_the_verified_identity_to_the_app() {
         one("x-forwarded-host"),
         stack.gateway_url.trim_start_matches("http://")
     );
-    // guichet's own cookies stay with guichet.
+    // guichet's own cookies stay with guichet; the application's own pass.
     assert!(echoed(&page.body, "cookie").is_empty(), "{}", page.body);
+    browser.cookies.insert("app_pref".into(), "dark".into());
+    let with_app_cookie = browser.get(&stack.url("/prefs")).await;
+    assert_eq!(echoed(&with_app_cookie.body, "cookie"), ["app_pref=dark"]);
+    browser.cookies.remove("app_pref");
 
     // The session serves further requests without the provider.
     let again = browser.get(&stack.url("/other")).await;
