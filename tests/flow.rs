@@ -64,12 +64,7 @@ async fn login_delivers_the_verified_identity_to_the_app() {
     assert_eq!(echoed(&again.body, "x-guichet-uid"), ["hdupre"]);
 
     // Metrics saw the login.
-    let metrics = reqwest::get(&stack.metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     assert!(
         metrics.contains(
             r#"guichet_logins_total{provider="agentconnect",reason="",result="completed"} 1"#
@@ -599,12 +594,7 @@ async fn logs_are_json_without_secrets_and_metrics_count_the_login() {
         );
     }
 
-    let metrics = reqwest::get(&stack.metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     for expected in [
         "guichet_sessions_created_total 1",
         r#"guichet_sessions_ended_total{reason="logout"} 1"#,
@@ -709,12 +699,7 @@ async fn the_required_level_is_asked_for_and_checked() {
         refused.body
     );
     assert!(!weak.cookies.contains_key("guichet"));
-    let metrics = reqwest::get(&stack.metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     assert!(
         metrics.contains(r#"guichet_logins_total{provider="agentconnect",reason="acr_too_low",result="failed"} 1"#),
         "{metrics}"
@@ -882,12 +867,7 @@ async fn provider_key_rotation_is_followed_and_forged_userinfo_refused() {
     let mut after = Browser::new();
     let page = after.login(&stack, "/").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let metrics = reqwest::get(&stack.metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     assert!(
         metrics.contains(r#"guichet_provider_refreshes_total{document="jwks",provider="agentconnect",result="ok"} 1"#),
         "JWKS refreshed once for kid {}:\n{metrics}",

@@ -157,12 +157,7 @@ async fn login_key_rotation_and_logout_with_oidc_provider() {
     login(&mut second, &stack).await;
     assert_eq!(second.get(&stack.url("/x")).await.status, 200);
     assert_eq!(browser.get(&stack.url("/x")).await.status, 200);
-    let metrics = reqwest::get(&stack.metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     assert!(
         metrics.contains(
             r#"guichet_provider_refreshes_total{document="jwks",provider="op",result="ok"} 1"#

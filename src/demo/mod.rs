@@ -12,8 +12,8 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::config::{
-    AcrRequest, ProviderKind, ProviderSettings, Secret, SessionSettings, Settings, TokenAuthMethod,
-    UpstreamSettings, UserinfoFormat,
+    ProviderKind, ProviderSettings, Secret, SessionSettings, Settings, TokenAuthMethod,
+    UpstreamSettings,
 };
 use crate::session::random_token;
 
@@ -78,15 +78,14 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
     }
 }
 
-/// The demo's AgentConnect-like provider, as guichet sees it.
+/// The demo's AgentConnect-like provider: the `agentconnect` preset, with every agent scope.
 fn agentconnect_provider(address: SocketAddr, client_secret: &str) -> ProviderSettings {
-    ProviderSettings {
-        id: "agentconnect".into(),
-        display_name: "AgentConnect (démonstration)".into(),
-        issuer: provider_issuer(address),
-        client_id: DEMO_CLIENT_ID.into(),
-        client_secret: Secret::new(client_secret),
-        scopes: [
+    preset_provider(
+        ("agentconnect", "AgentConnect (démonstration)"),
+        ProviderKind::AgentConnect,
+        address,
+        client_secret,
+        &[
             "given_name",
             "usual_name",
             "email",
@@ -97,40 +96,40 @@ fn agentconnect_provider(address: SocketAddr, client_secret: &str) -> ProviderSe
             "belonging_population",
             "phone",
             "idp_id",
-        ]
-        .map(String::from)
-        .to_vec(),
-        kind: ProviderKind::AgentConnect,
-        acr: vec!["eidas1".into()],
-        acr_request: AcrRequest::ClaimsParameter,
-        pkce: true,
-        token_auth_method: TokenAuthMethod::ClientSecretPost,
-        userinfo: true,
-        userinfo_format: UserinfoFormat::Jwt,
-        hints: ["idp_hint", "login_hint", "siret_hint"]
-            .map(String::from)
-            .to_vec(),
-        mandatory_claims: ["given_name", "usual_name", "email", "uid"]
-            .map(String::from)
-            .to_vec(),
-        http_timeout: std::time::Duration::from_secs(10),
-        claim_headers: Default::default(),
-    }
+        ],
+    )
 }
 
 /// The demo's FranceConnect-like provider: the `franceconnect-v2` preset on a local issuer.
 fn franceconnect_provider(address: SocketAddr, client_secret: &str) -> ProviderSettings {
-    let preset = ProviderKind::FranceConnectV2.preset();
+    let scopes = ProviderKind::FranceConnectV2.preset().scopes;
+    preset_provider(
+        ("franceconnect", "FranceConnect (démonstration)"),
+        ProviderKind::FranceConnectV2,
+        address,
+        client_secret,
+        scopes,
+    )
+}
+
+/// A provider as a `kind` preset makes it, on a mock's local issuer.
+fn preset_provider(
+    (id, display_name): (&str, &str),
+    kind: ProviderKind,
+    address: SocketAddr,
+    client_secret: &str,
+    scopes: &[&str],
+) -> ProviderSettings {
+    let preset = kind.preset();
     let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
     ProviderSettings {
-        id: "franceconnect".into(),
-        kind: ProviderKind::FranceConnectV2,
-        display_name: "FranceConnect (démonstration)".into(),
+        id: id.into(),
+        kind,
+        display_name: display_name.into(),
         issuer: provider_issuer(address),
         client_id: DEMO_CLIENT_ID.into(),
         client_secret: Secret::new(client_secret),
-        scopes: preset
-            .scopes
+        scopes: scopes
             .iter()
             .filter(|s| **s != "openid")
             .map(|s| s.to_string())

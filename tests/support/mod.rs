@@ -432,6 +432,16 @@ listen = "127.0.0.1:{metrics_port}"
         ));
     }
 
+    /// The text of the gateway's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(&self.metrics_url)
+            .await
+            .expect("metrics listener")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// A client builder that trusts the stack's test CA, if it has one.
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
         let builder = reqwest::Client::builder();
