@@ -320,9 +320,20 @@ pub struct ProviderSection {
     /// PKCE S256; default from the kind (off for FranceConnect, which rejects it).
     #[serde(default)]
     pub pkce: Option<bool>,
-    /// `client_secret_post` (default, as AgentConnect expects) or `client_secret_basic`.
+    /// `client_secret_post` (default, as AgentConnect expects), `client_secret_basic`, or
+    /// `private_key_jwt` (a client assertion signed with the first of `signing_keys`; then no
+    /// client secret is needed).
     #[serde(default = "default_token_auth_method")]
     pub token_auth_method: String,
+    /// PEM private keys (RSA ≥ 2048 bits or EC P-256) that decrypt the provider's encrypted
+    /// (JWE) id_token and userinfo; all are tried (rotation) and published with `use: enc` at
+    /// `/.guichet/provider-jwks.json`. Required by `franceconnect-plus`.
+    #[serde(default)]
+    pub encryption_keys: Vec<PathBuf>,
+    /// PEM private keys (RSA: RS256, EC P-256: ES256) for `private_key_jwt`; the first signs,
+    /// all are published with `use: sig` at `/.guichet/provider-jwks.json`.
+    #[serde(default)]
+    pub signing_keys: Vec<PathBuf>,
     /// Call the userinfo endpoint after the code exchange; default true.
     #[serde(default = "default_true")]
     pub userinfo: bool,
@@ -377,6 +388,17 @@ impl fmt::Debug for Secret {
 pub enum TokenAuthMethod {
     ClientSecretPost,
     ClientSecretBasic,
+    PrivateKeyJwt,
+}
+
+impl TokenAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
 }
 
 /// Everything guichet needs at run time, validated.
@@ -516,7 +538,8 @@ pub struct ProviderSettings {
     /// Exactly as configured: it must equal the provider's `issuer` byte for byte.
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// Absent only with `private_key_jwt`.
+    pub client_secret: Option<Secret>,
     /// Without `openid`, which the OIDC library adds.
     pub scopes: Vec<String>,
     /// Acceptable `acr` values (empty: none requested, none checked).
@@ -524,6 +547,9 @@ pub struct ProviderSettings {
     pub acr_request: AcrRequest,
     pub pkce: bool,
     pub token_auth_method: TokenAuthMethod,
+    /// PEM keys as read: JWE decryption keys, and `private_key_jwt` signing keys.
+    pub encryption_keys: Vec<(PathBuf, Secret)>,
+    pub signing_keys: Vec<(PathBuf, Secret)>,
     pub userinfo: bool,
     pub userinfo_format: UserinfoFormat,
     /// Authorize parameters passed through from `/.guichet/login?…`.
@@ -534,17 +560,31 @@ pub struct ProviderSettings {
     pub claim_headers: BTreeMap<String, Option<String>>,
 }
 
+fn paths(list: &[(PathBuf, Secret)]) -> String {
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 impl ProviderSettings {
     /// The effective settings, for `guichet check` (the secret masked).
     pub fn describe(&self) -> String {
         format!(
-            "provider {id}: kind {kind}, \"{name}\"\n  issuer {issuer}\n  client_id {client}, client secret set (masked), token endpoint auth {auth:?}\n  scopes openid {scopes}\n  acr {acr} ({request:?}), checked on the id_token\n  pkce {pkce}, userinfo {userinfo} ({format:?})\n  mandatory claims {mandatory}\n  hints passed through {hints}",
+            "provider {id}: kind {kind}, \"{name}\"\n  issuer {issuer}\n  client_id {client}, {secret}, token endpoint auth {auth}\n  encryption keys {enc}; signing keys {sig}\n  scopes openid {scopes}\n  acr {acr} ({request:?}), checked on the id_token\n  pkce {pkce}, userinfo {userinfo} ({format:?})\n  mandatory claims {mandatory}\n  hints passed through {hints}",
             id = self.id,
             kind = self.kind.as_str(),
             name = self.display_name,
             issuer = self.issuer,
             client = self.client_id,
-            auth = self.token_auth_method,
+            secret = if self.client_secret.is_some() { "client secret set (masked)" } else { "no client secret" },
+            auth = self.token_auth_method.as_str(),
+            enc = paths(&self.encryption_keys),
+            sig = paths(&self.signing_keys),
             scopes = self.scopes.join(" "),
             acr = if self.acr.is_empty() { "none".to_string() } else { self.acr.join(" ") },
             request = self.acr_request,
@@ -887,16 +927,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
                 "give at least one PEM key file (guichet keygen --out FILE makes one)",
             );
         }
-        let mut keys = Vec::new();
-        for (i, path) in section.keys.iter().enumerate() {
-            match std::fs::read_to_string(path) {
-                Ok(pem) => keys.push((path.clone(), Secret::new(pem))),
-                Err(e) => check.problem(
-                    format!("assertion.keys[{i}]"),
-                    format!("cannot read {}: {e}", path.display()),
-                ),
-            }
-        }
+        let keys = read_key_files(&mut check, "assertion.keys", &section.keys);
         let lifetime = check.duration("assertion.lifetime", &section.lifetime);
         AssertionSettings {
             header,
@@ -1127,10 +1158,10 @@ fn provider_settings(
             ProviderKind::Oidc
         }),
     };
-    if kind == ProviderKind::FranceConnectPlus {
+    if kind == ProviderKind::FranceConnectPlus && section.encryption_keys.is_empty() {
         check.problem(
-            format!("{key}.kind"),
-            "franceconnect-plus encrypts its tokens (JWE), which this version cannot decrypt: it would refuse every login",
+            format!("{key}.encryption_keys"),
+            "franceconnect-plus encrypts id_token and userinfo (JWE): give at least one PEM key (RSA or EC P-256) to decrypt them, and register /.guichet/provider-jwks.json with the federation",
         );
     }
     let preset = kind.preset();
@@ -1202,27 +1233,42 @@ fn provider_settings(
     if section.client_id.trim().is_empty() {
         check.problem(format!("{key}.client_id"), "must not be empty");
     }
-    let client_secret = secret_from(
-        check,
-        &format!("{key}.client_secret"),
-        section.client_secret.as_deref(),
-        section.client_secret_env.as_deref(),
-        section.client_secret_file.as_deref(),
-        env,
-    );
     let token_auth_method = match section.token_auth_method.as_str() {
         "client_secret_post" => TokenAuthMethod::ClientSecretPost,
         "client_secret_basic" => TokenAuthMethod::ClientSecretBasic,
+        "private_key_jwt" => TokenAuthMethod::PrivateKeyJwt,
         other => {
             check.problem(
                 format!("{key}.token_auth_method"),
                 format!(
-                    "expected \"client_secret_post\" or \"client_secret_basic\", got {other:?}"
+                    "expected \"client_secret_post\", \"client_secret_basic\" or \"private_key_jwt\", got {other:?}"
                 ),
             );
             TokenAuthMethod::ClientSecretPost
         }
     };
+    let secret_given = section.client_secret.is_some()
+        || section.client_secret_env.is_some()
+        || section.client_secret_file.is_some();
+    let client_secret = if token_auth_method == TokenAuthMethod::PrivateKeyJwt && !secret_given {
+        Some(None)
+    } else {
+        secret_from(
+            check,
+            &format!("{key}.client_secret"),
+            section.client_secret.as_deref(),
+            section.client_secret_env.as_deref(),
+            section.client_secret_file.as_deref(),
+            env,
+        )
+        .map(Some)
+    };
+    if token_auth_method == TokenAuthMethod::PrivateKeyJwt && section.signing_keys.is_empty() {
+        check.problem(
+            format!("{key}.signing_keys"),
+            "private_key_jwt signs a client assertion: give at least one PEM key (RSA or EC P-256)",
+        );
+    }
     let scope_list: Vec<String> = section
         .scopes
         .clone()
@@ -1235,6 +1281,12 @@ fn provider_settings(
             );
         }
     }
+    let encryption_keys = read_key_files(
+        check,
+        &format!("{key}.encryption_keys"),
+        &section.encryption_keys,
+    );
+    let signing_keys = read_key_files(check, &format!("{key}.signing_keys"), &section.signing_keys);
     let http_timeout = check.duration(&format!("{key}.http_timeout"), &section.http_timeout);
     let mut claim_headers = BTreeMap::new();
     for (claim, name) in &section.headers {
@@ -1270,6 +1322,8 @@ fn provider_settings(
         acr_request: preset.acr_request,
         pkce: section.pkce.unwrap_or(preset.pkce),
         token_auth_method,
+        encryption_keys,
+        signing_keys,
         userinfo: section.userinfo,
         userinfo_format,
         hints: strings(preset.hints),
@@ -1280,6 +1334,21 @@ fn provider_settings(
         http_timeout,
         claim_headers,
     })
+}
+
+/// Reads PEM key files; a file that cannot be read is a problem at `key[i]`.
+fn read_key_files(check: &mut Checker, key: &str, paths: &[PathBuf]) -> Vec<(PathBuf, Secret)> {
+    let mut keys = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => keys.push((path.clone(), Secret::new(pem))),
+            Err(e) => check.problem(
+                format!("{key}[{i}]"),
+                format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    keys
 }
 
 /// A secret given as exactly one of: inline value, `_env` variable, `_file` path.
@@ -1382,7 +1451,7 @@ scopes = ["openid", "given_name", "usual_name", "email", "uid"]
         );
         let p = &s.providers[0];
         assert_eq!(p.scopes, ["given_name", "usual_name", "email", "uid"]);
-        assert_eq!(p.client_secret.expose(), "s3cret");
+        assert_eq!(p.client_secret.as_ref().unwrap().expose(), "s3cret");
         assert_eq!(p.token_auth_method, TokenAuthMethod::ClientSecretPost);
         assert!(p.pkce);
     }
@@ -1421,7 +1490,7 @@ issuer = "x"
 client_id = ""
 client_secret = "a"
 client_secret_env = "B"
-token_auth_method = "private_key_jwt"
+token_auth_method = "tls_client_auth"
 "#;
         let err = from_toml(text, Path::new("t.toml"), &no_env()).unwrap_err();
         let ConfigError::Invalid { problems, .. } = err else {
@@ -1448,6 +1517,66 @@ token_auth_method = "private_key_jwt"
         ] {
             assert!(keys.contains(&expected), "{expected} missing in {keys:?}");
         }
+    }
+
+    #[test]
+    fn franceconnect_plus_needs_decryption_keys_and_private_key_jwt_signing_keys() {
+        let plus = |extra: &str| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"https://app.example.gouv.fr\"\n\
+                 [upstream]\nurl = \"http://127.0.0.1:9000\"\n[[provider]]\nid = \"fcplus\"\n\
+                 kind = \"franceconnect-plus\"\nenvironment = \"integration\"\nclient_id = \"abc\"\n{extra}"
+            )
+        };
+        let err = from_toml(
+            &plus("token_auth_method = \"private_key_jwt\"\n"),
+            Path::new("t.toml"),
+            &no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("provider[0].encryption_keys: franceconnect-plus encrypts"),
+            "{err}"
+        );
+        assert!(
+            err.contains("provider[0].signing_keys: private_key_jwt signs"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("client_secret"),
+            "no secret is needed with private_key_jwt: {err}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("guichet-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("enc.pem");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        let text = plus(&format!(
+            "token_auth_method = \"private_key_jwt\"\nencryption_keys = [{key:?}]\nsigning_keys = [{key:?}, \"/nonexistent/sig.pem\"]\n"
+        ));
+        let err = from_toml(&text, Path::new("t.toml"), &no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("provider[0].signing_keys[1]: cannot read /nonexistent/sig.pem"),
+            "{err}"
+        );
+        let text = plus(&format!(
+            "token_auth_method = \"private_key_jwt\"\nencryption_keys = [{key:?}]\nsigning_keys = [{key:?}]\n"
+        ));
+        let settings = from_toml(&text, Path::new("t.toml"), &no_env()).unwrap();
+        let provider = &settings.providers[0];
+        assert!(provider.client_secret.is_none());
+        assert_eq!(provider.token_auth_method, TokenAuthMethod::PrivateKeyJwt);
+        assert_eq!(
+            provider.issuer,
+            "https://auth.integ01.dev-franceconnect.fr/api/v2"
+        );
+        assert!(provider
+            .describe()
+            .contains("no client secret, token endpoint auth private_key_jwt"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

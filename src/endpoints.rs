@@ -259,6 +259,7 @@ pub async fn handle(
         "healthz" => Ok(Reply::text(StatusCode::OK, "ok\n")),
         "readyz" => Ok(readyz(gateway)),
         "jwks.json" => Ok(jwks(gateway)),
+        "provider-jwks.json" => Ok(jwk_set(gateway.provider_jwks.clone())),
         _ => Err(PageError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -272,10 +273,17 @@ pub async fn handle(
 
 /// `GET /.guichet/jwks.json`: the assertion's public keys (an empty set without assertions).
 fn jwks(gateway: &Gateway) -> Reply {
-    let body = gateway
-        .assertion
-        .as_ref()
-        .map_or_else(|| Bytes::from_static(b"{\"keys\":[]}"), |a| a.jwks());
+    jwk_set(
+        gateway
+            .assertion
+            .as_ref()
+            .map_or_else(|| Bytes::from_static(b"{\"keys\":[]}"), |a| a.jwks()),
+    )
+}
+
+/// A public JWK Set, cacheable for five minutes. `/.guichet/provider-jwks.json` is the
+/// providers' view of guichet: its encryption (`use: enc`) and client-assertion (`use: sig`) keys.
+fn jwk_set(body: Bytes) -> Reply {
     Reply {
         status: StatusCode::OK,
         headers: vec![

@@ -23,6 +23,8 @@ pub struct Gateway {
     /// `state` values sent with RP-initiated logouts, checked when the provider sends the
     /// browser back to `/.guichet/logged-out`.
     pub logouts: moka::future::Cache<String, ()>,
+    /// The JWK Set served at `/.guichet/provider-jwks.json`: every provider's client keys.
+    pub provider_jwks: bytes::Bytes,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -55,6 +57,7 @@ impl Gateway {
             .as_ref()
             .map(RequestSigner::new)
             .transpose()?;
+        let provider_jwks = provider_jwks(&providers);
         let ended = metrics.sessions_ended.clone();
         let on_end: EndListener = Arc::new(move |reason| ended.with_label_values(&[reason]).inc());
         Ok(Gateway {
@@ -68,6 +71,7 @@ impl Gateway {
             sessions: SessionStore::with_listener(&settings.session, Some(on_end)),
             logins: LoginStore::new(LOGIN_STATE_TTL),
             providers,
+            provider_jwks,
             metrics,
             settings,
         })
@@ -81,4 +85,16 @@ impl Gateway {
     pub fn is_ready(&self) -> bool {
         self.providers.iter().all(|p| p.is_ready())
     }
+}
+
+/// Every provider's public client keys, once each (providers may share key files).
+fn provider_jwks(providers: &[Arc<Provider>]) -> bytes::Bytes {
+    let mut keys: Vec<&jsonwebtoken::jwk::Jwk> = Vec::new();
+    for key in providers.iter().flat_map(|p| p.keys.public_keys()) {
+        if !keys.iter().any(|k| k.common == key.common) {
+            keys.push(key);
+        }
+    }
+    let set = serde_json::json!({ "keys": keys });
+    bytes::Bytes::from(set.to_string())
 }

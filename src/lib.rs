@@ -11,6 +11,7 @@ pub mod demo;
 pub mod endpoints;
 pub mod gateway;
 pub mod identity;
+pub mod jose;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;

@@ -19,10 +19,10 @@ use openidconnect::core::{
 use openidconnect::{
     reqwest, AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthenticationContextClass,
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenFields,
-    IssuerUrl, JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken, IssuerUrl,
+    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
-    StandardErrorResponse, StandardTokenResponse,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,6 +33,7 @@ use crate::config::{
     acr_satisfies, AcrRequest, ProviderKind, ProviderSettings, TokenAuthMethod, UserinfoFormat,
 };
 use crate::identity::Identity;
+use crate::jose::{self, ClientKeys};
 use crate::metrics::Metrics;
 use crate::session::{random_token, LoginState, StoreKey};
 
@@ -58,16 +59,31 @@ type ProviderIdToken = IdToken<
     CoreJwsSigningAlgorithm,
 >;
 
-type ProviderTokenResponse = StandardTokenResponse<
-    IdTokenFields<
+/// The token response's `id_token`, kept as text: it may be a JWE (FranceConnect+) that guichet
+/// decrypts before `openidconnect` parses and verifies the JWS inside.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RawIdToken {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for RawIdToken {}
+
+type ProviderTokenResponse = StandardTokenResponse<RawIdToken, CoreTokenType>;
+
+impl
+    TokenResponse<
         ExtraClaims,
-        EmptyExtraTokenFields,
         CoreGenderClaim,
         CoreJweContentEncryptionAlgorithm,
         CoreJwsSigningAlgorithm,
-    >,
-    CoreTokenType,
->;
+    > for ProviderTokenResponse
+{
+    /// Never used: [`Provider::finish_login`] decrypts and parses `extra_fields().id_token`.
+    fn id_token(&self) -> Option<&ProviderIdToken> {
+        None
+    }
+}
 
 type ProviderClient = openidconnect::Client<
     ExtraClaims,
@@ -226,8 +242,8 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The JOSE name of an algorithm (`ES256`).
-fn serde_plain_alg(alg: &CoreJwsSigningAlgorithm) -> Option<String> {
+/// The JOSE name of an algorithm or method (`ES256`, `RSA-OAEP`, `private_key_jwt`).
+fn serde_plain_alg<T: Serialize>(alg: &T) -> Option<String> {
     serde_json::to_value(alg)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -295,6 +311,8 @@ impl std::fmt::Debug for LoginOutcome {
 /// One configured OpenID provider.
 pub struct Provider {
     pub settings: ProviderSettings,
+    /// guichet's decryption and client-assertion keys towards this provider.
+    pub keys: ClientKeys,
     redirect_uri: RedirectUrl,
     http: reqwest::Client,
     metadata: RwLock<Option<Arc<Metadata>>>,
@@ -318,7 +336,10 @@ impl Provider {
             .user_agent(concat!("guichet/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| OidcError::Configuration(error_chain(&e)))?;
+        let keys = ClientKeys::new(&settings.encryption_keys, &settings.signing_keys)
+            .map_err(|e| OidcError::Configuration(format!("provider {}: {e}", settings.id)))?;
         Ok(Provider {
+            keys,
             settings,
             redirect_uri,
             http,
@@ -371,7 +392,78 @@ impl Provider {
                 reason: "no token_endpoint announced".into(),
             });
         }
+        self.check_announced(&metadata)?;
         self.store(metadata);
+        Ok(())
+    }
+
+    /// What the provider announces must be something guichet can do with its configuration:
+    /// a client authentication method it accepts, encryption guichet can decrypt. A mismatch
+    /// stops the provider from becoming ready (and says why) instead of failing every login.
+    fn check_announced(&self, metadata: &Metadata) -> Result<(), OidcError> {
+        fn names<T: Serialize>(list: Option<&Vec<T>>) -> Option<Vec<String>> {
+            list.map(|l| l.iter().filter_map(serde_plain_alg).collect())
+        }
+        let method = self.settings.token_auth_method.as_str();
+        if let Some(methods) = names(metadata.token_endpoint_auth_methods_supported()) {
+            if !methods.iter().any(|m| m == method) {
+                return Err(OidcError::Configuration(format!(
+                    "token_auth_method {method} is not one the provider accepts ({})",
+                    methods.join(", ")
+                )));
+            }
+        }
+        if let (Some(ours), Some(algs)) = (
+            self.keys.signing_algorithm(),
+            names(metadata.token_endpoint_auth_signing_alg_values_supported()),
+        ) {
+            if self.settings.token_auth_method == TokenAuthMethod::PrivateKeyJwt
+                && !algs.iter().any(|a| a == ours)
+            {
+                return Err(OidcError::Configuration(format!(
+                    "the client assertion would be signed {ours}, which the provider does not accept ({})",
+                    algs.join(", ")
+                )));
+            }
+        }
+        let encrypts = self.settings.kind == ProviderKind::FranceConnectPlus;
+        let announced = [
+            (
+                "id_token",
+                names(metadata.id_token_encryption_alg_values_supported()),
+                names(metadata.id_token_encryption_enc_values_supported()),
+            ),
+            (
+                "userinfo",
+                names(metadata.userinfo_encryption_alg_values_supported()),
+                names(metadata.userinfo_encryption_enc_values_supported()),
+            ),
+        ];
+        if !self.keys.can_decrypt() {
+            return Ok(());
+        }
+        let ours = self.keys.decryption_algorithms();
+        for (what, algs, encs) in announced {
+            if let Some(algs) = algs {
+                if !algs.iter().any(|a| ours.contains(&a.as_str())) {
+                    return Err(OidcError::Configuration(format!(
+                        "the provider encrypts {what} with {} but the configured encryption_keys decrypt only {}",
+                        algs.join(", "),
+                        ours.join(", ")
+                    )));
+                }
+            } else if encrypts {
+                tracing::warn!(provider = %self.id(), "the provider announces no {what} encryption algorithm");
+            }
+            if let Some(encs) = encs {
+                if !encs.iter().any(|e| e == "A256GCM" || e == "A128GCM") {
+                    return Err(OidcError::Configuration(format!(
+                        "the provider encrypts {what} content with {}; guichet decrypts A256GCM and A128GCM",
+                        encs.join(", ")
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -418,16 +510,21 @@ impl Provider {
     }
 
     fn client(&self, metadata: &Metadata) -> ProviderClient {
+        let secret = match self.settings.token_auth_method {
+            // The client assertion replaces the secret (it is still used for HS256, if set).
+            TokenAuthMethod::PrivateKeyJwt => None,
+            _ => self.settings.client_secret.as_ref(),
+        };
         let client = ProviderClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(self.settings.client_id.clone()),
-            Some(ClientSecret::new(
-                self.settings.client_secret.expose().to_string(),
-            )),
+            secret.map(|s| ClientSecret::new(s.expose().to_string())),
         )
         .set_redirect_uri(self.redirect_uri.clone());
         match self.settings.token_auth_method {
-            TokenAuthMethod::ClientSecretPost => client.set_auth_type(AuthType::RequestBody),
+            TokenAuthMethod::ClientSecretPost | TokenAuthMethod::PrivateKeyJwt => {
+                client.set_auth_type(AuthType::RequestBody)
+            }
             TokenAuthMethod::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
         }
     }
@@ -511,6 +608,26 @@ impl Provider {
         if let Some(verifier) = &login.pkce_verifier {
             exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(verifier.clone()));
         }
+        if self.settings.token_auth_method == TokenAuthMethod::PrivateKeyJwt {
+            let endpoint = metadata
+                .token_endpoint()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default();
+            let assertion = self
+                .keys
+                .client_assertion(
+                    &self.settings.client_id,
+                    &endpoint,
+                    crate::assertion::unix_now(),
+                )
+                .map_err(OidcError::Configuration)?;
+            exchange = exchange
+                .add_extra_param(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .add_extra_param("client_assertion", assertion);
+        }
         let started = Instant::now();
         let result = exchange.request_async(&self.http).await;
         self.record("token", result.is_ok(), started);
@@ -526,14 +643,21 @@ impl Provider {
                 reason: error_chain(&other),
             },
         })?;
-        let id_token = token
-            .extra_fields()
-            .id_token()
-            .ok_or_else(|| OidcError::BadResponse {
-                step: "token",
-                reason: "no id_token in the token response".into(),
-            })?
-            .clone();
+        let raw =
+            token
+                .extra_fields()
+                .id_token
+                .as_deref()
+                .ok_or_else(|| OidcError::BadResponse {
+                    step: "token",
+                    reason: "no id_token in the token response".into(),
+                })?;
+        let signed = self
+            .decrypt_if_encrypted(raw)
+            .map_err(OidcError::IdTokenInvalid)?;
+        let id_token = signed
+            .parse::<ProviderIdToken>()
+            .map_err(|e| OidcError::IdTokenInvalid(format!("not a signed JWT: {e}")))?;
 
         let (metadata, id_claims) = self
             .verify_id_token(metadata, &id_token, &login.nonce, token.access_token())
@@ -571,6 +695,23 @@ impl Provider {
             id_token: id_token.to_string(),
             access_token: token.access_token().secret().clone(),
         })
+    }
+
+    /// A JWE (five parts) is decrypted with the configured encryption keys; its content must be
+    /// a signed JWT, returned as text. A JWS is returned as it is.
+    fn decrypt_if_encrypted(&self, token: &str) -> Result<String, String> {
+        if !jose::is_jwe(token) {
+            return Ok(token.trim().to_string());
+        }
+        if !self.keys.can_decrypt() {
+            return Err(
+                "the provider sent it encrypted (JWE) but no encryption_keys are configured".into(),
+            );
+        }
+        let plaintext = self.keys.decrypt(token).map_err(|e| e.to_string())?;
+        String::from_utf8(plaintext)
+            .map(|text| text.trim().to_string())
+            .map_err(|_| "the decrypted content is not text".into())
     }
 
     /// Verifies signature, `iss`, `aud`, `exp`/`iat` (bounded skew), `nonce` and `at_hash`;
@@ -702,10 +843,18 @@ impl Provider {
             }
             "application/jwt" => {
                 let text = std::str::from_utf8(&body)
-                    .map_err(|_| OidcError::UserInfoInvalid("JWT is not UTF-8".into()))?
-                    .trim()
-                    .to_string();
-                self.verify_userinfo_jwt(metadata, &text, sub).await?
+                    .map_err(|_| OidcError::UserInfoInvalid("JWT is not UTF-8".into()))?;
+                let inner = self
+                    .decrypt_if_encrypted(text)
+                    .map_err(OidcError::UserInfoInvalid)?;
+                if inner.starts_with('{') && format != UserinfoFormat::Jwt {
+                    // Encrypted but not signed: the TLS channel vouches for it, as for JSON.
+                    serde_json::from_str::<Value>(&inner).map_err(|e| {
+                        OidcError::UserInfoInvalid(format!("invalid JSON inside the JWE: {e}"))
+                    })?
+                } else {
+                    self.verify_userinfo_jwt(metadata, &inner, sub).await?
+                }
             }
             other => {
                 return Err(OidcError::BadResponse {
@@ -757,9 +906,12 @@ impl Provider {
         let mut refreshed = false;
         loop {
             let key = if header.alg == Algorithm::HS256 {
-                Some(DecodingKey::from_secret(
-                    self.settings.client_secret.expose().as_bytes(),
-                ))
+                let secret = self.settings.client_secret.as_ref().ok_or_else(|| {
+                    OidcError::UserInfoInvalid(
+                        "signed HS256 but no client secret is configured".into(),
+                    )
+                })?;
+                Some(DecodingKey::from_secret(secret.expose().as_bytes()))
             } else {
                 find_decoding_key(&metadata, header.kid.as_deref(), header.alg)?
             };
@@ -850,13 +1002,15 @@ mod tests {
             display_name: "p".into(),
             issuer,
             client_id: "c".into(),
-            client_secret: crate::config::Secret::new("s"),
+            client_secret: Some(crate::config::Secret::new("s")),
             scopes: vec![],
             kind: ProviderKind::Oidc,
             acr: vec![],
             acr_request: AcrRequest::AcrValues,
             pkce: true,
             token_auth_method: TokenAuthMethod::ClientSecretPost,
+            encryption_keys: vec![],
+            signing_keys: vec![],
             userinfo: true,
             userinfo_format: UserinfoFormat::Any,
             hints: vec![],

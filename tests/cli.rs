@@ -230,12 +230,40 @@ fn unsupported_kinds_and_bad_presets_are_refused() {
     let (ok, _, stderr) = check(config.to_str().unwrap(), None);
     assert!(!ok);
     assert!(
-        stderr.contains("provider[0].kind: franceconnect-plus encrypts its tokens (JWE)"),
+        stderr.contains(
+            "provider[0].encryption_keys: franceconnect-plus encrypts id_token and userinfo"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("provider[1].platform"), "{stderr}");
     assert!(
         stderr.contains("provider[1].issuer: give environment"),
+        "{stderr}"
+    );
+
+    // A key file that is not a usable key is named by `check`.
+    let not_a_key = dir.join("enc.pem");
+    std::fs::write(
+        &not_a_key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n\
+             [[provider]]\nid = \"fcplus\"\nkind = \"franceconnect-plus\"\nenvironment = \"integration\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+             encryption_keys = [{not_a_key:?}]\n"
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(config.to_str().unwrap(), None);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "provider fcplus: {}: not a PEM private key",
+            not_a_key.display()
+        )),
         "{stderr}"
     );
 }

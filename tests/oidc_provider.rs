@@ -1,7 +1,8 @@
-//! Against a real, third-party OpenID provider: panva's `oidc-provider` (npm), configured like
-//! ProConnect in `tests/oidc-provider/server.mjs` (ES256 id_token and signed userinfo, the
-//! ProConnect scopes and claims, RP-initiated logout). `scripts/test.sh` installs it with
-//! `npm ci`; a missing Node or package fails the test loudly.
+//! Against a real, third-party OpenID provider: panva's `oidc-provider` (npm), configured in
+//! `tests/oidc-provider/server.mjs` like ProConnect, FranceConnect v2 or FranceConnect+ (ES256
+//! id_token and signed userinfo, each federation's scopes and claims, acr, RP-initiated logout;
+//! for FranceConnect+ JWE-encrypted id_token and userinfo and `private_key_jwt`).
+//! `scripts/test.sh` installs it with `npm ci`; a missing Node or package fails the test loudly.
 
 mod support;
 
@@ -24,8 +25,20 @@ fn package_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider"))
 }
 
-/// Starts oidc-provider on `port` for a gateway on `gateway_port`; waits for its discovery.
+/// Starts oidc-provider on `port` for a gateway on `gateway_port`, configured like ProConnect;
+/// waits for its discovery.
 async fn start_op(port: u16, gateway_port: u16, secret: &str) -> Node {
+    start_op_as(port, gateway_port, secret, "proconnect", &[]).await
+}
+
+/// Starts oidc-provider with a `profile` of `server.mjs` and environment variables.
+async fn start_op_as(
+    port: u16,
+    gateway_port: u16,
+    secret: &str,
+    profile: &str,
+    env: &[(&str, &str)],
+) -> Node {
     assert!(
         package_dir().join("node_modules/oidc-provider").exists(),
         "tests/oidc-provider/node_modules is missing: scripts/test.sh runs npm ci there"
@@ -39,9 +52,15 @@ async fn start_op(port: u16, gateway_port: u16, secret: &str) -> Node {
             secret,
             &format!("{gateway}/.guichet/callback"),
             &format!("{gateway}/.guichet/logged-out"),
+            profile,
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join(format!("guichet-test-op-{port}.log")))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
         .spawn()
         .expect("node must be installed (scripts/test.sh checks it)");
     let node = Node(child);
@@ -53,6 +72,15 @@ async fn start_op(port: u16, gateway_port: u16, secret: &str) -> Node {
     .await
     .expect("oidc-provider starts");
     node
+}
+
+/// A `proconnect` provider whose issuer is the local oidc-provider (everything else from the
+/// preset: scopes, acr eidas1 through the claims parameter, signed userinfo, mandatory claims).
+fn proconnect_section(op_port: u16, secret: &str) -> String {
+    format!(
+        "[[provider]]\nid = \"op\"\nkind = \"proconnect\"\nissuer = \"http://127.0.0.1:{op_port}\"\n\
+         client_id = \"guichet\"\nclient_secret = \"{secret}\"\nhttp_timeout = \"5s\"\n"
+    )
 }
 
 fn provider_section(op_port: u16, secret: &str, acr: &str) -> String {
@@ -68,6 +96,10 @@ fn provider_section(op_port: u16, secret: &str, acr: &str) -> String {
 /// Follows redirects and oidc-provider's development login and consent forms until the
 /// browser lands back on the gateway; returns that response.
 async fn sign_in_at_op(browser: &mut Browser, stack: &Stack, start: &str) -> Page {
+    sign_in_as(browser, stack, start, "hdupre").await
+}
+
+async fn sign_in_as(browser: &mut Browser, stack: &Stack, start: &str, who: &str) -> Page {
     let mut url = start.to_string();
     let mut page = browser.get(&url).await;
     for _ in 0..12 {
@@ -89,11 +121,7 @@ async fn sign_in_at_op(browser: &mut Browser, stack: &Stack, start: &str) -> Pag
             }
             200 if page.body.contains("name=\"login\"") => {
                 page = browser
-                    .submit_form(
-                        &url,
-                        &page.body.clone(),
-                        &[("login", "hdupre"), ("password", "x")],
-                    )
+                    .submit_form(&url, &page.body.clone(), &[("login", who)])
                     .await;
             }
             200 if page.body.contains("value=\"consent\"") => {
@@ -106,14 +134,23 @@ async fn sign_in_at_op(browser: &mut Browser, stack: &Stack, start: &str) -> Pag
 }
 
 async fn login(browser: &mut Browser, stack: &Stack) -> Page {
+    login_as(browser, stack, "hdupre").await
+}
+
+async fn login_as(browser: &mut Browser, stack: &Stack, who: &str) -> Page {
+    let (back, _) = callback_for(browser, stack, who).await;
+    assert_eq!(back.status, 302, "callback: {}", back.body);
+    back
+}
+
+/// The gateway's answer at the callback, and the authorize URL the browser was sent to.
+async fn callback_for(browser: &mut Browser, stack: &Stack, who: &str) -> (Page, String) {
     let first = browser.get(&stack.url("/dossiers")).await;
     let to_op = browser
         .get(&stack.url(first.location.as_deref().expect("login redirect")))
         .await;
     let authorize = to_op.location.expect("authorize URL");
-    let back = sign_in_at_op(browser, stack, &authorize).await;
-    assert_eq!(back.status, 302, "callback: {}", back.body);
-    back
+    (sign_in_as(browser, stack, &authorize, who).await, authorize)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,14 +163,18 @@ async fn login_key_rotation_and_logout_with_oidc_provider() {
         "oidc-provider",
         GatewayOptions {
             gateway_port: Some(gateway_port),
-            provider_section: Some(provider_section(op_port, secret, "[]")),
+            provider_section: Some(proconnect_section(op_port, secret)),
             ..GatewayOptions::default()
         },
     )
     .await;
 
     let mut browser = Browser::new();
-    let back = login(&mut browser, &stack).await;
+    let (back, authorize) = callback_for(&mut browser, &stack, "hdupre").await;
+    assert_eq!(back.status, 302, "callback: {}", back.body);
+    // ProConnect asks for the level through the claims parameter.
+    assert!(authorize.contains("claims="), "{authorize}");
+    assert!(!authorize.contains("acr_values"), "{authorize}");
     assert_eq!(back.location.as_deref(), Some("/dossiers"));
     let page = browser.get(&stack.url("/dossiers")).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -148,6 +189,7 @@ async fn login_key_rotation_and_logout_with_oidc_provider() {
     );
     assert_eq!(echoed(&page.body, "x-guichet-siret"), ["21920023500014"]);
     assert_eq!(echoed(&page.body, "x-guichet-provider"), ["op"]);
+    assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
 
     // Key rotation: the provider restarts with a new signing key; a new login is accepted
     // (guichet refetches the JWKS for the unknown kid) and the existing session is untouched.
@@ -167,41 +209,7 @@ async fn login_key_rotation_and_logout_with_oidc_provider() {
 
     // Logout round trip: guichet, then the provider's end_session (with its confirmation
     // form), then back to /.guichet/logged-out with the state guichet sent.
-    let out = second.get(&stack.url("/.guichet/logout")).await;
-    let end_session = out.location.expect("end_session URL");
-    assert!(end_session.starts_with(&format!("http://127.0.0.1:{op_port}/session/end")));
-    assert!(end_session.contains("id_token_hint="));
-    let mut url = end_session;
-    let mut page = second.get(&url).await;
-    for _ in 0..6 {
-        match page.status {
-            302 | 303 => {
-                url = url::Url::parse(&url)
-                    .unwrap()
-                    .join(page.location.as_deref().unwrap())
-                    .unwrap()
-                    .to_string();
-                if url.starts_with(&stack.gateway_url) {
-                    break;
-                }
-                page = second.get(&url).await;
-            }
-            200 => {
-                page = second
-                    .submit_form(&url, &page.body.clone(), &[("logout", "yes")])
-                    .await;
-            }
-            other => panic!("unexpected {other} during logout: {}", page.body),
-        }
-    }
-    assert!(
-        url.starts_with(&stack.url("/.guichet/logged-out?state=")),
-        "{url}"
-    );
-    let done = second.get(&url).await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    assert!(done.body.contains("Vous êtes déconnecté"));
-    assert_eq!(second.get(&stack.url("/x")).await.status, 302);
+    logout_round_trip(&mut second, &stack, op_port).await;
     drop(op);
 }
 
@@ -210,7 +218,15 @@ async fn a_level_the_provider_did_not_vouch_for_is_refused() {
     let gateway_port = free_port();
     let op_port = free_port();
     let secret = "a-secret-for-the-oidc-provider-client";
-    let _op = start_op(op_port, gateway_port, secret).await;
+    // Asked for eidas2, the provider signs the visitor in at eidas1 (as FranceConnect may).
+    let _op = start_op_as(
+        op_port,
+        gateway_port,
+        secret,
+        "proconnect",
+        &[("GRANTED_ACR", "eidas1")],
+    )
+    .await;
     let stack = Stack::start(
         "oidc-provider-acr",
         GatewayOptions {
@@ -233,4 +249,263 @@ async fn a_level_the_provider_did_not_vouch_for_is_refused() {
     assert_eq!(back.status, 403, "{}", back.body);
     assert!(back.body.contains("Niveau de sécurité insuffisant"));
     assert!(!browser.cookies.contains_key("guichet"));
+}
+
+/// Logs out through guichet and the provider's end_session (and its confirmation form), back to
+/// `/.guichet/logged-out` with the state guichet sent; the session is gone.
+async fn logout_round_trip(browser: &mut Browser, stack: &Stack, op_port: u16) {
+    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let end_session = out.location.expect("end_session URL");
+    assert!(end_session.starts_with(&format!("http://127.0.0.1:{op_port}/session/end")));
+    assert!(end_session.contains("id_token_hint="));
+    let mut url = end_session;
+    let mut page = browser.get(&url).await;
+    for _ in 0..6 {
+        match page.status {
+            302 | 303 => {
+                url = url::Url::parse(&url)
+                    .unwrap()
+                    .join(page.location.as_deref().unwrap())
+                    .unwrap()
+                    .to_string();
+                if url.starts_with(&stack.gateway_url) {
+                    break;
+                }
+                page = browser.get(&url).await;
+            }
+            200 => {
+                page = browser
+                    .submit_form(&url, &page.body.clone(), &[("logout", "yes")])
+                    .await;
+            }
+            other => panic!("unexpected {other} during logout: {}", page.body),
+        }
+    }
+    assert!(
+        url.starts_with(&stack.url("/.guichet/logged-out?state=")),
+        "{url}"
+    );
+    let done = browser.get(&url).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Vous êtes déconnecté"));
+    assert_eq!(browser.get(&stack.url("/x")).await.status, 302);
+}
+
+/// A `franceconnect-v2` provider whose issuer is the local oidc-provider.
+fn franceconnect_section(op_port: u16, secret: &str) -> String {
+    format!(
+        "[[provider]]\nid = \"fc\"\nkind = \"franceconnect-v2\"\nissuer = \"http://127.0.0.1:{op_port}\"\n\
+         client_id = \"guichet\"\nclient_secret = \"{secret}\"\nhttp_timeout = \"5s\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn franceconnect_v2_pivot_identity_and_a_forged_userinfo_signature() {
+    let gateway_port = free_port();
+    let op_port = free_port();
+    let secret = "a-secret-for-the-franceconnect-client";
+    let op = start_op_as(op_port, gateway_port, secret, "franceconnect", &[]).await;
+    let stack = Stack::start(
+        "oidc-provider-fc",
+        GatewayOptions {
+            gateway_port: Some(gateway_port),
+            provider_section: Some(franceconnect_section(op_port, secret)),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+
+    // The provider refuses any authorize parameter outside FranceConnect's list (PKCE
+    // included): the preset sends none, and asks for the level with acr_values.
+    let mut browser = Browser::new();
+    let (back, authorize) = callback_for(&mut browser, &stack, "eloise").await;
+    assert_eq!(back.status, 302, "callback: {}", back.body);
+    assert!(!authorize.contains("code_challenge"), "{authorize}");
+    assert!(authorize.contains("acr_values=eidas1"), "{authorize}");
+    let page = browser.get(&stack.url("/dossiers")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        echoed(&page.body, "x-guichet-given-name"),
+        ["%C3%89lo%C3%AFse Ana%C3%AFs"]
+    );
+    assert_eq!(
+        echoed(&page.body, "x-guichet-family-name"),
+        ["LEF%C3%88VRE"]
+    );
+    assert_eq!(echoed(&page.body, "x-guichet-birthdate"), ["1985-07-14"]);
+    assert_eq!(echoed(&page.body, "x-guichet-birthcountry"), ["99217"]);
+    assert_eq!(echoed(&page.body, "x-guichet-birthplace"), [""]);
+    assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
+
+    // The same provider, now answering userinfo with an altered signature: refused.
+    drop(op);
+    let _op = start_op_as(
+        op_port,
+        gateway_port,
+        secret,
+        "franceconnect",
+        &[("TAMPER_USERINFO", "1")],
+    )
+    .await;
+    let mut second = Browser::new();
+    let (back, _) = callback_for(&mut second, &stack, "eloise").await;
+    assert_eq!(back.status, 401, "{}", back.body);
+    assert!(!second.cookies.contains_key("guichet"));
+    let metrics = stack.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"guichet_logins_total{provider="fc",reason="token_invalid",result="failed"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// Writes an RSA (openssl) or P-256 (`guichet keygen`) private key and returns its path.
+fn key_file(dir: &std::path::Path, name: &str, rsa: bool) -> PathBuf {
+    let path = dir.join(name);
+    let status = if rsa {
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&path)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl must be installed (scripts/setup-test-peers.sh)")
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_guichet"))
+            .args(["keygen", "--out"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .status()
+            .expect("guichet keygen")
+    };
+    assert!(status.success(), "cannot make {name}");
+    path
+}
+
+/// FranceConnect+: id_token and userinfo encrypted (JWE) to guichet's key, fetched by the
+/// provider from `/.guichet/provider-jwks.json`; `private_key_jwt` at the token endpoint; the
+/// preset's eidas2 level. Each key management algorithm the federation offers is tried.
+#[tokio::test(flavor = "multi_thread")]
+async fn franceconnect_plus_encrypted_tokens_and_private_key_jwt() {
+    let dir = support::scratch_dir("fcplus-keys");
+    let rsa = key_file(&dir, "enc-rsa.pem", true);
+    let ec = key_file(&dir, "enc-ec.pem", false);
+    let sig = key_file(&dir, "sig-ec.pem", false);
+    let gateway_port = free_port();
+    let op_port = free_port();
+    let jwks_uri = format!("http://127.0.0.1:{gateway_port}/.guichet/provider-jwks.json");
+    // The provider restarts with another encryption algorithm, but keeps its signing key.
+    let op_key = dir.join("op-signing-key.json");
+    let op_key = op_key.to_str().unwrap();
+    let mut op = start_op_as(
+        op_port,
+        gateway_port,
+        "unused",
+        "franceconnect-plus",
+        &[
+            ("CLIENT_JWKS_URI", &jwks_uri),
+            ("ENC_ALG", "RSA-OAEP-256"),
+            ("SIGNING_KEY_FILE", op_key),
+        ],
+    )
+    .await;
+    let section = format!(
+        "[[provider]]\nid = \"fcplus\"\nkind = \"franceconnect-plus\"\n\
+         issuer = \"http://127.0.0.1:{op_port}\"\nclient_id = \"guichet\"\n\
+         token_auth_method = \"private_key_jwt\"\n\
+         encryption_keys = [{rsa:?}, {ec:?}]\nsigning_keys = [{sig:?}]\nhttp_timeout = \"5s\"\n"
+    );
+    let stack = Stack::start(
+        "oidc-provider-fcplus",
+        GatewayOptions {
+            gateway_port: Some(gateway_port),
+            provider_section: Some(section),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+
+    // What the federation fetches: two encryption keys and one signing key, public halves only.
+    let jwks: serde_json::Value = reqwest::get(&jwks_uri).await.unwrap().json().await.unwrap();
+    let uses: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["use"].as_str().unwrap())
+        .collect();
+    assert_eq!(uses, ["enc", "enc", "sig"]);
+    assert!(jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k.get("d").is_none()));
+
+    for alg in ["RSA-OAEP-256", "ECDH-ES", "RSA-OAEP"] {
+        if alg != "RSA-OAEP-256" {
+            drop(op);
+            op = start_op_as(
+                op_port,
+                gateway_port,
+                "unused",
+                "franceconnect-plus",
+                &[
+                    ("CLIENT_JWKS_URI", &jwks_uri),
+                    ("ENC_ALG", alg),
+                    ("SIGNING_KEY_FILE", op_key),
+                ],
+            )
+            .await;
+        }
+        let mut browser = Browser::new();
+        let (back, authorize) = callback_for(&mut browser, &stack, "eloise").await;
+        assert_eq!(
+            back.status,
+            302,
+            "{alg}: {}\n{}",
+            back.body,
+            stack.gateway.log_text()
+        );
+        assert!(authorize.contains("acr_values=eidas2"), "{authorize}");
+        let page = browser.get(&stack.url("/dossiers")).await;
+        assert_eq!(page.status, 200, "{alg}: {}", page.body);
+        assert_eq!(echoed(&page.body, "x-guichet-sub"), ["eloise"], "{alg}");
+        assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas2"], "{alg}");
+        assert_eq!(
+            echoed(&page.body, "x-guichet-birthcountry"),
+            ["99217"],
+            "{alg}"
+        );
+        if alg == "ECDH-ES" {
+            // The id_token_hint guichet sends back is the provider's own signed id_token.
+            logout_round_trip(&mut browser, &stack, op_port).await;
+        }
+    }
+
+    // FranceConnect+ signing the visitor in at a lower level than asked: refused.
+    drop(op);
+    let _op = start_op_as(
+        op_port,
+        gateway_port,
+        "unused",
+        "franceconnect-plus",
+        &[
+            ("CLIENT_JWKS_URI", &jwks_uri),
+            ("ENC_ALG", "ECDH-ES"),
+            ("GRANTED_ACR", "eidas1"),
+            ("SIGNING_KEY_FILE", op_key),
+        ],
+    )
+    .await;
+    let mut browser = Browser::new();
+    let (back, _) = callback_for(&mut browser, &stack, "eloise").await;
+    assert_eq!(back.status, 403, "{}", back.body);
+    assert!(back.body.contains("Niveau de sécurité insuffisant"));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -128,7 +128,7 @@ fn preset_provider(
         display_name: display_name.into(),
         issuer: provider_issuer(address),
         client_id: DEMO_CLIENT_ID.into(),
-        client_secret: Secret::new(client_secret),
+        client_secret: Some(Secret::new(client_secret)),
         scopes: scopes
             .iter()
             .filter(|s| **s != "openid")
@@ -138,6 +138,8 @@ fn preset_provider(
         acr_request: preset.acr_request,
         pkce: preset.pkce,
         token_auth_method: TokenAuthMethod::ClientSecretPost,
+        encryption_keys: vec![],
+        signing_keys: vec![],
         userinfo: true,
         userinfo_format: preset.userinfo,
         hints: strings(preset.hints),
