@@ -45,6 +45,8 @@ fn with_scratch_key(path: &str) -> String {
     let text = std::fs::read_to_string(path)
         .unwrap()
         .replace("/etc/guichet/assertion.pem", key.to_str().unwrap())
+        .replace("/etc/guichet/fcplus-enc.pem", key.to_str().unwrap())
+        .replace("/etc/guichet/fcplus-sig.pem", key.to_str().unwrap())
         .replace(
             "/etc/guichet/tls/fullchain.pem",
             certs.cert.to_str().unwrap(),
@@ -66,13 +68,19 @@ fn shipped_configurations_pass_check() {
         "config/proconnect-rie-production.toml",
         "config/franceconnect-integration.toml",
         "config/franceconnect-production.toml",
+        "config/franceconnect-plus-integration.toml",
+        "config/franceconnect-plus-production.toml",
     ] {
         let path = with_scratch_key(path);
         let path = path.as_str();
         let (ok, stdout, stderr) = check(path, Some("very-secret-value"));
         assert!(ok, "{path}: {stderr}");
         assert!(stdout.contains("OK"), "{stdout}");
-        assert!(stdout.contains("client secret set (masked)"), "{stdout}");
+        assert!(
+            stdout.contains("client secret set (masked)")
+                || stdout.contains("no client secret, token endpoint auth private_key_jwt"),
+            "{stdout}"
+        );
         assert!(!stdout.contains("very-secret-value"));
     }
 }
