@@ -1263,6 +1263,13 @@ fn provider_settings(
         )
         .map(Some)
     };
+    if token_auth_method == TokenAuthMethod::PrivateKeyJwt && kind == ProviderKind::FranceConnectV1
+    {
+        check.problem(
+            format!("{key}.token_auth_method"),
+            "franceconnect-v1 authenticates with the client secret (it also signs the id_token with it): use client_secret_post",
+        );
+    }
     if token_auth_method == TokenAuthMethod::PrivateKeyJwt && section.signing_keys.is_empty() {
         check.problem(
             format!("{key}.signing_keys"),

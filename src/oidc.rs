@@ -1020,6 +1020,77 @@ mod tests {
         }
     }
 
+    fn announced(extra: serde_json::Value) -> Metadata {
+        let mut document = serde_json::json!({
+            "issuer": "https://op.example",
+            "authorization_endpoint": "https://op.example/authorize",
+            "token_endpoint": "https://op.example/token",
+            "jwks_uri": "https://op.example/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            document[key] = value.clone();
+        }
+        serde_json::from_value(document).unwrap()
+    }
+
+    #[test]
+    fn what_the_provider_announces_must_be_usable_with_the_configured_keys() {
+        use p256::pkcs8::EncodePrivateKey;
+        let pem = p256::SecretKey::random(&mut rand::rngs::OsRng)
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string();
+        let key = vec![(
+            std::path::PathBuf::from("k.pem"),
+            crate::config::Secret::new(pem),
+        )];
+        let mut config = settings("https://op.example".into(), Duration::from_secs(1));
+        config.kind = ProviderKind::FranceConnectPlus;
+        config.token_auth_method = TokenAuthMethod::PrivateKeyJwt;
+        config.client_secret = None;
+        config.encryption_keys = key.clone();
+        config.signing_keys = key;
+        let provider = Provider::new(
+            config,
+            "http://127.0.0.1/.guichet/callback",
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let fine = announced(serde_json::json!({
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
+            "id_token_encryption_alg_values_supported": ["RSA-OAEP-256", "ECDH-ES"],
+            "id_token_encryption_enc_values_supported": ["A256GCM"],
+            "userinfo_encryption_alg_values_supported": ["ECDH-ES"],
+            "userinfo_encryption_enc_values_supported": ["A256GCM"],
+        }));
+        provider.check_announced(&fine).unwrap();
+        for (document, expected) in [
+            (
+                serde_json::json!({"token_endpoint_auth_methods_supported": ["client_secret_post"]}),
+                "token_auth_method private_key_jwt is not one the provider accepts",
+            ),
+            (
+                serde_json::json!({"token_endpoint_auth_signing_alg_values_supported": ["RS256"]}),
+                "the client assertion would be signed ES256",
+            ),
+            (
+                serde_json::json!({"id_token_encryption_alg_values_supported": ["RSA-OAEP-256"]}),
+                "the provider encrypts id_token with RSA-OAEP-256 but the configured encryption_keys decrypt only ECDH-ES",
+            ),
+            (
+                serde_json::json!({"userinfo_encryption_enc_values_supported": ["A128CBC-HS256"]}),
+                "the provider encrypts userinfo content with A128CBC-HS256",
+            ),
+        ] {
+            let error = provider.check_announced(&announced(document)).unwrap_err();
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+
     #[tokio::test]
     async fn a_silent_provider_is_a_timeout_and_a_closed_port_is_unreachable() {
         // Accepts connections and never answers.
