@@ -254,9 +254,16 @@ async fn a_level_the_provider_did_not_vouch_for_is_refused() {
 /// Logs out through guichet and the provider's end_session (and its confirmation form), back to
 /// `/.guichet/logged-out` with the state guichet sent; the session is gone.
 async fn logout_round_trip(browser: &mut Browser, stack: &Stack, op_port: u16) {
+    logout_round_trip_at(browser, stack, op_port, "/session/end").await
+}
+
+async fn logout_round_trip_at(browser: &mut Browser, stack: &Stack, op_port: u16, path: &str) {
     let out = browser.get(&stack.url("/.guichet/logout")).await;
     let end_session = out.location.expect("end_session URL");
-    assert!(end_session.starts_with(&format!("http://127.0.0.1:{op_port}/session/end")));
+    assert!(
+        end_session.starts_with(&format!("http://127.0.0.1:{op_port}{path}")),
+        "{end_session}"
+    );
     assert!(end_session.contains("id_token_hint="));
     let mut url = end_session;
     let mut page = browser.get(&url).await;
@@ -508,4 +515,78 @@ async fn franceconnect_plus_encrypted_tokens_and_private_key_jwt() {
     assert_eq!(back.status, 403, "{}", back.body);
     assert!(back.body.contains("Niveau de sécurité insuffisant"));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn franceconnect_v1_and_a_generic_oidc_provider() {
+    // FranceConnect v1: no discovery (the preset's /api/v1/ endpoints), id_token HS256 with
+    // the client secret, JSON userinfo.
+    let gateway_port = free_port();
+    let op_port = free_port();
+    let secret = "a-long-secret-for-the-franceconnect-v1-client-hs256";
+    let _op = start_op_as(op_port, gateway_port, secret, "franceconnect-v1", &[]).await;
+    let stack = Stack::start(
+        "oidc-provider-fcv1",
+        GatewayOptions {
+            gateway_port: Some(gateway_port),
+            provider_section: Some(
+                franceconnect_section(op_port, secret)
+                    .replace("franceconnect-v2", "franceconnect-v1"),
+            ),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let (back, authorize) = callback_for(&mut browser, &stack, "eloise").await;
+    assert_eq!(
+        back.status,
+        302,
+        "{}\n{}",
+        back.body,
+        stack.gateway.log_text()
+    );
+    assert!(
+        authorize.starts_with(&format!("http://127.0.0.1:{op_port}/api/v1/authorize?")),
+        "{authorize}"
+    );
+    let page = browser.get(&stack.url("/dossiers")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        echoed(&page.body, "x-guichet-family-name"),
+        ["LEF%C3%88VRE"]
+    );
+    assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
+    logout_round_trip_at(&mut browser, &stack, op_port, "/api/v1/logout").await;
+
+    // kind = "oidc": only the issuer and the client; userinfo JSON or JWT.
+    let gateway_port = free_port();
+    let op_port = free_port();
+    let secret = "a-secret-for-the-oidc-provider-client";
+    let _op = start_op(op_port, gateway_port, secret).await;
+    let stack = Stack::start(
+        "oidc-provider-generic",
+        GatewayOptions {
+            gateway_port: Some(gateway_port),
+            provider_section: Some(format!(
+                "[[provider]]\nid = \"op\"\nissuer = \"http://127.0.0.1:{op_port}\"\n\
+                 client_id = \"guichet\"\nclient_secret = \"{secret}\"\nscopes = [\"openid\", \"email\"]\n"
+            )),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    let (back, authorize) = callback_for(&mut browser, &stack, "hdupre").await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert!(
+        authorize.contains("code_challenge="),
+        "PKCE by default: {authorize}"
+    );
+    let page = browser.get(&stack.url("/x")).await;
+    assert_eq!(echoed(&page.body, "x-guichet-sub"), ["hdupre"]);
+    assert_eq!(
+        echoed(&page.body, "x-guichet-email"),
+        ["helene.dupre-lefevre@interieur.gouv.fr"]
+    );
 }

@@ -5,7 +5,9 @@
 //   the claims parameter, RP-initiated logout, client_secret_post;
 // - franceconnect: FranceConnect v2's scopes and pivot identity, ES256 id_token and signed
 //   userinfo, acr_values, and its strict authorize parameter list (PKCE or login_hint: 400);
-// - franceconnect-plus: the same, plus id_token and userinfo encrypted (JWE, A256GCM) with the
+// - franceconnect-v1: FranceConnect's legacy platform: no discovery for the client, the
+//   documented /api/v1/ paths, id_token HS256 with the client secret, userinfo as plain JSON;
+// - franceconnect-plus: as franceconnect, plus id_token and userinfo encrypted (JWE, A256GCM) with the
 //   client's key fetched from its jwks_uri, and private_key_jwt at the token endpoint.
 //
 // Usage: node server.mjs PORT CLIENT_SECRET REDIRECT_URI POST_LOGOUT_REDIRECT_URI [PROFILE]
@@ -19,6 +21,7 @@ import Provider from 'oidc-provider';
 const [port, secret, redirectUri, postLogoutRedirectUri, profile = 'proconnect'] = process.argv.slice(2);
 const franceconnect = profile.startsWith('franceconnect');
 const plus = profile === 'franceconnect-plus';
+const v1 = profile === 'franceconnect-v1';
 
 // A fresh signing key at each start (a restart is a key rotation), unless SIGNING_KEY_FILE names
 // a file to keep it in across restarts.
@@ -66,8 +69,8 @@ const client = {
   post_logout_redirect_uris: [postLogoutRedirectUri],
   response_types: ['code'],
   grant_types: ['authorization_code'],
-  id_token_signed_response_alg: 'ES256',
-  userinfo_signed_response_alg: 'ES256',
+  id_token_signed_response_alg: v1 ? 'HS256' : 'ES256',
+  ...(v1 ? {} : { userinfo_signed_response_alg: 'ES256' }),
 };
 if (plus) {
   const alg = process.env.ENC_ALG || 'RSA-OAEP-256';
@@ -89,7 +92,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   jwks: { keys: [signingKey] },
   clientAuthMethods: ['client_secret_post', 'private_key_jwt'],
   enabledJWA: {
-    idTokenSigningAlgValues: ['ES256'],
+    idTokenSigningAlgValues: ['ES256', 'HS256'],
     userinfoSigningAlgValues: ['ES256'],
     clientAuthSigningAlgValues: ['ES256', 'RS256'],
     idTokenEncryptionAlgValues: encryptionAlgs,
@@ -100,6 +103,15 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   scopes,
   claims,
   acrValues: ['eidas1', 'eidas2', 'eidas3'],
+  ...(v1 ? {
+    routes: {
+      authorization: '/api/v1/authorize',
+      token: '/api/v1/token',
+      userinfo: '/api/v1/userinfo',
+      end_session: '/api/v1/logout',
+      jwks: '/api/v1/jwks',
+    },
+  } : {}),
   features: {
     devInteractions: { enabled: false },
     claimsParameter: { enabled: true },
@@ -142,7 +154,7 @@ async function formBody(req) {
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 provider.use(async (ctx, next) => {
-  if (franceconnect && ctx.path === '/auth' && ctx.method === 'GET') {
+  if (franceconnect && ctx.path === (v1 ? '/api/v1/authorize' : '/auth') && ctx.method === 'GET') {
     const unknown = [...new URLSearchParams(ctx.querystring).keys()]
       .filter((k) => !FRANCECONNECT_PARAMS.has(k));
     if (unknown.length) {
