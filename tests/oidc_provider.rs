@@ -25,13 +25,56 @@ fn package_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider"))
 }
 
-/// Starts oidc-provider on `port` for a gateway on `gateway_port`, configured like ProConnect;
-/// waits for its discovery.
-async fn start_op(port: u16, gateway_port: u16, secret: &str) -> Node {
-    start_op_as(port, gateway_port, secret, "proconnect", &[]).await
+/// oidc-provider, configured with one profile of `server.mjs`, and a guichet in front of it.
+struct Pair {
+    op: Option<Node>,
+    stack: Stack,
+    op_port: u16,
+    gateway_port: u16,
+    secret: String,
 }
 
-/// Starts oidc-provider with a `profile` of `server.mjs` and environment variables.
+impl Pair {
+    /// Starts the provider (`{gateway}` in an `env` value stands for the gateway's URL), then a
+    /// gateway whose `[[provider]]` section is `section(op_port)`.
+    async fn start(
+        name: &str,
+        profile: &str,
+        secret: &str,
+        env: &[(&str, &str)],
+        section: impl FnOnce(u16) -> String,
+    ) -> Pair {
+        let gateway_port = free_port();
+        let op_port = free_port();
+        let op = start_op_as(op_port, gateway_port, secret, profile, env).await;
+        let stack = Stack::start(
+            name,
+            GatewayOptions {
+                gateway_port: Some(gateway_port),
+                provider_section: Some(section(op_port)),
+                ..GatewayOptions::default()
+            },
+        )
+        .await;
+        Pair {
+            op: Some(op),
+            stack,
+            op_port,
+            gateway_port,
+            secret: secret.to_string(),
+        }
+    }
+
+    /// Restarts the provider on the same port, with this profile and environment.
+    async fn restart_op(&mut self, profile: &str, env: &[(&str, &str)]) {
+        self.op = None;
+        self.op =
+            Some(start_op_as(self.op_port, self.gateway_port, &self.secret, profile, env).await);
+    }
+}
+
+/// Starts oidc-provider with a `profile` of `server.mjs` and environment variables; waits for
+/// its discovery document.
 async fn start_op_as(
     port: u16,
     gateway_port: u16,
@@ -54,7 +97,10 @@ async fn start_op_as(
             &format!("{gateway}/.guichet/logged-out"),
             profile,
         ])
-        .envs(env.iter().copied())
+        .envs(
+            env.iter()
+                .map(|(name, value)| (*name, value.replace("{gateway}", &gateway))),
+        )
         .stdout(Stdio::null())
         .stderr(
             std::fs::File::create(std::env::temp_dir().join(format!("guichet-test-op-{port}.log")))
@@ -155,22 +201,15 @@ async fn callback_for(browser: &mut Browser, stack: &Stack, who: &str) -> (Page,
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_key_rotation_and_logout_with_oidc_provider() {
-    let gateway_port = free_port();
-    let op_port = free_port();
     let secret = "a-secret-for-the-oidc-provider-client";
-    let mut op = start_op(op_port, gateway_port, secret).await;
-    let stack = Stack::start(
-        "oidc-provider",
-        GatewayOptions {
-            gateway_port: Some(gateway_port),
-            provider_section: Some(proconnect_section(op_port, secret)),
-            ..GatewayOptions::default()
-        },
-    )
+    let mut pair = Pair::start("oidc-provider", "proconnect", secret, &[], |op_port| {
+        proconnect_section(op_port, secret)
+    })
     .await;
+    let stack = &pair.stack;
 
     let mut browser = Browser::new();
-    let (back, authorize) = callback_for(&mut browser, &stack, "hdupre").await;
+    let (back, authorize) = callback_for(&mut browser, stack, "hdupre").await;
     assert_eq!(back.status, 302, "callback: {}", back.body);
     // ProConnect asks for the level through the claims parameter.
     assert!(authorize.contains("claims="), "{authorize}");
@@ -193,10 +232,10 @@ async fn login_key_rotation_and_logout_with_oidc_provider() {
 
     // Key rotation: the provider restarts with a new signing key; a new login is accepted
     // (guichet refetches the JWKS for the unknown kid) and the existing session is untouched.
-    drop(op);
-    op = start_op(op_port, gateway_port, secret).await;
+    pair.restart_op("proconnect", &[]).await;
+    let stack = &pair.stack;
     let mut second = Browser::new();
-    login(&mut second, &stack).await;
+    login(&mut second, stack).await;
     assert_eq!(second.get(&stack.url("/x")).await.status, 200);
     assert_eq!(browser.get(&stack.url("/x")).await.status, 200);
     let metrics = stack.metrics().await;
@@ -209,33 +248,22 @@ async fn login_key_rotation_and_logout_with_oidc_provider() {
 
     // Logout round trip: guichet, then the provider's end_session (with its confirmation
     // form), then back to /.guichet/logged-out with the state guichet sent.
-    logout_round_trip(&mut second, &stack, op_port).await;
-    drop(op);
+    logout_round_trip(&mut second, stack, pair.op_port).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_level_the_provider_did_not_vouch_for_is_refused() {
-    let gateway_port = free_port();
-    let op_port = free_port();
     let secret = "a-secret-for-the-oidc-provider-client";
     // Asked for eidas2, the provider signs the visitor in at eidas1 (as FranceConnect may).
-    let _op = start_op_as(
-        op_port,
-        gateway_port,
-        secret,
-        "proconnect",
-        &[("GRANTED_ACR", "eidas1")],
-    )
-    .await;
-    let stack = Stack::start(
+    let pair = Pair::start(
         "oidc-provider-acr",
-        GatewayOptions {
-            gateway_port: Some(gateway_port),
-            provider_section: Some(provider_section(op_port, secret, "[\"eidas2\"]")),
-            ..GatewayOptions::default()
-        },
+        "proconnect",
+        secret,
+        &[("GRANTED_ACR", "eidas1")],
+        |op_port| provider_section(op_port, secret, "[\"eidas2\"]"),
     )
     .await;
+    let stack = &pair.stack;
     let mut browser = Browser::new();
     let back = {
         let first = browser.get(&stack.url("/dossiers")).await;
@@ -244,7 +272,7 @@ async fn a_level_the_provider_did_not_vouch_for_is_refused() {
             .await;
         let authorize = to_op.location.unwrap();
         assert!(authorize.contains("acr_values=eidas2"), "{authorize}");
-        sign_in_at_op(&mut browser, &stack, &authorize).await
+        sign_in_at_op(&mut browser, stack, &authorize).await
     };
     assert_eq!(back.status, 403, "{}", back.body);
     assert!(back.body.contains("Niveau de sécurité insuffisant"));
@@ -308,24 +336,21 @@ fn franceconnect_section(op_port: u16, secret: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn franceconnect_v2_pivot_identity_and_a_forged_userinfo_signature() {
-    let gateway_port = free_port();
-    let op_port = free_port();
     let secret = "a-secret-for-the-franceconnect-client";
-    let op = start_op_as(op_port, gateway_port, secret, "franceconnect", &[]).await;
-    let stack = Stack::start(
+    let mut pair = Pair::start(
         "oidc-provider-fc",
-        GatewayOptions {
-            gateway_port: Some(gateway_port),
-            provider_section: Some(franceconnect_section(op_port, secret)),
-            ..GatewayOptions::default()
-        },
+        "franceconnect",
+        secret,
+        &[],
+        |op_port| franceconnect_section(op_port, secret),
     )
     .await;
+    let stack = &pair.stack;
 
     // The provider refuses any authorize parameter outside FranceConnect's list (PKCE
     // included): the preset sends none, and asks for the level with acr_values.
     let mut browser = Browser::new();
-    let (back, authorize) = callback_for(&mut browser, &stack, "eloise").await;
+    let (back, authorize) = callback_for(&mut browser, stack, "eloise").await;
     assert_eq!(back.status, 302, "callback: {}", back.body);
     assert!(!authorize.contains("code_challenge"), "{authorize}");
     assert!(authorize.contains("acr_values=eidas1"), "{authorize}");
@@ -345,17 +370,11 @@ async fn franceconnect_v2_pivot_identity_and_a_forged_userinfo_signature() {
     assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
 
     // The same provider, now answering userinfo with an altered signature: refused.
-    drop(op);
-    let _op = start_op_as(
-        op_port,
-        gateway_port,
-        secret,
-        "franceconnect",
-        &[("TAMPER_USERINFO", "1")],
-    )
-    .await;
+    pair.restart_op("franceconnect", &[("TAMPER_USERINFO", "1")])
+        .await;
+    let stack = &pair.stack;
     let mut second = Browser::new();
-    let (back, _) = callback_for(&mut second, &stack, "eloise").await;
+    let (back, _) = callback_for(&mut second, stack, "eloise").await;
     assert_eq!(back.status, 401, "{}", back.body);
     assert!(!second.cookies.contains_key("guichet"));
     let metrics = stack.metrics().await;
@@ -405,73 +424,48 @@ async fn franceconnect_plus_encrypted_tokens_and_private_key_jwt() {
     let rsa = key_file(&dir, "enc-rsa.pem", true);
     let ec = key_file(&dir, "enc-ec.pem", false);
     let sig = key_file(&dir, "sig-ec.pem", false);
-    let gateway_port = free_port();
-    let op_port = free_port();
-    let jwks_uri = format!("http://127.0.0.1:{gateway_port}/.guichet/provider-jwks.json");
-    // The provider restarts with another encryption algorithm, but keeps its signing key.
+    // The provider restarts with other encryption algorithms, but keeps its signing key.
     let op_key = dir.join("op-signing-key.json");
     let op_key = op_key.to_str().unwrap();
-    let mut op = start_op_as(
-        op_port,
-        gateway_port,
-        "unused",
-        "franceconnect-plus",
-        &[
-            ("CLIENT_JWKS_URI", &jwks_uri),
-            ("ENC_ALG", "RSA-OAEP-256"),
+    let jwks_uri = "{gateway}/.guichet/provider-jwks.json";
+    let env = |alg: &'static str| {
+        [
+            ("CLIENT_JWKS_URI", jwks_uri),
+            ("ENC_ALG", alg),
             ("SIGNING_KEY_FILE", op_key),
-        ],
-    )
-    .await;
-    let section = format!(
-        "[[provider]]\nid = \"fcplus\"\nkind = \"franceconnect-plus\"\n\
-         issuer = \"http://127.0.0.1:{op_port}\"\nclient_id = \"guichet\"\n\
-         token_auth_method = \"private_key_jwt\"\n\
-         encryption_keys = [{rsa:?}, {ec:?}]\nsigning_keys = [{sig:?}]\nhttp_timeout = \"5s\"\n"
-    );
-    let stack = Stack::start(
+        ]
+    };
+    let mut pair = Pair::start(
         "oidc-provider-fcplus",
-        GatewayOptions {
-            gateway_port: Some(gateway_port),
-            provider_section: Some(section),
-            ..GatewayOptions::default()
+        "franceconnect-plus",
+        "unused",
+        &env("RSA-OAEP-256"),
+        |op_port| {
+            format!(
+                "[[provider]]\nid = \"fcplus\"\nkind = \"franceconnect-plus\"\n\
+                 issuer = \"http://127.0.0.1:{op_port}\"\nclient_id = \"guichet\"\n\
+                 token_auth_method = \"private_key_jwt\"\n\
+                 encryption_keys = [{rsa:?}, {ec:?}]\nsigning_keys = [{sig:?}]\nhttp_timeout = \"5s\"\n"
+            )
         },
     )
     .await;
 
     // What the federation fetches: two encryption keys and one signing key, public halves only.
-    let jwks: serde_json::Value = reqwest::get(&jwks_uri).await.unwrap().json().await.unwrap();
-    let uses: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["use"].as_str().unwrap())
-        .collect();
+    let url = pair.stack.url("/.guichet/provider-jwks.json");
+    let jwks: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    let uses: Vec<&str> = keys.iter().map(|k| k["use"].as_str().unwrap()).collect();
     assert_eq!(uses, ["enc", "enc", "sig"]);
-    assert!(jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|k| k.get("d").is_none()));
+    assert!(keys.iter().all(|k| k.get("d").is_none()));
 
     for alg in ["RSA-OAEP-256", "ECDH-ES", "RSA-OAEP"] {
         if alg != "RSA-OAEP-256" {
-            drop(op);
-            op = start_op_as(
-                op_port,
-                gateway_port,
-                "unused",
-                "franceconnect-plus",
-                &[
-                    ("CLIENT_JWKS_URI", &jwks_uri),
-                    ("ENC_ALG", alg),
-                    ("SIGNING_KEY_FILE", op_key),
-                ],
-            )
-            .await;
+            pair.restart_op("franceconnect-plus", &env(alg)).await;
         }
+        let stack = &pair.stack;
         let mut browser = Browser::new();
-        let (back, authorize) = callback_for(&mut browser, &stack, "eloise").await;
+        let (back, authorize) = callback_for(&mut browser, stack, "eloise").await;
         assert_eq!(
             back.status,
             302,
@@ -491,27 +485,16 @@ async fn franceconnect_plus_encrypted_tokens_and_private_key_jwt() {
         );
         if alg == "ECDH-ES" {
             // The id_token_hint guichet sends back is the provider's own signed id_token.
-            logout_round_trip(&mut browser, &stack, op_port).await;
+            logout_round_trip(&mut browser, stack, pair.op_port).await;
         }
     }
 
     // FranceConnect+ signing the visitor in at a lower level than asked: refused.
-    drop(op);
-    let _op = start_op_as(
-        op_port,
-        gateway_port,
-        "unused",
-        "franceconnect-plus",
-        &[
-            ("CLIENT_JWKS_URI", &jwks_uri),
-            ("ENC_ALG", "ECDH-ES"),
-            ("GRANTED_ACR", "eidas1"),
-            ("SIGNING_KEY_FILE", op_key),
-        ],
-    )
-    .await;
+    let mut downgraded = env("ECDH-ES").to_vec();
+    downgraded.push(("GRANTED_ACR", "eidas1"));
+    pair.restart_op("franceconnect-plus", &downgraded).await;
     let mut browser = Browser::new();
-    let (back, _) = callback_for(&mut browser, &stack, "eloise").await;
+    let (back, _) = callback_for(&mut browser, &pair.stack, "eloise").await;
     assert_eq!(back.status, 403, "{}", back.body);
     assert!(back.body.contains("Niveau de sécurité insuffisant"));
     let _ = std::fs::remove_dir_all(dir);
@@ -521,24 +504,20 @@ async fn franceconnect_plus_encrypted_tokens_and_private_key_jwt() {
 async fn franceconnect_v1_and_a_generic_oidc_provider() {
     // FranceConnect v1: no discovery (the preset's /api/v1/ endpoints), id_token HS256 with
     // the client secret, JSON userinfo.
-    let gateway_port = free_port();
-    let op_port = free_port();
     let secret = "a-long-secret-for-the-franceconnect-v1-client-hs256";
-    let _op = start_op_as(op_port, gateway_port, secret, "franceconnect-v1", &[]).await;
-    let stack = Stack::start(
+    let pair = Pair::start(
         "oidc-provider-fcv1",
-        GatewayOptions {
-            gateway_port: Some(gateway_port),
-            provider_section: Some(
-                franceconnect_section(op_port, secret)
-                    .replace("franceconnect-v2", "franceconnect-v1"),
-            ),
-            ..GatewayOptions::default()
+        "franceconnect-v1",
+        secret,
+        &[],
+        |op_port| {
+            franceconnect_section(op_port, secret).replace("franceconnect-v2", "franceconnect-v1")
         },
     )
     .await;
+    let (stack, op_port) = (&pair.stack, pair.op_port);
     let mut browser = Browser::new();
-    let (back, authorize) = callback_for(&mut browser, &stack, "eloise").await;
+    let (back, authorize) = callback_for(&mut browser, stack, "eloise").await;
     assert_eq!(
         back.status,
         302,
@@ -557,27 +536,20 @@ async fn franceconnect_v1_and_a_generic_oidc_provider() {
         ["LEF%C3%88VRE"]
     );
     assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
-    logout_round_trip_at(&mut browser, &stack, op_port, "/api/v1/logout").await;
+    logout_round_trip_at(&mut browser, stack, op_port, "/api/v1/logout").await;
 
     // kind = "oidc": only the issuer and the client; userinfo JSON or JWT.
-    let gateway_port = free_port();
-    let op_port = free_port();
     let secret = "a-secret-for-the-oidc-provider-client";
-    let _op = start_op(op_port, gateway_port, secret).await;
-    let stack = Stack::start(
-        "oidc-provider-generic",
-        GatewayOptions {
-            gateway_port: Some(gateway_port),
-            provider_section: Some(format!(
-                "[[provider]]\nid = \"op\"\nissuer = \"http://127.0.0.1:{op_port}\"\n\
-                 client_id = \"guichet\"\nclient_secret = \"{secret}\"\nscopes = [\"openid\", \"email\"]\n"
-            )),
-            ..GatewayOptions::default()
-        },
-    )
+    let pair = Pair::start("oidc-provider-generic", "proconnect", secret, &[], |op_port| {
+        format!(
+            "[[provider]]\nid = \"op\"\nissuer = \"http://127.0.0.1:{op_port}\"\n\
+             client_id = \"guichet\"\nclient_secret = \"{secret}\"\nscopes = [\"openid\", \"email\"]\n"
+        )
+    })
     .await;
+    let stack = &pair.stack;
     let mut browser = Browser::new();
-    let (back, authorize) = callback_for(&mut browser, &stack, "hdupre").await;
+    let (back, authorize) = callback_for(&mut browser, stack, "hdupre").await;
     assert_eq!(back.status, 302, "{}", back.body);
     assert!(
         authorize.contains("code_challenge="),
