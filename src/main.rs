@@ -103,12 +103,15 @@ fn main() -> ExitCode {
         Command::Check { config } => match config::load(&config) {
             Ok(settings) => {
                 // Building the gateway checks what the file only names (assertion keys).
-                let built = guichet::gateway::Gateway::new(settings.clone())
-                    .and_then(|_| server::check_tls(&settings));
-                if let Err(e) = built {
-                    eprintln!("{}: {e}", config.display());
-                    return ExitCode::FAILURE;
-                }
+                let gateway = match guichet::gateway::Gateway::new(settings.clone())
+                    .and_then(|gateway| server::check_tls(&settings).map(|()| gateway))
+                {
+                    Ok(gateway) => gateway,
+                    Err(e) => {
+                        eprintln!("{}: {e}", config.display());
+                        return ExitCode::FAILURE;
+                    }
+                };
                 println!(
                     "{}: OK — listen {}, upstream {}, {} provider(s): {}",
                     config.display(),
@@ -122,8 +125,19 @@ fn main() -> ExitCode {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                for provider in &settings.providers {
-                    println!("{}", provider.describe());
+                for provider in &gateway.providers {
+                    println!("{}", provider.settings.describe());
+                    // The kids to compare with what the federation shows as registered.
+                    for key in provider.keys.public_keys() {
+                        println!(
+                            "  published at /.guichet/provider-jwks.json: {} key, kid {}",
+                            match key.common.public_key_use {
+                                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption) => "encryption",
+                                _ => "signing",
+                            },
+                            key.common.key_id.as_deref().unwrap_or("")
+                        );
+                    }
                 }
                 ExitCode::SUCCESS
             }

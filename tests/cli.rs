@@ -82,6 +82,13 @@ fn shipped_configurations_pass_check() {
             "{stdout}"
         );
         assert!(!stdout.contains("very-secret-value"));
+        if path.contains("franceconnect-plus") {
+            assert!(
+                stdout.contains("published at /.guichet/provider-jwks.json: encryption key, kid ")
+                    && stdout.contains("signing key, kid "),
+                "{stdout}"
+            );
+        }
     }
 }
 
