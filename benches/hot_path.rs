@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
         gateway: "127.0.0.1:8080".parse().unwrap(),
         provider: "127.0.0.1:8081".parse().unwrap(),
         franceconnect: "127.0.0.1:8083".parse().unwrap(),
+        franceconnect_plus: "127.0.0.1:8084".parse().unwrap(),
         app: "127.0.0.1:8082".parse().unwrap(),
     };
     let mut settings = demo_settings(&addresses, "secret");

@@ -359,6 +359,86 @@ impl ClientKeys {
     }
 }
 
+/// Encrypts `plaintext` (a signed JWT) to a client's public key as a compact JWE, the way
+/// FranceConnect+ does: `ECDH-ES` for a P-256 key, `RSA-OAEP-256` for an RSA key, `A256GCM`.
+/// guichet itself only decrypts; the demo's FranceConnect+ mock provider encrypts with this.
+pub fn encrypt_to(jwk: &Jwk, plaintext: &[u8]) -> Result<String, String> {
+    use rand::RngCore;
+    let mut rng = rand::rngs::OsRng;
+    let decode = |field: &str| {
+        URL_SAFE_NO_PAD
+            .decode(field)
+            .map_err(|_| "the JWK is not base64url".to_string())
+    };
+    let (mut header, cek, encrypted_key) = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            // SEC1 uncompressed point: 0x04, x, y; parsing checks it is on the curve.
+            let mut sec1 = vec![4u8];
+            sec1.extend(decode(&ec.x)?);
+            sec1.extend(decode(&ec.y)?);
+            let recipient = p256::PublicKey::from_sec1_bytes(&sec1)
+                .map_err(|_| "the JWK is not a P-256 public key".to_string())?;
+            let ephemeral = p256::ecdh::EphemeralSecret::random(&mut rng);
+            let shared = ephemeral.diffie_hellman(&recipient);
+            let epk = ephemeral.public_key().to_encoded_point(false);
+            let coordinate = |c: Option<&p256::FieldBytes>| {
+                URL_SAFE_NO_PAD.encode(c.map(|c| &c[..]).unwrap_or(&[]))
+            };
+            let header = serde_json::json!({
+                "alg": "ECDH-ES",
+                "enc": "A256GCM",
+                "epk": {"kty": "EC", "crv": "P-256", "x": coordinate(epk.x()), "y": coordinate(epk.y())},
+            });
+            let cek = concat_kdf(&shared.raw_secret_bytes()[..], "A256GCM", &[], &[], 32);
+            (header, cek, Vec::new())
+        }
+        AlgorithmParameters::RSA(params) => {
+            let key = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&decode(&params.n)?),
+                rsa::BigUint::from_bytes_be(&decode(&params.e)?),
+            )
+            .map_err(|e| format!("the JWK is not an RSA public key: {e}"))?;
+            let mut cek = vec![0u8; 32];
+            rng.fill_bytes(&mut cek);
+            let wrapped = key
+                .encrypt(&mut rng, Oaep::new::<Sha256>(), &cek)
+                .map_err(|e| format!("RSA-OAEP-256: {e}"))?;
+            (
+                serde_json::json!({"alg": "RSA-OAEP-256", "enc": "A256GCM"}),
+                cek,
+                wrapped,
+            )
+        }
+        _ => return Err("only P-256 and RSA keys can receive a JWE".into()),
+    };
+    header["cty"] = "JWT".into();
+    if let Some(kid) = &jwk.common.key_id {
+        header["kid"] = kid.clone().into();
+    }
+    let header_b64 = URL_SAFE_NO_PAD.encode(header.to_string());
+    let mut iv = [0u8; 12];
+    rng.fill_bytes(&mut iv);
+    let sealed = Aes256Gcm::new_from_slice(&cek)
+        .map_err(|_| "content key length".to_string())?
+        .encrypt(
+            &Nonce::from(iv),
+            Payload {
+                msg: plaintext,
+                aad: header_b64.as_bytes(),
+            },
+        )
+        .map_err(|_| "A256GCM encryption failed".to_string())?;
+    let (ciphertext, tag) = sealed.split_at(sealed.len() - 16);
+    Ok([
+        header_b64,
+        URL_SAFE_NO_PAD.encode(encrypted_key),
+        URL_SAFE_NO_PAD.encode(iv),
+        URL_SAFE_NO_PAD.encode(ciphertext),
+        URL_SAFE_NO_PAD.encode(tag),
+    ]
+    .join("."))
+}
+
 /// Whether a compact token is a JWE (five parts) rather than a JWS (three).
 pub fn is_jwe(token: &str) -> bool {
     token.trim().split('.').count() == 5
@@ -585,6 +665,31 @@ mod tests {
             keys.decrypt(&unknown_kid),
             Err(JweError::NoKey { .. })
         ));
+    }
+
+    #[test]
+    fn what_the_demo_encrypts_guichet_decrypts() {
+        let v = vectors();
+        let keys = keys(&v);
+        for jwk in keys.public_keys() {
+            let token = encrypt_to(jwk, b"header.payload.signature").unwrap();
+            assert!(is_jwe(&token));
+            assert_eq!(keys.decrypt(&token).unwrap(), b"header.payload.signature");
+        }
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(
+                    encrypt_to(&keys.public_keys()[1], b"x")
+                        .unwrap()
+                        .split('.')
+                        .next()
+                        .unwrap(),
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], "ECDH-ES");
+        assert_eq!(header["kid"], v["ec_thumbprint"]);
     }
 
     #[test]

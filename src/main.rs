@@ -28,6 +28,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the `demo` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve, with the given configuration file.
@@ -66,7 +68,11 @@ enum Command {
         /// The FranceConnect-like mock provider.
         #[arg(long, default_value = "127.0.0.1:8083")]
         franceconnect: SocketAddr,
-        /// With --provider-only: `agentconnect` (default), `franceconnect` or `franceconnect-v1`.
+        /// The FranceConnect+-like mock provider (encrypted tokens, private_key_jwt).
+        #[arg(long, default_value = "127.0.0.1:8084")]
+        franceconnect_plus: SocketAddr,
+        /// With --provider-only: `agentconnect` (default), `franceconnect`, `franceconnect-v1`
+        /// or `franceconnect-plus`.
         #[arg(long, default_value = "agentconnect")]
         flavour: String,
         /// Put the gateway in front of this address instead of the demo app (for load tests).
@@ -81,6 +87,9 @@ enum Command {
         /// Redirect URIs the mock provider accepts (with --provider-only).
         #[arg(long)]
         redirect_uri: Vec<String>,
+        /// The client's JWKS URL (with --provider-only --flavour franceconnect-plus).
+        #[arg(long)]
+        client_jwks_uri: Option<String>,
     },
 }
 
@@ -165,22 +174,25 @@ fn main() -> ExitCode {
             provider,
             app,
             franceconnect,
+            franceconnect_plus,
             flavour,
             upstream,
             provider_only,
             client_secret,
             redirect_uri,
+            client_jwks_uri,
         } => {
             init_logging("info", false);
             let addresses = DemoAddresses {
                 gateway,
                 provider,
                 franceconnect,
+                franceconnect_plus,
                 app,
             };
             if provider_only {
                 let Some(flavour) = demo::Flavour::parse(&flavour) else {
-                    eprintln!("unknown --flavour {flavour:?}: use agentconnect, franceconnect or franceconnect-v1");
+                    eprintln!("unknown --flavour {flavour:?}: use agentconnect, franceconnect, franceconnect-v1 or franceconnect-plus");
                     return ExitCode::FAILURE;
                 };
                 run_mock_provider(
@@ -188,6 +200,7 @@ fn main() -> ExitCode {
                     provider,
                     client_secret.unwrap_or_default(),
                     redirect_uri,
+                    client_jwks_uri,
                 )
             } else {
                 run_demo(&addresses, upstream)
@@ -266,18 +279,27 @@ fn run_mock_provider(
     listen: SocketAddr,
     secret: String,
     redirect_uris: Vec<String>,
+    client_jwks_uri: Option<String>,
 ) -> ExitCode {
     let settings = demo::demo_settings(
         &DemoAddresses {
             gateway: listen,
             provider: listen,
             franceconnect: listen,
+            franceconnect_plus: listen,
             app: listen,
         },
         &secret,
     );
     let mut pingora = server::new_server(&settings, server::Launch::default());
-    if let Err(e) = demo::add_mock_provider(&mut pingora, flavour, listen, &secret, redirect_uris) {
+    if let Err(e) = demo::add_mock_provider(
+        &mut pingora,
+        flavour,
+        listen,
+        &secret,
+        redirect_uris,
+        client_jwks_uri,
+    ) {
         eprintln!("cannot start the mock provider: {e}");
         return ExitCode::FAILURE;
     }
@@ -292,10 +314,15 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
         settings.upstream.address = upstream;
     }
     let redirect_uri = settings.redirect_uri();
+    let client_jwks_uri = settings.own_url("provider-jwks.json");
     let mut pingora = server::new_server(&settings, server::Launch::default());
     for (flavour, address) in [
         (demo::Flavour::AgentConnect, addresses.provider),
         (demo::Flavour::FranceConnect, addresses.franceconnect),
+        (
+            demo::Flavour::FranceConnectPlus,
+            addresses.franceconnect_plus,
+        ),
     ] {
         if let Err(e) = demo::add_mock_provider(
             &mut pingora,
@@ -303,6 +330,7 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
             address,
             &secret,
             vec![redirect_uri.clone()],
+            Some(client_jwks_uri.clone()),
         ) {
             eprintln!("cannot start the mock provider: {e}");
             return ExitCode::FAILURE;
@@ -316,14 +344,16 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
     println!();
     println!("  guichet demo is running.");
     println!(
-        "  Open http://{}/ in your browser, choose AgentConnect (test agents) or",
+        "  Open http://{}/ in your browser, choose AgentConnect (test agents),",
         addresses.gateway
     );
-    println!("  FranceConnect (test citizens), and see the headers the application receives.");
+    println!("  FranceConnect or FranceConnect+ (test citizens; FranceConnect+ encrypts its");
+    println!("  tokens to guichet's key), and see the headers the application receives.");
     println!(
-        "  (mock providers: {} and {}; demo app behind the gateway: http://{})",
+        "  (mock providers: {}, {} and {}; demo app behind the gateway: http://{})",
         demo::provider_issuer(addresses.provider),
         demo::provider_issuer(addresses.franceconnect),
+        demo::provider_issuer(addresses.franceconnect_plus),
         addresses.app
     );
     println!("  Stop with Ctrl-C.");

@@ -1,5 +1,6 @@
-//! The offline demo: a mock AgentConnect-like provider, an echo app showing the headers it
-//! receives, and the gateway in front of it, all on loopback in one process.
+//! The offline demo: mock AgentConnect-, FranceConnect- and FranceConnect+-like providers, an echo
+//! app showing the headers it receives, and the gateway in front of it, all on loopback in one
+//! process.
 //!
 //! Run it with `cargo run --release -- demo`, then open the printed URL.
 
@@ -20,7 +21,7 @@ use crate::session::random_token;
 pub use echo::EchoApp;
 pub use provider::{Flavour, MockProvider};
 
-/// Where the demo's three parts listen.
+/// Where the demo's parts listen.
 #[derive(Debug, Clone)]
 pub struct DemoAddresses {
     pub gateway: SocketAddr,
@@ -28,6 +29,8 @@ pub struct DemoAddresses {
     pub provider: SocketAddr,
     /// The FranceConnect-like mock provider.
     pub franceconnect: SocketAddr,
+    /// The FranceConnect+-like mock provider.
+    pub franceconnect_plus: SocketAddr,
     pub app: SocketAddr,
 }
 
@@ -74,6 +77,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         providers: vec![
             agentconnect_provider(addresses.provider, client_secret),
             franceconnect_provider(addresses.franceconnect, client_secret),
+            franceconnect_plus_provider(addresses.franceconnect_plus, client_secret),
         ],
     }
 }
@@ -110,6 +114,29 @@ fn franceconnect_provider(address: SocketAddr, client_secret: &str) -> ProviderS
         client_secret,
         scopes,
     )
+}
+
+/// The demo's FranceConnect+-like provider: the `franceconnect-plus` preset, with keys made for
+/// this run (P-256: ECDH-ES to decrypt, ES256 for `private_key_jwt`).
+fn franceconnect_plus_provider(address: SocketAddr, client_secret: &str) -> ProviderSettings {
+    let scopes = ProviderKind::FranceConnectPlus.preset().scopes;
+    let mut provider = preset_provider(
+        ("franceconnect-plus", "FranceConnect+ (démonstration)"),
+        ProviderKind::FranceConnectPlus,
+        address,
+        client_secret,
+        scopes,
+    );
+    let key = |name: &str| {
+        crate::assertion::generate_key_pem(jsonwebtoken::Algorithm::ES256)
+            .map(|pem| vec![(std::path::PathBuf::from(name), Secret::new(pem))])
+            .unwrap_or_default()
+    };
+    provider.token_auth_method = TokenAuthMethod::PrivateKeyJwt;
+    provider.client_secret = None;
+    provider.encryption_keys = key("demo-franceconnect-plus-encryption");
+    provider.signing_keys = key("demo-franceconnect-plus-signing");
+    provider
 }
 
 /// A provider as a `kind` preset makes it, on a mock's local issuer.
@@ -161,6 +188,7 @@ pub fn add_mock_provider(
     listen: SocketAddr,
     client_secret: &str,
     redirect_uris: Vec<String>,
+    client_jwks_uri: Option<String>,
 ) -> Result<(), String> {
     let issuer = if flavour == Flavour::FranceConnectV1 {
         // FranceConnect v1's issuer is its host; its endpoints are below /api/v1.
@@ -174,7 +202,8 @@ pub fn add_mock_provider(
         DEMO_CLIENT_ID,
         client_secret,
         redirect_uris,
-    )?;
+    )?
+    .with_client_jwks_uri(client_jwks_uri);
     let mut service = Service::new("mock provider".to_string(), provider);
     service.add_tcp(&listen.to_string());
     server.add_service(service);

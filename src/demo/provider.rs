@@ -5,6 +5,10 @@
 //!
 //! It signs with `jsonwebtoken`, a different JOSE implementation from the one guichet verifies
 //! id_tokens with, so the two check each other.
+//!
+//! Flavours: FranceConnect (citizens, `acr_values`, no PKCE), FranceConnect v1 (`/api/v1`, HS256
+//! with the client secret, JSON userinfo) and FranceConnect+ (id_token and userinfo signed, then
+//! encrypted to the client's key fetched from its JWKS URL; `private_key_jwt` verified with it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,6 +70,9 @@ pub enum Flavour {
     /// FranceConnect v1: `/api/v1/…` endpoints, no discovery, id_token HS256 with the client
     /// secret, userinfo as JSON.
     FranceConnectV1,
+    /// FranceConnect+: id_token and userinfo encrypted (JWE) to the client's key, client
+    /// authenticated by `private_key_jwt`, citizens vouched for up to `eidas2`.
+    FranceConnectPlus,
 }
 
 impl Flavour {
@@ -74,6 +81,7 @@ impl Flavour {
             "agentconnect" => Some(Flavour::AgentConnect),
             "franceconnect" => Some(Flavour::FranceConnect),
             "franceconnect-v1" => Some(Flavour::FranceConnectV1),
+            "franceconnect-plus" => Some(Flavour::FranceConnectPlus),
             _ => None,
         }
     }
@@ -81,14 +89,18 @@ impl Flavour {
     fn people(self) -> &'static [TestPerson] {
         match self {
             Flavour::AgentConnect => AGENTS,
-            Flavour::FranceConnect | Flavour::FranceConnectV1 => CITIZENS,
+            Flavour::FranceConnect | Flavour::FranceConnectV1 | Flavour::FranceConnectPlus => {
+                CITIZENS
+            }
         }
     }
 
     fn allowed_params(self) -> &'static [&'static str] {
         match self {
             Flavour::AgentConnect => AGENTCONNECT_PARAMS,
-            Flavour::FranceConnect | Flavour::FranceConnectV1 => FRANCECONNECT_PARAMS,
+            Flavour::FranceConnect | Flavour::FranceConnectV1 | Flavour::FranceConnectPlus => {
+                FRANCECONNECT_PARAMS
+            }
         }
     }
 
@@ -97,6 +109,16 @@ impl Flavour {
             Flavour::AgentConnect => "AgentConnect (démonstration)",
             Flavour::FranceConnect => "FranceConnect (démonstration)",
             Flavour::FranceConnectV1 => "FranceConnect v1 (démonstration)",
+            Flavour::FranceConnectPlus => "FranceConnect+ (démonstration)",
+        }
+    }
+
+    /// The highest level the flavour vouches for a person at.
+    fn max_acr(self, person: &TestPerson) -> &'static str {
+        match self {
+            // FranceConnect+ identity providers are substantial (eIDAS 2) at least.
+            Flavour::FranceConnectPlus => "eidas2",
+            _ => person.max_acr,
         }
     }
 }
@@ -265,6 +287,9 @@ pub struct MockProvider {
     pending: Mutex<HashMap<String, PendingAuthorization>>,
     grants: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, usize>>,
+    /// FranceConnect+: where the client publishes its keys (encryption, client assertion).
+    client_jwks_uri: Option<String>,
+    http: openidconnect::reqwest::Client,
 }
 
 fn now() -> u64 {
@@ -373,7 +398,96 @@ impl MockProvider {
             pending: Mutex::new(HashMap::new()),
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
+            client_jwks_uri: None,
+            http: openidconnect::reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .redirect(openidconnect::reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())?,
         })
+    }
+
+    /// The client's JWKS URL (FranceConnect+: its encryption and client-assertion keys).
+    pub fn with_client_jwks_uri(mut self, uri: Option<String>) -> Self {
+        self.client_jwks_uri = uri;
+        self
+    }
+
+    /// Fetches the client's public keys, as FranceConnect+ does from the registered URL.
+    async fn client_keys(&self) -> Result<Vec<jsonwebtoken::jwk::Jwk>, String> {
+        let uri = self
+            .client_jwks_uri
+            .as_deref()
+            .ok_or("no client jwks_uri registered")?;
+        let response = self
+            .http
+            .get(uri)
+            .send()
+            .await
+            .map_err(|e| format!("client jwks_uri: {e}"))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("client jwks_uri: {e}"))?;
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_slice(&body).map_err(|e| format!("client jwks_uri: {e}"))?;
+        Ok(set.keys)
+    }
+
+    /// Checks a `private_key_jwt` client assertion against the client's published keys.
+    async fn check_client_assertion(&self, form: &HashMap<String, String>) -> Result<(), String> {
+        let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        if get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        {
+            return Err("private_key_jwt expected".into());
+        }
+        let assertion = get("client_assertion");
+        let header = jsonwebtoken::decode_header(assertion).map_err(|e| e.to_string())?;
+        if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
+            return Err("client assertion must be ES256 or RS256".into());
+        }
+        let keys = self.client_keys().await?;
+        let jwk = keys
+            .iter()
+            .find(|k| {
+                k.common.key_id == header.kid
+                    && k.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Signature)
+            })
+            .ok_or("no client signing key with that kid")?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[format!("{}/token", self.issuer)]);
+        validation.set_issuer(&[&self.client_id]);
+        validation.sub = Some(self.client_id.clone());
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+            .map(|_| ())
+            .map_err(|e| format!("client assertion: {e}"))
+    }
+
+    /// FranceConnect+ encrypts what it signed to the client's encryption key (P-256 first).
+    async fn encrypt_for_client(&self, signed: String) -> Result<String, String> {
+        if self.flavour != Flavour::FranceConnectPlus {
+            return Ok(signed);
+        }
+        let keys = self.client_keys().await?;
+        let encryption: Vec<&jsonwebtoken::jwk::Jwk> = keys
+            .iter()
+            .filter(|k| {
+                k.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            })
+            .collect();
+        let key = encryption
+            .iter()
+            .find(|k| {
+                matches!(
+                    k.algorithm,
+                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)
+                )
+            })
+            .or(encryption.first())
+            .ok_or("the client publishes no encryption key")?;
+        crate::jose::encrypt_to(key, signed.as_bytes())
     }
 
     fn current_key(&self) -> Arc<MockKey> {
@@ -416,7 +530,7 @@ impl MockProvider {
 
     fn discovery(&self) -> Value {
         let i = &self.issuer;
-        json!({
+        let mut document = json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": format!("{i}/token"),
@@ -432,7 +546,33 @@ impl MockProvider {
             "acr_values_supported": ["eidas1", "eidas2", "eidas3"],
             "claims_parameter_supported": true,
             "code_challenge_methods_supported": if self.flavour == Flavour::AgentConnect { json!(["S256"]) } else { json!([]) },
-        })
+        });
+        if self.flavour == Flavour::FranceConnectPlus {
+            let algs = json!(["ECDH-ES", "RSA-OAEP-256"]);
+            for (key, value) in [
+                (
+                    "token_endpoint_auth_methods_supported",
+                    json!(["private_key_jwt"]),
+                ),
+                (
+                    "token_endpoint_auth_signing_alg_values_supported",
+                    json!(["ES256", "RS256"]),
+                ),
+                ("id_token_encryption_alg_values_supported", algs.clone()),
+                (
+                    "id_token_encryption_enc_values_supported",
+                    json!(["A256GCM"]),
+                ),
+                ("userinfo_encryption_alg_values_supported", algs),
+                (
+                    "userinfo_encryption_enc_values_supported",
+                    json!(["A256GCM"]),
+                ),
+            ] {
+                document[key] = value;
+            }
+        }
+        document
     }
 
     fn error_page(&self, status: u16, code: &str, message: &str) -> Response<Vec<u8>> {
@@ -560,7 +700,7 @@ impl MockProvider {
         ))
     }
 
-    fn token(&self, authorization: Option<&str>, body: &[u8]) -> Response<Vec<u8>> {
+    async fn token(&self, authorization: Option<&str>, body: &[u8]) -> Response<Vec<u8>> {
         let form: HashMap<String, String> =
             url::form_urlencoded::parse(body).into_owned().collect();
         let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
@@ -592,7 +732,11 @@ impl MockProvider {
                 get("client_secret").to_string(),
             ),
         };
-        if client_id != self.client_id || client_secret != self.client_secret {
+        if self.flavour == Flavour::FranceConnectPlus {
+            if let Err(reason) = self.check_client_assertion(&form).await {
+                return oauth_error(401, "invalid_client", &reason);
+            }
+        } else if client_id != self.client_id || client_secret != self.client_secret {
             return oauth_error(401, "invalid_client", "client authentication failed");
         }
         if get("grant_type") != "authorization_code" {
@@ -620,8 +764,9 @@ impl MockProvider {
         }
         let agent = &self.flavour.people()[grant.agent];
         // Like a federation, answer with what the agent's provider can vouch for.
-        let acr = if grant.acr.as_str() > agent.max_acr && grant.acr.starts_with("eidas") {
-            agent.max_acr.to_string()
+        let max_acr = self.flavour.max_acr(agent);
+        let acr = if grant.acr.as_str() > max_acr && grant.acr.starts_with("eidas") {
+            max_acr.to_string()
         } else {
             grant.acr.clone()
         };
@@ -636,17 +781,21 @@ impl MockProvider {
             "acr": acr, "amr": ["pwd"], "idp_id": agent.idp_id,
             "sid": random_token(),
         }));
+        let id_token = match id_token {
+            Ok(signed) => self.encrypt_for_client(signed).await,
+            Err(e) => Err(e.to_string()),
+        };
         match id_token {
             Ok(id_token) => json_response(
                 200,
                 &json!({"access_token": access_token, "token_type": "Bearer",
                     "expires_in": 60, "id_token": id_token, "scope": "openid"}),
             ),
-            Err(e) => oauth_error(500, "server_error", &e.to_string()),
+            Err(e) => oauth_error(500, "server_error", &e),
         }
     }
 
-    fn userinfo(&self, authorization: Option<&str>) -> Response<Vec<u8>> {
+    async fn userinfo(&self, authorization: Option<&str>) -> Response<Vec<u8>> {
         let agent = authorization
             .and_then(|a| a.strip_prefix("Bearer "))
             .and_then(|t| self.access_tokens.lock().ok()?.get(t.trim()).copied());
@@ -679,11 +828,15 @@ impl MockProvider {
         if self.flavour == Flavour::FranceConnectV1 {
             return json_response(200, &claims);
         }
-        match signed {
+        let sent = match signed {
+            Ok(jwt) => self.encrypt_for_client(jwt).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
             Ok(jwt) => respond(200, "application/jwt", jwt.into_bytes()),
             Err(e) => json_response(
                 500,
-                &json!({"error": "server_error", "error_description": e.to_string()}),
+                &json!({"error": "server_error", "error_description": e}),
             ),
         }
     }
@@ -762,8 +915,8 @@ impl ServeHttp for MockProvider {
             }
             "/authorize" => self.authorize(&params),
             "/authorize/confirm" => self.confirm(&params),
-            "/token" => self.token(authorization.as_deref(), &body),
-            "/userinfo" => self.userinfo(authorization.as_deref()),
+            "/token" => self.token(authorization.as_deref(), &body).await,
+            "/userinfo" => self.userinfo(authorization.as_deref()).await,
             "/session/end" | "/logout" => self.end_session(&params),
             _ => self.error_page(404, "404", "page inconnue"),
         }

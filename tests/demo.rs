@@ -1,0 +1,130 @@
+//! `guichet demo`, as a newcomer runs it: the gateway, the three mock providers (AgentConnect,
+//! FranceConnect, FranceConnect+) and the demo app in one process. A visitor signs in through
+//! each button of the chooser and the app shows the identity guichet sent.
+
+mod support;
+
+use support::{free_port, scratch_dir, Browser, Process};
+
+/// The demo app's row for a header: `<th scope="row">name</th><td>decoded</td>`.
+fn shown<'a>(page: &'a str, header: &str) -> Option<&'a str> {
+    let start = page.find(&format!("<th scope=\"row\">{header}</th><td>"))?
+        + header.len()
+        + "<th scope=\"row\"></th><td>".len();
+    let end = page[start..].find("</td>")? + start;
+    Some(&page[start..end])
+}
+
+/// The href of the mock provider's link for test person `index`.
+fn person_link(page: &str, index: usize) -> String {
+    let needle = format!("&amp;agent={index}\"");
+    let end = page.find(&needle).expect("person link");
+    let start = page[..end].rfind("href=\"").expect("href") + 6;
+    page[start..end + needle.len() - 1].replace("&amp;", "&")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_button_of_the_demo_signs_in() {
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let address = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let dir = scratch_dir("demo");
+    let demo = Process::spawn(
+        &[
+            "demo",
+            "--gateway",
+            &address(0),
+            "--provider",
+            &address(1),
+            "--app",
+            &address(2),
+            "--franceconnect",
+            &address(3),
+            "--franceconnect-plus",
+            &address(4),
+        ],
+        dir.join("demo.log"),
+    );
+    let gateway = format!("http://{}", address(0));
+    support::wait_for_status(
+        &format!("{gateway}/.guichet/readyz"),
+        200,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", demo.log_text()));
+
+    let chooser = Browser::new()
+        .get(&format!("{gateway}/.guichet/login"))
+        .await;
+    assert_eq!(chooser.status, 200);
+    for brand in ["AgentConnect", "FranceConnect", "FranceConnect+"] {
+        assert!(
+            chooser
+                .body
+                .contains(&format!("<span class=\"fr-connect__brand\">{brand}</span>")),
+            "{brand} button: {}",
+            chooser.body
+        );
+    }
+
+    // (provider id, its mock's port, the test person picked, a header and the value shown)
+    for (provider, port, person, header, value) in [
+        ("agentconnect", ports[1], 0, "x-guichet-usual-name", None),
+        (
+            "franceconnect",
+            ports[3],
+            1,
+            "x-guichet-family-name",
+            Some("EL AMRANI"),
+        ),
+        (
+            "franceconnect-plus",
+            ports[4],
+            1,
+            "x-guichet-family-name",
+            Some("EL AMRANI"),
+        ),
+    ] {
+        let mut browser = Browser::new();
+        let login = browser
+            .get(&format!(
+                "{gateway}/.guichet/login?provider={provider}&rd=/dossiers"
+            ))
+            .await;
+        assert_eq!(login.status, 302, "{provider}: {}", login.body);
+        let authorize = browser.get(login.location.as_deref().unwrap()).await;
+        assert_eq!(authorize.status, 200, "{provider}: {}", authorize.body);
+        let confirm = format!(
+            "http://127.0.0.1:{port}{}",
+            person_link(&authorize.body, person)
+        );
+        let back = browser.get(&confirm).await;
+        assert_eq!(back.status, 302, "{provider}: {}", back.body);
+        let callback = browser.get(back.location.as_deref().unwrap()).await;
+        assert_eq!(
+            callback.status,
+            302,
+            "{provider}: {}\n{}",
+            callback.body,
+            demo.log_text()
+        );
+        let app = browser.get(&format!("{gateway}/dossiers")).await;
+        assert_eq!(app.status, 200, "{provider}: {}", app.body);
+        assert_eq!(shown(&app.body, "x-guichet-provider"), Some(provider));
+        let got = shown(&app.body, header);
+        assert!(
+            got.is_some_and(|v| !v.is_empty()),
+            "{provider}: {}",
+            app.body
+        );
+        if let Some(value) = value {
+            assert_eq!(got, Some(value), "{provider}");
+        }
+        if provider == "franceconnect-plus" {
+            // The preset asks for eidas2; the mock's FranceConnect+ vouches for it.
+            assert_eq!(shown(&app.body, "x-guichet-acr"), Some("eidas2"));
+        }
+    }
+    drop(demo);
+    let _ = std::fs::remove_dir_all(dir);
+}
