@@ -111,6 +111,7 @@ fn bench(c: &mut Criterion) {
         assertion_claims: signer.base_claims(&identity),
         assertion: RwLock::new(None),
         created_at: SystemTime::now(),
+        checked: Default::default(),
     };
     let id = runtime.block_on(store.insert(session));
     let cookie = id.to_cookie_value();

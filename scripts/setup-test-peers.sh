@@ -2,7 +2,8 @@
 # Installs what the integration tests run beside guichet: the runtimes of the verification
 # examples (php-cli and a JDK from Debian, PyJWT in a virtualenv under target/, jose from npm),
 # the third-party OpenID provider (oidc-provider from npm, tests/oidc-provider), openssl (test
-# certificates) and systemd-analyze (the unit file check).
+# certificates), systemd-analyze (the unit file check) and redis-server (the shared session
+# store of tests/shared.rs).
 # Sourced by scripts/test.sh after scripts/setup.sh. What cannot be installed fails here,
 # loudly: no test is silently skipped.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages for the test peers: ${need_apt[*]}"
   "${sudo_cmd[@]}" apt-get update -qq

@@ -771,6 +771,7 @@ mod tests {
             assertion_claims: signer.base_claims(&identity()),
             assertion: std::sync::RwLock::new(None),
             created_at: std::time::SystemTime::now(),
+            checked: Default::default(),
         };
         let t0 = 1_000_000;
         let first = signer.current(&session, t0).unwrap();

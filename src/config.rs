@@ -213,6 +213,9 @@ pub struct SessionSection {
     /// Default `guichet`; `__Host-` is prepended when `public_url` is https.
     #[serde(default = "default_cookie_name")]
     pub cookie_name: String,
+    /// A store shared by several replicas (Redis or Valkey); absent: each process alone.
+    #[serde(default)]
+    pub shared: Option<SharedSection>,
 }
 
 impl Default for SessionSection {
@@ -222,8 +225,45 @@ impl Default for SessionSection {
             max_lifetime: default_max_lifetime(),
             max_sessions: default_max_sessions(),
             cookie_name: default_cookie_name(),
+            shared: None,
         }
     }
+}
+
+/// `[session.shared]`: sessions, logins in progress and logout states in Redis/Valkey, so that
+/// any replica serves any visitor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedSection {
+    /// `redis://[user:password@]host:port/db` or `redis+unix:///path/to.sock`; exactly one of
+    /// `url`, `url_env`, `url_file` (it may carry a password).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// Prefix of every key guichet writes; default `guichet:`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// How long a replica trusts its own copy of a session before asking the store again (a
+    /// logout or idle end on another replica is seen within this); default `5s`.
+    #[serde(default = "default_recheck")]
+    pub recheck: String,
+    /// Bound on each call to the store; beyond it the replica serves from its own memory;
+    /// default `250ms`.
+    #[serde(default = "default_store_timeout")]
+    pub timeout: String,
+}
+
+fn default_key_prefix() -> String {
+    "guichet:".into()
+}
+fn default_recheck() -> String {
+    "5s".into()
+}
+fn default_store_timeout() -> String {
+    "250ms".into()
 }
 
 fn default_idle_timeout() -> String {
@@ -528,6 +568,17 @@ pub struct SessionSettings {
     pub login_cookie_name: String,
     /// `Secure` cookies (public_url is https).
     pub secure: bool,
+    pub shared: Option<SharedSettings>,
+}
+
+/// `[session.shared]`, validated.
+#[derive(Clone, Debug)]
+pub struct SharedSettings {
+    /// The store's URL (may hold a password: never logged).
+    pub url: Secret,
+    pub key_prefix: String,
+    pub recheck: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -873,6 +924,40 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     if session.max_sessions == 0 {
         check.problem("session.max_sessions", "must be at least 1");
     }
+    let shared = session.shared.as_ref().and_then(|shared| {
+        let url = secret_from(
+            &mut check,
+            "session.shared.url",
+            shared.url.as_deref(),
+            shared.url_env.as_deref(),
+            shared.url_file.as_deref(),
+            env,
+        );
+        let url = url.and_then(|url| {
+            let text = url.expose().trim().to_string();
+            match Url::parse(&text) {
+                Ok(u) if matches!(u.scheme(), "redis" | "redis+unix" | "unix") => {
+                    Some(Secret::new(text))
+                }
+                _ => {
+                    // Never echo the URL: it may carry a password.
+                    check.problem(
+                        "session.shared.url",
+                        "expected redis://host:port/db or redis+unix:///path/to.sock",
+                    );
+                    None
+                }
+            }
+        });
+        let recheck = check.duration("session.shared.recheck", &shared.recheck);
+        let timeout = check.duration("session.shared.timeout", &shared.timeout);
+        Some(SharedSettings {
+            url: url?,
+            key_prefix: shared.key_prefix.clone(),
+            recheck,
+            timeout,
+        })
+    });
     let session = SessionSettings {
         idle_timeout,
         max_lifetime,
@@ -880,6 +965,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         login_cookie_name: format!("{base_cookie}-login"),
         cookie_name: base_cookie,
         secure,
+        shared,
     };
 
     let metrics_listen = file
@@ -1584,6 +1670,53 @@ token_auth_method = "tls_client_auth"
             .describe()
             .contains("no client secret, token endpoint auth private_key_jwt"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_store_settings_are_checked_without_echoing_the_url() {
+        let with = |shared: &str| {
+            format!(
+                "{}\n[session.shared]\n{shared}",
+                MINIMAL.replace("client_secret_env = \"AC_SECRET\"", "client_secret = \"s\"")
+            )
+        };
+        let settings = from_toml(
+            &with("url = \"redis://:pw@127.0.0.1:6379/2\"\nrecheck = \"2s\""),
+            Path::new("t.toml"),
+            &no_env(),
+        )
+        .unwrap();
+        let shared = settings.session.shared.unwrap();
+        assert_eq!(shared.url.expose(), "redis://:pw@127.0.0.1:6379/2");
+        assert_eq!(shared.recheck, Duration::from_secs(2));
+        assert_eq!(shared.timeout, Duration::from_millis(250));
+        assert_eq!(shared.key_prefix, "guichet:");
+        assert!(!format!("{shared:?}").contains("pw"));
+
+        let err = from_toml(
+            &with("url = \"http://:hunter2@cache:6379\"\ntimeout = \"0s\""),
+            Path::new("t.toml"),
+            &no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("session.shared.url: expected redis://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("session.shared.timeout: must be longer than zero"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = from_toml(
+            &with("url = \"redis://a\"\nurl_env = \"R\""),
+            Path::new("t.toml"),
+            &no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("session.shared.url"), "{err}");
     }
 
     #[test]

@@ -533,6 +533,7 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
         assertion: RwLock::new(None),
         id_token: outcome.id_token,
         created_at: SystemTime::now(),
+        checked: Default::default(),
     };
     let session_hash = session.sub_hash.clone();
     let id = gateway.sessions.insert(session).await;
@@ -565,7 +566,7 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
                 .provider(&session.provider)
                 .and_then(|p| p.logout_url(&session.id_token, &state, &logged_out))
             {
-                gateway.logouts.insert(state, ()).await;
+                gateway.remember_logout(state).await;
                 target = url.to_string();
             }
         }
@@ -579,7 +580,7 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
 /// `GET /.guichet/logged-out[?state=…]`: the provider's `state` must be one guichet sent.
 async fn logged_out(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
     if let Some(state) = query_param(request, "state") {
-        if gateway.logouts.remove(&state).await.is_none() {
+        if !gateway.take_logout(&state).await {
             return Err(PageError::new(
                 StatusCode::BAD_REQUEST,
                 "logout_state_invalid",

@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
 use crate::session::{EndListener, LoginStore, SessionStore, LOGIN_STATE_TTL};
+use crate::shared::{Entry, SharedStore};
 
 /// Shared, immutable after start (the stores and providers have their own interior locking).
 pub struct Gateway {
@@ -25,6 +26,8 @@ pub struct Gateway {
     pub logouts: moka::future::Cache<String, ()>,
     /// The JWK Set served at `/.guichet/provider-jwks.json`: every provider's client keys.
     pub provider_jwks: bytes::Bytes,
+    /// `[session.shared]`: the store several replicas share.
+    pub shared: Option<Arc<SharedStore>>,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -36,6 +39,8 @@ pub enum StartError {
     Assertion(#[from] AssertionError),
     #[error("server.tls: cannot load the certificate or key: {0}")]
     Tls(String),
+    #[error("{0}")]
+    SharedStore(String),
 }
 
 impl Gateway {
@@ -60,6 +65,19 @@ impl Gateway {
         let provider_jwks = provider_jwks(&providers);
         let ended = metrics.sessions_ended.clone();
         let on_end: EndListener = Arc::new(move |reason| ended.with_label_values(&[reason]).inc());
+        let shared = settings
+            .session
+            .shared
+            .as_ref()
+            .map(|s| SharedStore::new(s, metrics.shared_store_errors.clone()).map(Arc::new))
+            .transpose()
+            .map_err(StartError::SharedStore)?;
+        let mut sessions = SessionStore::with_listener(&settings.session, Some(on_end));
+        let mut logins = LoginStore::new(LOGIN_STATE_TTL);
+        if let Some(shared) = &shared {
+            sessions = sessions.with_shared(shared.clone());
+            logins = logins.with_shared(shared.clone());
+        }
         Ok(Gateway {
             logouts: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -68,13 +86,40 @@ impl Gateway {
             headers: HeaderPlan::new(&settings),
             assertion,
             signature,
-            sessions: SessionStore::with_listener(&settings.session, Some(on_end)),
-            logins: LoginStore::new(LOGIN_STATE_TTL),
+            sessions,
+            logins,
+            shared,
             providers,
             provider_jwks,
             metrics,
             settings,
         })
+    }
+
+    /// Remembers the `state` of an RP-initiated logout (in the shared store when there is one:
+    /// the provider may send the browser back to another replica).
+    pub async fn remember_logout(&self, state: String) {
+        if let Some(shared) = &self.shared {
+            if shared
+                .put(Entry::Logout, &state, "1", LOGIN_STATE_TTL)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        self.logouts.insert(state, ()).await;
+    }
+
+    /// Whether `state` is a logout's, used once.
+    pub async fn take_logout(&self, state: &str) -> bool {
+        if self.logouts.remove(state).await.is_some() {
+            return true;
+        }
+        match &self.shared {
+            Some(shared) => shared.delete(Entry::Logout, state).await.unwrap_or(false),
+            None => false,
+        }
     }
 
     pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub sessions_ended: IntCounterVec,
     /// `guichet_session_lookups_total{result}`: `hit`, `miss`.
     pub session_lookups: IntCounterVec,
+    /// `guichet_shared_store_errors_total{entry, operation}`: calls to `[session.shared]` that
+    /// failed or timed out (the replica then serves from its memory).
+    pub shared_store_errors: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -126,6 +129,11 @@ impl Metrics {
                 "Session cookie lookups in the store: hit or miss",
                 &["result"],
             ),
+            shared_store_errors: counter(
+                "guichet_shared_store_errors_total",
+                "Calls to the shared session store that failed or timed out, by entry (session, login, logout) and operation (put, get, delete)",
+                &["entry", "operation"],
+            ),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -152,6 +160,7 @@ impl Metrics {
             Box::new(metrics.sessions_created.clone()),
             Box::new(metrics.sessions_ended.clone()),
             Box::new(metrics.session_lookups.clone()),
+            Box::new(metrics.shared_store_errors.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,

@@ -5,8 +5,15 @@
 //! Idle timeout and absolute lifetime are enforced by the cache itself (time-to-idle and
 //! time-to-live) and `max_sessions` bounds memory. What a session holds (prebuilt identity
 //! headers) is decided by `assertion`; this module only keeps it.
+//!
+//! With `[session.shared]`, the stores also write to Redis/Valkey ([`crate::shared`]) so that
+//! any replica serves any visitor: a session found in memory is trusted for `recheck`, then
+//! confirmed (and its idle timer refreshed) in the shared store; one missing from memory is
+//! loaded from it. Logins in progress live in the shared store (in memory only when it fails),
+//! so the callback may reach another replica, and each `state` is still used once.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +26,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::config::SessionSettings;
+use crate::shared::{Entry, SharedStore};
 
 /// Length of an encoded id: 32 bytes in unpadded base64url.
 const ENCODED_ID_LEN: usize = 43;
@@ -66,8 +74,22 @@ impl fmt::Debug for SessionId {
 }
 
 /// The hash under which a session is stored.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// base64url, for the shared store's key names and the hand-over file.
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// A random URL-safe token of 32 bytes (43 characters), for `state` and `nonce`.
 pub fn random_token() -> String {
@@ -94,6 +116,8 @@ pub struct Session {
     /// The current signed assertion and when to sign it anew.
     pub assertion: RwLock<Option<(HeaderValue, u64)>>,
     pub created_at: SystemTime,
+    /// When the shared store last confirmed this session (ms since the epoch; 0: never).
+    pub checked: AtomicU64,
 }
 
 impl fmt::Debug for Session {
@@ -118,10 +142,13 @@ pub fn hash_subject(provider: &str, sub: &str) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Sessions in memory.
+/// Sessions in memory, and in the shared store when one is configured.
 #[derive(Clone)]
 pub struct SessionStore {
     cache: Cache<StoreKey, Arc<Session>>,
+    shared: Option<Arc<SharedStore>>,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
 }
 
 /// Ends a session `max_lifetime` after its login, counted from `Session::created_at`, so that a
@@ -177,23 +204,113 @@ impl SessionStore {
         }
         SessionStore {
             cache: builder.build(),
+            shared: None,
+            idle_timeout: settings.idle_timeout,
+            max_lifetime: settings.max_lifetime,
         }
+    }
+
+    /// Also keeps sessions in a store shared with other replicas.
+    pub fn with_shared(mut self, shared: Arc<SharedStore>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// How long the shared store keeps a session unless it is used: the idle timeout, capped
+    /// by what is left of its lifetime.
+    fn shared_ttl(&self, session: &Session) -> Duration {
+        let age = session.created_at.elapsed().unwrap_or_default();
+        self.idle_timeout.min(self.max_lifetime.saturating_sub(age))
     }
 
     /// Stores a new session under a fresh id and returns that id.
     pub async fn insert(&self, session: Session) -> SessionId {
         let id = SessionId::generate();
-        self.cache.insert(id.to_key(), Arc::new(session)).await;
+        let key = id.to_key();
+        if let Some(shared) = &self.shared {
+            session.checked.store(now_millis(), Ordering::Relaxed);
+            if let Ok(json) = serde_json::to_string(&DumpedSession::from_session(&key, &session)) {
+                // A failure is logged and counted by the store; the session lives here anyway.
+                let _ = shared
+                    .put(
+                        Entry::Session,
+                        &key.to_text(),
+                        &json,
+                        self.shared_ttl(&session),
+                    )
+                    .await;
+            }
+        }
+        self.cache.insert(key, Arc::new(session)).await;
         id
     }
 
-    /// The live session for this id, refreshing its idle timer.
+    /// The live session for this id, refreshing its idle timer (here and, at most every
+    /// `recheck`, in the shared store).
     pub async fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
-        self.cache.get(&id.to_key()).await
+        let key = id.to_key();
+        let local = self.cache.get(&key).await;
+        let Some(shared) = &self.shared else {
+            return local;
+        };
+        let now = now_millis();
+        if let Some(session) = &local {
+            let checked = session.checked.load(Ordering::Relaxed);
+            if now.saturating_sub(checked) < shared.recheck.as_millis() as u64 {
+                return local;
+            }
+        }
+        let ttl = local
+            .as_ref()
+            .map_or(self.idle_timeout, |session| self.shared_ttl(session));
+        match shared.get(Entry::Session, &key.to_text(), Some(ttl)).await {
+            Ok(Some(json)) => {
+                if let Some(session) = local {
+                    session.checked.store(now, Ordering::Relaxed);
+                    return Some(session);
+                }
+                let (stored_key, session) = serde_json::from_str::<DumpedSession>(&json)
+                    .ok()
+                    .and_then(DumpedSession::into_session)?;
+                let alive = session.created_at.elapsed().unwrap_or_default() < self.max_lifetime;
+                if stored_key != key || !alive {
+                    return None;
+                }
+                session.checked.store(now, Ordering::Relaxed);
+                let session = Arc::new(session);
+                self.cache.insert(key, session.clone()).await;
+                Some(session)
+            }
+            // Ended elsewhere: logout on another replica, or idle everywhere.
+            Ok(None) => {
+                if local.is_some() {
+                    self.cache.invalidate(&key).await;
+                }
+                None
+            }
+            // The shared store does not answer: trust this replica's memory.
+            Err(_) => local,
+        }
     }
 
+    /// Ends a session here and in the shared store; returns it (loaded from the shared store
+    /// when this replica did not hold it), for the logout at its provider.
     pub async fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
-        self.cache.remove(&id.to_key()).await
+        let key = id.to_key();
+        let mut removed = self.cache.remove(&key).await;
+        if let Some(shared) = &self.shared {
+            if removed.is_none() {
+                if let Ok(Some(json)) = shared.get(Entry::Session, &key.to_text(), None).await {
+                    removed = serde_json::from_str::<DumpedSession>(&json)
+                        .ok()
+                        .and_then(DumpedSession::into_session)
+                        .filter(|(stored, _)| *stored == key)
+                        .map(|(_, session)| Arc::new(session));
+                }
+            }
+            let _ = shared.delete(Entry::Session, &key.to_text()).await;
+        }
+        removed
     }
 
     /// Every live session, for the hand-over to a new process at a graceful upgrade.
@@ -284,6 +401,7 @@ impl DumpedSession {
                 assertion_claims: self.assertion_claims,
                 assertion: RwLock::new(None),
                 created_at: std::time::UNIX_EPOCH + Duration::from_secs(self.created_at_unix),
+                checked: AtomicU64::new(0),
             },
         ))
     }
@@ -292,7 +410,7 @@ impl DumpedSession {
 // === LoginState ===
 
 /// A login in progress, kept server-side under its `state` until the callback.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoginState {
     pub provider: String,
     pub nonce: String,
@@ -315,6 +433,8 @@ impl fmt::Debug for LoginState {
 #[derive(Clone)]
 pub struct LoginStore {
     cache: Cache<String, Arc<LoginState>>,
+    shared: Option<Arc<SharedStore>>,
+    ttl: Duration,
 }
 
 /// Why a callback's `state` was refused.
@@ -333,10 +453,31 @@ impl LoginStore {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
+            shared: None,
+            ttl,
         }
     }
 
+    /// Keeps logins in progress in a store shared with other replicas.
+    pub fn with_shared(mut self, shared: Arc<SharedStore>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// In the shared store when there is one (the callback may reach another replica); in
+    /// memory when there is none or it fails.
     pub async fn insert(&self, state: String, login: LoginState) {
+        if let Some(shared) = &self.shared {
+            if let Ok(json) = serde_json::to_string(&login) {
+                if shared
+                    .put(Entry::Login, &state, &json, self.ttl)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        }
         self.cache.insert(state, Arc::new(login)).await;
     }
 
@@ -347,11 +488,9 @@ impl LoginStore {
         state: &str,
         binding: Option<&SessionId>,
     ) -> Result<Arc<LoginState>, LoginStateError> {
-        let login = self
-            .cache
-            .get(state)
-            .await
-            .ok_or(LoginStateError::Unknown)?;
+        let Some(login) = self.cache.get(state).await else {
+            return self.take_shared(state, binding).await;
+        };
         if binding.map(SessionId::to_key) != Some(login.binding) {
             return Err(LoginStateError::OtherBrowser);
         }
@@ -360,6 +499,30 @@ impl LoginStore {
             .remove(state)
             .await
             .ok_or(LoginStateError::Unknown)
+    }
+
+    async fn take_shared(
+        &self,
+        state: &str,
+        binding: Option<&SessionId>,
+    ) -> Result<Arc<LoginState>, LoginStateError> {
+        let shared = self.shared.as_ref().ok_or(LoginStateError::Unknown)?;
+        let json = shared
+            .get(Entry::Login, state, None)
+            .await
+            .ok()
+            .flatten()
+            .ok_or(LoginStateError::Unknown)?;
+        let login: LoginState =
+            serde_json::from_str(&json).map_err(|_| LoginStateError::Unknown)?;
+        if binding.map(SessionId::to_key) != Some(login.binding) {
+            return Err(LoginStateError::OtherBrowser);
+        }
+        // Across replicas too, only the caller that deletes it uses it.
+        match shared.delete(Entry::Login, state).await {
+            Ok(true) => Ok(Arc::new(login)),
+            _ => Err(LoginStateError::Unknown),
+        }
     }
 }
 
@@ -433,6 +596,7 @@ mod tests {
             cookie_name: "guichet".into(),
             login_cookie_name: "guichet-login".into(),
             secure: false,
+            shared: None,
         }
     }
 
@@ -447,6 +611,7 @@ mod tests {
             assertion_claims: Default::default(),
             assertion: RwLock::new(None),
             created_at: SystemTime::now(),
+            checked: Default::default(),
         }
     }
 

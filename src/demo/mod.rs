@@ -66,6 +66,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             cookie_name: "guichet".into(),
             login_cookie_name: "guichet-login".into(),
             secure: false,
+            shared: None,
         },
         metrics_listen: None,
         log_level: "info".into(),

@@ -1,0 +1,145 @@
+//! Several replicas behind one address, sharing `[session.shared]` in a real Redis server
+//! (Debian's `redis-server`, started here on a free port): a session made on one replica is
+//! served by the other, a login's callback may reach either (its `state` still used once), a
+//! logout on one ends the session on both within `recheck`, and when the store goes away each
+//! replica keeps serving from its own memory.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::{echoed, free_port, Browser, GatewayOptions, Process, Stack};
+
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_redis(port: u16) -> Redis {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/setup-test-peers.sh)");
+    let redis = Redis(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return redis;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start on {port}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_sessions_logins_and_logouts() {
+    let redis_port = free_port();
+    let redis = start_redis(redis_port).await;
+    let shared = format!(
+        "[session.shared]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\nrecheck = \"1s\"\ntimeout = \"300ms\"\n"
+    );
+    let a = Stack::start(
+        "shared-a",
+        GatewayOptions {
+            extra: shared,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    // Replica B: the same configuration (same public_url, provider, store), another port.
+    let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
+    let b_port = free_port();
+    let b_config = a.dir.join("replica-b.toml");
+    let text = std::fs::read_to_string(&a.config_path)
+        .unwrap()
+        .replace(
+            &format!("listen = \"127.0.0.1:{a_port}\""),
+            &format!("listen = \"127.0.0.1:{b_port}\""),
+        )
+        .replace(
+            a.metrics_url
+                .trim_start_matches("http://")
+                .trim_end_matches("/metrics"),
+            &format!("127.0.0.1:{}", free_port()),
+        );
+    std::fs::write(&b_config, text).unwrap();
+    let b_process = Process::spawn(
+        &["run", "--config", b_config.to_str().unwrap()],
+        a.dir.join("replica-b.log"),
+    );
+    let b = format!("http://127.0.0.1:{b_port}");
+    support::wait_for_status(
+        &format!("{b}/.guichet/readyz"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", b_process.log_text()));
+
+    // Signed in on A, served by B.
+    let mut first = Browser::new();
+    let page = first.login(&a, "/x").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let sub = echoed(&page.body, "x-guichet-sub")[0].to_string();
+    let on_b = first.get(&format!("{b}/x")).await;
+    assert_eq!(on_b.status, 200, "{}", on_b.body);
+    assert_eq!(echoed(&on_b.body, "x-guichet-sub"), [sub.as_str()]);
+
+    // A login started on A whose callback reaches B; the session then works on A too.
+    let mut second = Browser::new();
+    let confirm = second.start_login(&a, "/y", 1).await;
+    let back = second.get(&confirm).await;
+    let callback = back
+        .location
+        .expect("callback URL")
+        .replace(&a.gateway_url, &b);
+    let done = second.get(&callback).await;
+    assert_eq!(done.status, 302, "{}\n{}", done.body, b_process.log_text());
+    assert_eq!(second.get(&a.url("/y")).await.status, 200);
+    // The same state again, at the other replica: used once across replicas.
+    let mut replay = Browser::new();
+    replay.cookies = second.cookies.clone();
+    let again = replay.get(&callback.replace(&b, &a.gateway_url)).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+
+    // Logout on B ends the session on A within `recheck` (the cookie kept as it was).
+    let mut stale = Browser::new();
+    stale.cookies = first.cookies.clone();
+    assert_eq!(stale.get(&a.url("/x")).await.status, 200);
+    let out = first.get(&format!("{b}/.guichet/logout")).await;
+    assert_eq!(out.status, 302);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(stale.get(&a.url("/x")).await.status, 302);
+
+    // The store goes away: each replica serves the sessions it holds, and new logins still
+    // work (their state and session kept in memory); the failures are counted.
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let still = second.get(&a.url("/y")).await;
+    assert_eq!(still.status, 200, "{}", still.body);
+    let mut third = Browser::new();
+    let page = third.login(&a, "/z").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let metrics = a.metrics().await;
+    assert!(
+        metrics.contains("guichet_shared_store_errors_total{entry=\"session\""),
+        "{metrics}"
+    );
+    assert!(a.gateway.log_text().contains("shared store unavailable"));
+    drop(b_process);
+}
