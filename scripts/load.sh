@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Load test on loopback: a static nginx reached directly, then through guichet (`guichet run`
-# in front of nginx, signed in at the mock provider) with a live session, then without one.
+# in front of nginx, signed in at the mock provider) with a live session, the same with the
+# session store shared through a local redis-server ([session.shared]), then without a session.
 # Bounded: DURATION seconds per run (default 10), 64 connections, 2 wrk threads.
 # Prints a Markdown table. Usage: [THREADS=n] scripts/load.sh [DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-if ! command -v wrk >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then
+if ! command -v wrk >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq wrk nginx-light >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq wrk nginx-light redis-server >/dev/null
 fi
 duration="${1:-10}"
 gw=127.0.0.1:18080; idp=127.0.0.1:18081; static=127.0.0.1:18083; nginx_proxy=127.0.0.1:18084
+redis_port=18085; gw_shared=127.0.0.1:18086
 threads="${THREADS:-0}"
 
 work=$(mktemp -d)
@@ -35,8 +37,11 @@ nginx -c "$work/nginx.conf"
 
 cargo build --release --locked --quiet
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
-  --redirect-uri "http://$gw/.guichet/callback" >"$work/provider.log" 2>&1 &
+  --redirect-uri "http://$gw/.guichet/callback" --redirect-uri "http://$gw_shared/.guichet/callback" \
+  >"$work/provider.log" 2>&1 &
 provider=$!
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
+redis=$!
 cat >"$work/guichet.toml" <<EOT
 [server]
 listen = "$gw"
@@ -55,21 +60,36 @@ scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organi
 EOT
 ./target/release/guichet run --config "$work/guichet.toml" >"$work/guichet.log" 2>&1 &
 demo=$!
-trap 'kill -INT $demo $provider 2>/dev/null; wait $demo $provider 2>/dev/null || true; nginx -c "$work/nginx.conf" -s stop 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://$gw/.guichet/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
+sed -e "s/$gw/$gw_shared/g" "$work/guichet.toml" >"$work/guichet-shared.toml"
+cat >>"$work/guichet-shared.toml" <<EOT
+[session.shared]
+url = "redis://127.0.0.1:$redis_port/0"
+EOT
+./target/release/guichet run --config "$work/guichet-shared.toml" >"$work/guichet-shared.log" 2>&1 &
+shared=$!
+trap 'kill -INT $demo $shared $provider 2>/dev/null; kill $redis 2>/dev/null; wait $demo $shared $provider $redis 2>/dev/null || true; nginx -c "$work/nginx.conf" -s stop 2>/dev/null; rm -rf "$work"' EXIT
+for address in "$gw" "$gw_shared"; do
+  for _ in $(seq 1 100); do
+    curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
 done
 
 # Sign in once, as a browser would, to get a session cookie.
-jar=$(mktemp)
-authorize=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "http://$gw/.guichet/login?rd=/")
-confirm=$(curl -s "$authorize" | grep -o 'href="[^"]*agent=0"' | head -1 | sed 's/href="//;s/"$//;s/&amp;/\&/g')
-callback=$(curl -s -o /dev/null -w '%{redirect_url}' "http://$idp$confirm")
-curl -s -c "$jar" -b "$jar" -o /dev/null "$callback"
-cookie=$(awk '$6 == "guichet" {print $7}' "$jar")
-rm -f "$jar"
-[ -n "$cookie" ] || { echo "could not sign in" >&2; exit 1; }
+sign_in() { # gateway address
+  local jar authorize confirm callback cookie
+  jar=$(mktemp)
+  authorize=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "http://$1/.guichet/login?rd=/")
+  confirm=$(curl -s "$authorize" | grep -o 'href="[^"]*agent=0"' | head -1 | sed 's/href="//;s/"$//;s/&amp;/\&/g')
+  callback=$(curl -s -o /dev/null -w '%{redirect_url}' "http://$idp$confirm")
+  curl -s -c "$jar" -b "$jar" -o /dev/null "$callback"
+  cookie=$(awk '$6 == "guichet" {print $7}' "$jar")
+  rm -f "$jar"
+  [ -n "$cookie" ] || { echo "could not sign in at $1" >&2; exit 1; }
+  echo "$cookie"
+}
+cookie=$(sign_in "$gw")
+cookie_shared=$(sign_in "$gw_shared")
 
 run() { # name url [header]
   local out
@@ -91,4 +111,9 @@ echo "| --- | --- | --- | --- | --- |"
 run "nginx, direct" "http://$static/"
 run "nginx through nginx proxy_pass (reference)" "http://$nginx_proxy/"
 run "nginx through guichet, live session" "http://$gw/" "Cookie: guichet=$cookie"
+before=$(redis-cli -p "$redis_port" info commandstats | awk -F'[=,]' '/^cmdstat_getex/ {print $2}')
+run "nginx through guichet, live session, [session.shared] in redis-server" "http://$gw_shared/" "Cookie: guichet=$cookie_shared"
+after=$(redis-cli -p "$redis_port" info commandstats | awk -F'[=,]' '/^cmdstat_getex/ {print $2}')
 run "through guichet, no session (302)" "http://$gw/"
+echo
+echo "Calls to redis-server (GETEX) during the [session.shared] row: $(( ${after:-0} - ${before:-0} ))"

@@ -259,6 +259,15 @@ impl SessionStore {
             if now.saturating_sub(checked) < shared.recheck.as_millis() as u64 {
                 return local;
             }
+            // One request per session and period asks the store; the concurrent ones go on
+            // with this replica's copy (no burst of calls when `recheck` runs out under load).
+            if session
+                .checked
+                .compare_exchange(checked, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return local;
+            }
         }
         let ttl = local
             .as_ref()
