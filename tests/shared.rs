@@ -46,6 +46,21 @@ async fn start_redis(port: u16) -> Redis {
     panic!("redis-server did not start on {port}");
 }
 
+/// How many `GETEX` the Redis server has answered.
+async fn getex_calls(port: u16) -> u64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_getex:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_share_sessions_logins_and_logouts() {
     let redis_port = free_port();
@@ -99,6 +114,29 @@ async fn replicas_share_sessions_logins_and_logouts() {
     let on_b = first.get(&format!("{b}/x")).await;
     assert_eq!(on_b.status, 200, "{}", on_b.body);
     assert_eq!(echoed(&on_b.body, "x-guichet-sub"), [sub.as_str()]);
+
+    // Under concurrent load, one request per session and `recheck` period asks the store.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = getex_calls(redis_port).await;
+    let cookie = first.cookie_header();
+    let burst: Vec<_> = (0..32)
+        .map(|_| {
+            let request = first
+                .client
+                .get(format!("{b}/x"))
+                .header("cookie", cookie.clone())
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap().unwrap().status(), 200);
+    }
+    let calls = getex_calls(redis_port).await - before;
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} calls to the store for 32 requests"
+    );
 
     // A login started on A whose callback reaches B; the session then works on A too.
     let mut second = Browser::new();
