@@ -235,14 +235,18 @@ impl Default for SessionSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedSection {
-    /// `redis://[user:password@]host:port/db` or `redis+unix:///path/to.sock`; exactly one of
-    /// `url`, `url_env`, `url_file` (it may carry a password).
+    /// `redis://[user:password@]host:port/db`, `rediss://…` (TLS) or
+    /// `redis+unix:///path/to.sock`; exactly one of `url`, `url_env`, `url_file` (it may carry a
+    /// password).
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
     pub url_env: Option<String>,
     #[serde(default)]
     pub url_file: Option<PathBuf>,
+    /// PEM CAs that sign the store's certificate, for `rediss://`; default: the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Prefix of every key guichet writes; default `guichet:`.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
@@ -576,6 +580,8 @@ pub struct SessionSettings {
 pub struct SharedSettings {
     /// The store's URL (may hold a password: never logged).
     pub url: Secret,
+    /// PEM CAs for `rediss://`, as read.
+    pub ca: Option<Vec<u8>>,
     pub key_prefix: String,
     pub recheck: Duration,
     pub timeout: Duration,
@@ -936,23 +942,47 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         let url = url.and_then(|url| {
             let text = url.expose().trim().to_string();
             match Url::parse(&text) {
-                Ok(u) if matches!(u.scheme(), "redis" | "redis+unix" | "unix") => {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {
                     Some(Secret::new(text))
                 }
                 _ => {
                     // Never echo the URL: it may carry a password.
                     check.problem(
                         "session.shared.url",
-                        "expected redis://host:port/db or redis+unix:///path/to.sock",
+                        "expected redis://host:port/db, rediss://host:port/db or redis+unix:///path/to.sock",
                     );
                     None
                 }
             }
         });
+        let ca = shared
+            .ca_file
+            .as_ref()
+            .and_then(|path| match std::fs::read(path) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    check.problem(
+                        "session.shared.ca_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            });
+        if ca.is_some()
+            && url
+                .as_ref()
+                .is_some_and(|url| !url.expose().starts_with("rediss://"))
+        {
+            check.problem(
+                "session.shared.ca_file",
+                "only for a TLS store: use a rediss:// URL",
+            );
+        }
         let recheck = check.duration("session.shared.recheck", &shared.recheck);
         let timeout = check.duration("session.shared.timeout", &shared.timeout);
         Some(SharedSettings {
             url: url?,
+            ca,
             key_prefix: shared.key_prefix.clone(),
             recheck,
             timeout,
@@ -1717,6 +1747,18 @@ token_auth_method = "tls_client_auth"
         .unwrap_err()
         .to_string();
         assert!(err.contains("session.shared.url"), "{err}");
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let err = from_toml(
+            &with(&format!("url = \"redis://a\"\nca_file = {ca:?}")),
+            Path::new("t.toml"),
+            &no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("session.shared.ca_file: only for a TLS store"),
+            "{err}"
+        );
     }
 
     #[test]

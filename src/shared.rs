@@ -1,5 +1,5 @@
 //! The optional store shared by several replicas (`[session.shared]`): Redis or Valkey, through
-//! the `redis` crate. It holds three kinds of entries, under `key_prefix`:
+//! the `redis` crate (plain TCP, TLS with `rediss://` over rustls, or a unix socket). It holds three kinds of entries, under `key_prefix`:
 //!
 //! - `session:<store key>`: a session as JSON (the same form as the upgrade hand-over), with a
 //!   TTL of the idle timeout (refreshed when read, `GETEX`) capped by the absolute lifetime;
@@ -75,8 +75,22 @@ impl SharedStore {
         settings: &SharedSettings,
         errors: prometheus::IntCounterVec,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(settings.url.expose())
-            .map_err(|e| format!("session.shared.url: {:?}", e.kind()))?;
+        let client = match &settings.ca {
+            // rediss:// with a private CA.
+            Some(ca) => redis::Client::build_with_tls(
+                settings.url.expose(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(settings.url.expose()),
+        }
+        // The error names the problem, never the URL (it may hold a password).
+        .map_err(|e| match e.detail() {
+            Some(detail) => format!("session.shared: {:?}: {detail}", e.kind()),
+            None => format!("session.shared: {:?}", e.kind()),
+        })?;
         Ok(SharedStore {
             client,
             connection: Mutex::new(Connection {

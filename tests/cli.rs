@@ -52,7 +52,8 @@ fn with_scratch_key(path: &str) -> String {
             certs.cert.to_str().unwrap(),
         )
         .replace("/etc/guichet/tls/privkey.pem", certs.key.to_str().unwrap())
-        .replace("/etc/guichet/upstream-ca.pem", certs.ca.to_str().unwrap());
+        .replace("/etc/guichet/upstream-ca.pem", certs.ca.to_str().unwrap())
+        .replace("/etc/guichet/redis-ca.pem", certs.ca.to_str().unwrap());
     let copy = dir.join(path.replace('/', "_"));
     std::fs::write(&copy, text).unwrap();
     copy.to_str().unwrap().to_string()

@@ -21,17 +21,14 @@ impl Drop for Redis {
 }
 
 async fn start_redis(port: u16) -> Redis {
+    start_redis_with(port, &["--port", &port.to_string()]).await
+}
+
+/// Starts redis-server with `args` and waits until `port` accepts connections.
+async fn start_redis_with(port: u16, args: &[&str]) -> Redis {
     let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(args)
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -44,6 +41,40 @@ async fn start_redis(port: u16) -> Redis {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("redis-server did not start on {port}");
+}
+
+/// Replica B of a stack: the same configuration (same public_url, provider, store), another
+/// port; returns it once ready, and its URL.
+async fn start_replica(a: &Stack) -> (Process, String) {
+    let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
+    let b_port = free_port();
+    let b_config = a.dir.join("replica-b.toml");
+    let text = std::fs::read_to_string(&a.config_path)
+        .unwrap()
+        .replace(
+            &format!("listen = \"127.0.0.1:{a_port}\""),
+            &format!("listen = \"127.0.0.1:{b_port}\""),
+        )
+        .replace(
+            a.metrics_url
+                .trim_start_matches("http://")
+                .trim_end_matches("/metrics"),
+            &format!("127.0.0.1:{}", free_port()),
+        );
+    std::fs::write(&b_config, text).unwrap();
+    let b_process = Process::spawn(
+        &["run", "--config", b_config.to_str().unwrap()],
+        a.dir.join("replica-b.log"),
+    );
+    let b = format!("http://127.0.0.1:{b_port}");
+    support::wait_for_status(
+        &format!("{b}/.guichet/readyz"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", b_process.log_text()));
+    (b_process, b)
 }
 
 /// How many `GETEX` the Redis server has answered.
@@ -76,35 +107,7 @@ async fn replicas_share_sessions_logins_and_logouts() {
         },
     )
     .await;
-    // Replica B: the same configuration (same public_url, provider, store), another port.
-    let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
-    let b_port = free_port();
-    let b_config = a.dir.join("replica-b.toml");
-    let text = std::fs::read_to_string(&a.config_path)
-        .unwrap()
-        .replace(
-            &format!("listen = \"127.0.0.1:{a_port}\""),
-            &format!("listen = \"127.0.0.1:{b_port}\""),
-        )
-        .replace(
-            a.metrics_url
-                .trim_start_matches("http://")
-                .trim_end_matches("/metrics"),
-            &format!("127.0.0.1:{}", free_port()),
-        );
-    std::fs::write(&b_config, text).unwrap();
-    let b_process = Process::spawn(
-        &["run", "--config", b_config.to_str().unwrap()],
-        a.dir.join("replica-b.log"),
-    );
-    let b = format!("http://127.0.0.1:{b_port}");
-    support::wait_for_status(
-        &format!("{b}/.guichet/readyz"),
-        200,
-        Duration::from_secs(20),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", b_process.log_text()));
+    let (b_process, b) = start_replica(&a).await;
 
     // Signed in on A, served by B.
     let mut first = Browser::new();
@@ -180,4 +183,53 @@ async fn replicas_share_sessions_logins_and_logouts() {
     );
     assert!(a.gateway.log_text().contains("shared store unavailable"));
     drop(b_process);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_behind_tls_with_a_private_ca() {
+    // redis-server listening on TLS only, with a certificate from a test CA.
+    let dir = support::scratch_dir("shared-tls");
+    let certs = support::TestCerts::generate(&dir);
+    let port = free_port();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let _redis = start_redis_with(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path(&certs.cert),
+            "--tls-key-file",
+            &path(&certs.key),
+            "--tls-ca-cert-file",
+            &path(&certs.ca),
+            "--tls-auth-clients",
+            "no",
+        ],
+    )
+    .await;
+    let a = Stack::start(
+        "shared-tls-a",
+        GatewayOptions {
+            extra: format!(
+                "[session.shared]\nurl = \"rediss://127.0.0.1:{port}/0\"\nca_file = \"{}\"\n",
+                path(&certs.ca)
+            ),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let (b_process, b) = start_replica(&a).await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&a, "/x").await.status, 200);
+    let on_b = browser.get(&format!("{b}/x")).await;
+    assert_eq!(on_b.status, 200, "{}\n{}", on_b.body, b_process.log_text());
+    let metrics = a.metrics().await;
+    assert!(
+        !metrics.contains("guichet_shared_store_errors_total{"),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
