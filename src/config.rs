@@ -1543,6 +1543,13 @@ mod tests {
         MapEnvironment(HashMap::new())
     }
 
+    /// The problems a configuration text is refused with, as printed.
+    fn refusal(text: &str) -> String {
+        from_toml(text, Path::new("t.toml"), &no_env())
+            .unwrap_err()
+            .to_string()
+    }
+
     const MINIMAL: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
@@ -1651,13 +1658,7 @@ token_auth_method = "tls_client_auth"
                  kind = \"franceconnect-plus\"\nenvironment = \"integration\"\nclient_id = \"abc\"\n{extra}"
             )
         };
-        let err = from_toml(
-            &plus("token_auth_method = \"private_key_jwt\"\n"),
-            Path::new("t.toml"),
-            &no_env(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&plus("token_auth_method = \"private_key_jwt\"\n"));
         assert!(
             err.contains("provider[0].encryption_keys: franceconnect-plus encrypts"),
             "{err}"
@@ -1678,9 +1679,7 @@ token_auth_method = "tls_client_auth"
         let text = plus(&format!(
             "token_auth_method = \"private_key_jwt\"\nencryption_keys = [{key:?}]\nsigning_keys = [{key:?}, \"/nonexistent/sig.pem\"]\n"
         ));
-        let err = from_toml(&text, Path::new("t.toml"), &no_env())
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&text);
         assert!(
             err.contains("provider[0].signing_keys[1]: cannot read /nonexistent/sig.pem"),
             "{err}"
@@ -1723,13 +1722,9 @@ token_auth_method = "tls_client_auth"
         assert_eq!(shared.key_prefix, "guichet:");
         assert!(!format!("{shared:?}").contains("pw"));
 
-        let err = from_toml(
-            &with("url = \"http://:hunter2@cache:6379\"\ntimeout = \"0s\""),
-            Path::new("t.toml"),
-            &no_env(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&with(
+            "url = \"http://:hunter2@cache:6379\"\ntimeout = \"0s\"",
+        ));
         assert!(
             err.contains("session.shared.url: expected redis://"),
             "{err}"
@@ -1739,22 +1734,10 @@ token_auth_method = "tls_client_auth"
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
-        let err = from_toml(
-            &with("url = \"redis://a\"\nurl_env = \"R\""),
-            Path::new("t.toml"),
-            &no_env(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&with("url = \"redis://a\"\nurl_env = \"R\""));
         assert!(err.contains("session.shared.url"), "{err}");
         let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        let err = from_toml(
-            &with(&format!("url = \"redis://a\"\nca_file = {ca:?}")),
-            Path::new("t.toml"),
-            &no_env(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&with(&format!("url = \"redis://a\"\nca_file = {ca:?}")));
         assert!(
             err.contains("session.shared.ca_file: only for a TLS store"),
             "{err}"
