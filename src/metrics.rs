@@ -131,7 +131,7 @@ impl Metrics {
             ),
             shared_store_errors: counter(
                 "guichet_shared_store_errors_total",
-                "Calls to the shared session store that failed or timed out, by entry (session, login, logout) and operation (put, get, delete)",
+                "Calls to the shared session store that failed or timed out, by entry (session, login, logout, ended) and operation (put, get, delete)",
                 &["entry", "operation"],
             ),
             registry,

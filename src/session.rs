@@ -229,20 +229,25 @@ impl SessionStore {
         let key = id.to_key();
         if let Some(shared) = &self.shared {
             session.checked.store(now_millis(), Ordering::Relaxed);
-            if let Ok(json) = serde_json::to_string(&DumpedSession::from_session(&key, &session)) {
-                // A failure is logged and counted by the store; the session lives here anyway.
-                let _ = shared
-                    .put(
-                        Entry::Session,
-                        &key.to_text(),
-                        &json,
-                        self.shared_ttl(&session),
-                    )
-                    .await;
-            }
+            self.write_shared(shared, &key, &session).await;
         }
         self.cache.insert(key, Arc::new(session)).await;
         id
+    }
+
+    /// Writes a session to the shared store. A failure is logged and counted by the store; the
+    /// session lives in this replica's memory anyway.
+    async fn write_shared(&self, shared: &SharedStore, key: &StoreKey, session: &Session) {
+        if let Ok(json) = serde_json::to_string(&DumpedSession::from_session(key, session)) {
+            let _ = shared
+                .put(
+                    Entry::Session,
+                    &key.to_text(),
+                    &json,
+                    self.shared_ttl(session),
+                )
+                .await;
+        }
     }
 
     /// The live session for this id, refreshing its idle timer (here and, at most every
@@ -290,12 +295,21 @@ impl SessionStore {
                 self.cache.insert(key, session.clone()).await;
                 Some(session)
             }
-            // Ended elsewhere: logout on another replica, or idle everywhere.
             Ok(None) => {
-                if local.is_some() {
-                    self.cache.invalidate(&key).await;
+                let session = local?;
+                match shared.get(Entry::Ended, &key.to_text(), None).await {
+                    // Logged out on another replica.
+                    Ok(Some(_)) => {
+                        self.cache.invalidate(&key).await;
+                        None
+                    }
+                    // The store lost it (restarted without persistence, flushed): write it back.
+                    Ok(None) => {
+                        self.write_shared(shared, &key, &session).await;
+                        Some(session)
+                    }
+                    Err(_) => Some(session),
                 }
-                None
             }
             // The shared store does not answer: trust this replica's memory.
             Err(_) => local,
@@ -317,6 +331,10 @@ impl SessionStore {
                         .map(|(_, session)| Arc::new(session));
                 }
             }
+            // The mark first: a replica that misses the session then knows it was ended.
+            let _ = shared
+                .put(Entry::Ended, &key.to_text(), "1", self.max_lifetime)
+                .await;
             let _ = shared.delete(Entry::Session, &key.to_text()).await;
         }
         removed

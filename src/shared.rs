@@ -4,7 +4,10 @@
 //! - `session:<store key>`: a session as JSON (the same form as the upgrade hand-over), with a
 //!   TTL of the idle timeout (refreshed when read, `GETEX`) capped by the absolute lifetime;
 //! - `login:<state>`: a login in progress, until its callback (any replica may receive it);
-//! - `logout:<state>`: an RP-initiated logout's `state`, checked once at `logged-out`.
+//! - `logout:<state>`: an RP-initiated logout's `state`, checked once at `logged-out`;
+//! - `ended:<store key>`: a session ended by a logout, so that a replica still holding it knows
+//!   it ended rather than that the store lost it (a restart without persistence, a flush): a
+//!   session the store lost is written back by the replicas that hold it.
 //!
 //! Every call is bounded by `timeout`. The store is a help, never a single point of failure: when
 //! it does not answer, a replica goes on with what it holds in memory (its sessions, its logins),
@@ -28,6 +31,7 @@ pub enum Entry {
     Session,
     Login,
     Logout,
+    Ended,
 }
 
 impl Entry {
@@ -36,6 +40,7 @@ impl Entry {
             Entry::Session => "session",
             Entry::Login => "login",
             Entry::Logout => "logout",
+            Entry::Ended => "ended",
         }
     }
 }

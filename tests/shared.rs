@@ -77,6 +77,13 @@ async fn start_replica(a: &Stack) -> (Process, String) {
     (b_process, b)
 }
 
+/// A command to the Redis server, for the test's own checks.
+async fn redis_command<T: redis::FromRedisValue>(port: u16, command: &mut redis::Cmd) -> T {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    command.query_async(&mut connection).await.unwrap()
+}
+
 /// How many `GETEX` the Redis server has answered.
 async fn getex_calls(port: u16) -> u64 {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
@@ -140,6 +147,16 @@ async fn replicas_share_sessions_logins_and_logouts() {
         (1..=2).contains(&calls),
         "{calls} calls to the store for 32 requests"
     );
+
+    // The store loses everything (a restart without persistence): the replicas holding the
+    // session write it back instead of signing the visitor out.
+    let () = redis_command(redis_port, &mut redis::cmd("FLUSHALL")).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(first.get(&a.url("/x")).await.status, 200);
+    let keys: Vec<String> =
+        redis_command(redis_port, redis::cmd("KEYS").arg("guichet:session:*")).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(first.get(&format!("{b}/x")).await.status, 200);
 
     // A login started on A whose callback reaches B; the session then works on A too.
     let mut second = Browser::new();
