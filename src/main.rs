@@ -134,6 +134,16 @@ fn main() -> ExitCode {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                match &settings.session.shared {
+                    // The scheme only: the rest of the URL may hold a password.
+                    Some(shared) => println!(
+                        "sessions: shared by replicas in {}:// (recheck {:?}, timeout {:?})",
+                        shared.url.expose().split("://").next().unwrap_or("redis"),
+                        shared.recheck,
+                        shared.timeout
+                    ),
+                    None => println!("sessions: in this process's memory"),
+                }
                 for provider in &gateway.providers {
                     println!("{}", provider.settings.describe());
                     // The kids to compare with what the federation shows as registered.

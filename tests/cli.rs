@@ -83,6 +83,14 @@ fn shipped_configurations_pass_check() {
             "{stdout}"
         );
         assert!(!stdout.contains("very-secret-value"));
+        if path.contains("guichet.example") {
+            assert!(
+                stdout.contains(
+                    "sessions: shared by replicas in rediss:// (recheck 5s, timeout 250ms)"
+                ),
+                "{stdout}"
+            );
+        }
         if path.contains("franceconnect-plus") {
             assert!(
                 stdout.contains("published at /.guichet/provider-jwks.json: encryption key, kid ")
