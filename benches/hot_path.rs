@@ -6,15 +6,17 @@
 //! lifetime per session pays for `sign`.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use guichet::assertion::{unix_now, AssertionSigner, ForwardedTokens, HeaderPlan, RequestSigner};
+use guichet::assertion::{unix_now, AssertionSigner, HeaderPlan, RequestSigner};
 use guichet::config::{AssertionSettings, Secret, SignatureSettings};
+use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};
-use guichet::identity::Identity;
-use guichet::session::{find_cookie, Session, SessionId, SessionStore};
+use guichet::forwarded::ForwardedHeaders;
+use guichet::identity::{Claim, Identity};
+use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
 use pingora::http::RequestHeader;
 
 fn identity() -> Identity {
@@ -36,7 +38,7 @@ fn identity() -> Identity {
                 ("phone_number", "+33 1 23 45 67 89"),
                 ("idp_id", "fia1v2"),
             ]
-            .map(|(k, v)| (k.to_string(), v.to_string())),
+            .map(|(k, v)| (k.to_string(), Claim::from(v))),
         ),
     }
 }
@@ -94,26 +96,30 @@ fn bench(c: &mut Criterion) {
         header: "x-guichet-signature".into(),
         key: Secret::new("k".repeat(48)),
     };
-    let plan = HeaderPlan::new(&settings);
+    let plan = Arc::new(HeaderPlan::new(&settings));
     let signer = AssertionSigner::new(settings.assertion.as_ref().unwrap()).unwrap();
     let request_signer = RequestSigner::new(&signature).unwrap();
-    let store = SessionStore::new(&settings.session);
-
-    let identity = identity();
-    let headers = plan.identity_headers(&identity, ForwardedTokens::default());
-    let session = Session {
-        provider: "agentconnect".into(),
-        sub: identity.sub.clone(),
-        sub_hash: "h".into(),
+    let store = SessionStore::new(
+        &settings.session,
+        Arc::new(SessionPlan {
+            headers: plan.clone(),
+            assertions: true,
+            forward_access_token: false,
+            providers: vec!["agentconnect".into()],
+        }),
+    );
+    let record = SessionRecord {
+        identity: identity(),
         id_token: "x".into(),
-        signature_block: RequestSigner::header_block(&headers),
-        headers,
-        assertion_claims: signer.base_claims(&identity),
-        assertion: RwLock::new(None),
-        created_at: SystemTime::now(),
-        checked: Default::default(),
+        access_token: None,
+        created_at_unix: unix_now(),
     };
-    let id = runtime.block_on(store.insert(session));
+    let (id, _) = runtime.block_on(store.create(record)).unwrap();
+    let forwarded = ForwardedHeaders::new(&settings);
+    let names = CookieNames {
+        session: "guichet".into(),
+        login_prefix: "guichet-login-".into(),
+    };
     let cookie = id.to_cookie_value();
     let request = browser_request(&cookie);
     let live = runtime.block_on(store.get(&id)).unwrap();
@@ -121,7 +127,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("session");
     group.bench_function("find cookie + parse id + store lookup", |b| {
         b.to_async(&runtime).iter(|| async {
-            let value = find_cookie(request.headers.get_all("cookie").iter(), "guichet").unwrap();
+            let value = cookies::find(request.headers.get_all("cookie").iter(), "guichet").unwrap();
             let id = SessionId::from_cookie_value(value).unwrap();
             store.get(&id).await.unwrap()
         })
@@ -143,6 +149,23 @@ fn bench(c: &mut Criterion) {
                     for (name, value) in &live.headers {
                         upstream.insert_header(name.clone(), value.clone()).unwrap();
                     }
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
+    group.finish();
+
+    let mut group = c.benchmark_group("forwarding");
+    group.bench_function(
+        "remove guichet's cookie + set Host, X-Forwarded-*, X-Real-IP",
+        |b| {
+            let peer = Some("203.0.113.7".parse().unwrap());
+            b.iter_batched_ref(
+                || request.clone(),
+                |upstream| {
+                    cookies::rewrite_for_upstream(upstream, &names);
+                    forwarded.apply(upstream, peer, "abc123").unwrap();
                 },
                 criterion::BatchSize::SmallInput,
             )

@@ -8,6 +8,7 @@
 //! built once at login ([`identity_headers`]) and kept in the session, so the per-request work is a
 //! scan of the header names plus copies of prebuilt values.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,7 +27,7 @@ use sha2::Sha256;
 use crate::config::{
     AssertionSettings, Encoding, HeaderPreset, HeaderSettings, Secret, Settings, SignatureSettings,
 };
-use crate::identity::Identity;
+use crate::identity::{Claim, Identity};
 use crate::session::Session;
 
 /// Characters escaped in header values: controls, `%` itself (so decoding is unambiguous) and,
@@ -124,6 +125,18 @@ fn same_name(name: &str, configured: &str) -> bool {
 /// percent-encoding.
 pub const FALLBACK_HEADER: &str = "x-guichet-percent-encoded";
 
+/// Names guichet gives its own headers: no claim may take them, even when guichet does not send
+/// them for a session (no `acr`, tokens not forwarded).
+const OWN_HEADERS: &[&str] = &[
+    "x-guichet-sub",
+    "x-guichet-provider",
+    "x-guichet-acr",
+    "x-guichet-amr",
+    "x-guichet-access-token",
+    "x-guichet-id-token",
+    FALLBACK_HEADER,
+];
+
 /// Tokens a session may forward, when configured.
 #[derive(Default)]
 pub struct ForwardedTokens<'a> {
@@ -140,6 +153,20 @@ pub struct HeaderPlan {
     /// Configured names outside the `x-guichet` namespace, lower-case with `-` for `_`: a
     /// client header matching one of them in any case or spelling is stripped too.
     extra_strip: Vec<String>,
+    /// Names no claim may take: the fallback list, the assertion and signature headers.
+    reserved: Vec<String>,
+}
+
+impl Default for HeaderPlan {
+    /// The default header set: `X-Guichet-*`, percent-encoded, no mapping.
+    fn default() -> Self {
+        HeaderPlan {
+            settings: HeaderSettings::default(),
+            provider_claims: BTreeMap::new(),
+            extra_strip: Vec::new(),
+            reserved: OWN_HEADERS.iter().map(|n| n.to_string()).collect(),
+        }
+    }
 }
 
 impl HeaderPlan {
@@ -151,6 +178,9 @@ impl HeaderPlan {
             .filter(|p| !p.claim_headers.is_empty())
             .map(|p| (p.id.clone(), p.claim_headers.clone()))
             .collect();
+        let mut reserved: Vec<String> = OWN_HEADERS.iter().map(|n| n.to_string()).collect();
+        reserved.extend(settings.assertion.as_ref().map(|a| a.header.clone()));
+        reserved.extend(settings.signature.as_ref().map(|s| s.header.clone()));
         let mut names: Vec<String> = headers.claims.values().flatten().cloned().collect();
         names.extend(
             provider_claims
@@ -177,6 +207,7 @@ impl HeaderPlan {
             settings: headers,
             provider_claims,
             extra_strip,
+            reserved,
         }
     }
 
@@ -202,33 +233,52 @@ impl HeaderPlan {
         }
     }
 
-    /// The headers for an identity, built once per session. Names are unique.
+    /// The headers for an identity, built once per session. Names are unique: guichet's own
+    /// (`sub`, `provider`, `acr`, `amr`, the fallback list, tokens, assertion and signature)
+    /// are never taken by a claim; a name explicitly mapped in the configuration beats a
+    /// derived one; two claims whose derived names fold to the same header (`given_name` and
+    /// `Given-Name`) are both left out rather than one picked by chance.
     pub fn identity_headers(
         &self,
         identity: &Identity,
         tokens: ForwardedTokens<'_>,
     ) -> Vec<(HeaderName, HeaderValue)> {
-        let mut raw: Vec<(String, &str)> = vec![
-            ("x-guichet-sub".into(), identity.sub.as_str()),
-            ("x-guichet-provider".into(), identity.provider.as_str()),
+        let amr = crate::identity::join_list(&identity.amr);
+        let mut own: Vec<(String, Cow<'_, str>)> = vec![
+            ("x-guichet-sub".into(), Cow::Borrowed(identity.sub.as_str())),
+            (
+                "x-guichet-provider".into(),
+                Cow::Borrowed(identity.provider.as_str()),
+            ),
         ];
         if let Some(acr) = &identity.acr {
-            raw.push(("x-guichet-acr".into(), acr));
+            own.push(("x-guichet-acr".into(), Cow::Borrowed(acr)));
         }
-        let amr = identity.amr.join(",");
         if !amr.is_empty() {
-            raw.push(("x-guichet-amr".into(), &amr));
+            own.push(("x-guichet-amr".into(), Cow::Owned(amr)));
         }
+        if self.settings.forward_access_token {
+            if let Some(token) = tokens.access_token {
+                own.push(("x-guichet-access-token".into(), Cow::Borrowed(token)));
+            }
+        }
+        if self.settings.forward_id_token {
+            if let Some(token) = tokens.id_token {
+                own.push(("x-guichet-id-token".into(), Cow::Borrowed(token)));
+            }
+        }
+        let mut mapped: Vec<(String, Cow<'_, str>)> = Vec::new();
+        let mut derived: Vec<(String, Cow<'_, str>)> = Vec::new();
         let overrides = self.provider_claims.get(&identity.provider);
         for (claim, value) in &identity.claims {
-            let mapped = overrides
+            let configured = overrides
                 .and_then(|o| o.get(claim))
                 .or_else(|| self.settings.claims.get(claim));
-            match mapped {
+            match configured {
                 Some(None) => {}
-                Some(Some(name)) => raw.push((name.clone(), value)),
+                Some(Some(name)) => mapped.push((name.clone(), value.to_header_text())),
                 None => match claim_header_name(claim) {
-                    Some(name) => raw.push((name.as_str().to_string(), value)),
+                    Some(name) => derived.push((name.as_str().to_string(), value.to_header_text())),
                     None => {
                         tracing::debug!(claim = %claim, "claim name cannot be a header name; not forwarded")
                     }
@@ -238,32 +288,46 @@ impl HeaderPlan {
         if self.settings.preset == HeaderPreset::Oauth2Proxy {
             for (claim, name) in OAUTH2_PROXY_HEADERS {
                 let value = match *claim {
-                    "sub" => Some(identity.sub.as_str()),
-                    other => identity.claims.get(other).map(String::as_str),
+                    "sub" => Some(Cow::Borrowed(identity.sub.as_str())),
+                    other => identity.claims.get(other).map(Claim::to_header_text),
                 };
                 if let Some(value) = value {
-                    raw.push((name.to_string(), value));
+                    mapped.push((name.to_string(), value));
                 }
             }
         }
-        if self.settings.forward_access_token {
-            if let Some(token) = tokens.access_token {
-                raw.push(("x-guichet-access-token".into(), token));
-            }
-        }
-        if self.settings.forward_id_token {
-            if let Some(token) = tokens.id_token {
-                raw.push(("x-guichet-id-token".into(), token));
-            }
+        // Derived names taken by two claims: neither is sent.
+        let mut ambiguous: Vec<&str> = derived
+            .iter()
+            .enumerate()
+            .filter(|(i, (name, _))| derived[..*i].iter().any(|(other, _)| other == name))
+            .map(|(_, (name, _))| name.as_str())
+            .collect();
+        ambiguous.dedup();
+        if !ambiguous.is_empty() {
+            tracing::debug!(headers = %ambiguous.join(","), "claims whose names fold to the same header; not forwarded");
         }
 
-        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(raw.len() + 1);
+        let mut headers: Vec<(HeaderName, HeaderValue)> =
+            Vec::with_capacity(own.len() + mapped.len() + derived.len() + 1);
         let mut fallbacks: Vec<&str> = Vec::new();
-        for (name, value) in &raw {
+        let derived_kept = derived
+            .iter()
+            .filter(|(name, _)| !ambiguous.contains(&name.as_str()));
+        let own_count = own.len();
+        for (i, (name, value)) in own
+            .iter()
+            .chain(mapped.iter())
+            .chain(derived_kept)
+            .enumerate()
+        {
             let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
                 continue;
             };
-            if headers.iter().any(|(existing, _)| *existing == header) {
+            let taken = headers.iter().any(|(existing, _)| *existing == header)
+                || (i >= own_count && self.reserved.iter().any(|reserved| reserved == name));
+            if taken {
+                tracing::debug!(header = %name, "header name already used by guichet or another claim; not forwarded");
                 continue;
             }
             let encoding = self
@@ -379,26 +443,6 @@ impl AssertionSigner {
         self.jwks.clone()
     }
 
-    /// The claims every assertion for this identity carries, besides `iss`, `aud`, `iat`, `exp`.
-    pub fn base_claims(&self, identity: &Identity) -> Map<String, Value> {
-        let mut claims = Map::new();
-        for (name, value) in &identity.claims {
-            claims.insert(name.clone(), Value::String(value.clone()));
-        }
-        claims.insert("sub".into(), Value::String(identity.sub.clone()));
-        claims.insert("provider".into(), Value::String(identity.provider.clone()));
-        if let Some(acr) = &identity.acr {
-            claims.insert("acr".into(), Value::String(acr.clone()));
-        }
-        if !identity.amr.is_empty() {
-            claims.insert(
-                "amr".into(),
-                Value::Array(identity.amr.iter().cloned().map(Value::String).collect()),
-            );
-        }
-        claims
-    }
-
     /// Signs an assertion issued at `now`; returns it and the time after which to sign anew
     /// (when less than a third of its lifetime remains).
     pub fn sign(
@@ -435,6 +479,27 @@ impl AssertionSigner {
         }
         Ok(value)
     }
+}
+
+/// The claims every assertion for this identity carries, besides `iss`, `aud`, `iat`, `exp`:
+/// each claim as a string or an array of strings, `sub`, `provider`, `acr`, `amr`.
+pub fn assertion_claims(identity: &Identity) -> Map<String, Value> {
+    let mut claims = Map::new();
+    for (name, value) in &identity.claims {
+        claims.insert(name.clone(), value.to_json());
+    }
+    claims.insert("sub".into(), Value::String(identity.sub.clone()));
+    claims.insert("provider".into(), Value::String(identity.provider.clone()));
+    if let Some(acr) = &identity.acr {
+        claims.insert("acr".into(), Value::String(acr.clone()));
+    }
+    if !identity.amr.is_empty() {
+        claims.insert(
+            "amr".into(),
+            Value::Array(identity.amr.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    claims
 }
 
 /// Writes a private key for `guichet keygen`: PKCS#8 PEM, P-256 (ES256) or Ed25519 (EdDSA).
@@ -587,10 +652,10 @@ mod tests {
             acr: Some("eidas1".into()),
             amr: vec![],
             claims: BTreeMap::from([
-                ("given_name".to_string(), "Jean-Édouard".to_string()),
-                ("usual_name".to_string(), "Lœvenbruck".to_string()),
-                ("email".to_string(), "j@x.fr".to_string()),
-                ("bad name".to_string(), "x".to_string()),
+                ("given_name".to_string(), Claim::from("Jean-Édouard")),
+                ("usual_name".to_string(), Claim::from("Lœvenbruck")),
+                ("email".to_string(), Claim::from("j@x.fr")),
+                ("bad name".to_string(), Claim::from("x")),
             ]),
         }
     }
@@ -598,6 +663,11 @@ mod tests {
     fn plan(headers: HeaderSettings) -> HeaderPlan {
         HeaderPlan {
             extra_strip: vec![],
+            reserved: OWN_HEADERS
+                .iter()
+                .map(|n| n.to_string())
+                .chain(["x-guichet-assertion".to_string()])
+                .collect(),
             provider_claims: BTreeMap::new(),
             settings: headers,
         }
@@ -607,6 +677,7 @@ mod tests {
     fn configured_names_are_stripped_in_every_spelling_and_mapped_per_provider() {
         let plan = HeaderPlan {
             extra_strip: vec!["x-forwarded-user".into(), "x-remote-mail".into()],
+            reserved: OWN_HEADERS.iter().map(|n| n.to_string()).collect(),
             provider_claims: BTreeMap::from([(
                 "agentconnect".to_string(),
                 BTreeMap::from([("uid".to_string(), Some("x-agent-id".to_string()))]),
@@ -663,6 +734,50 @@ mod tests {
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
         assert_eq!(pairs(&headers), expected);
+    }
+
+    #[test]
+    fn claims_never_take_guichet_names_nor_each_others() {
+        let mut identity = identity();
+        for (claim, value) in [
+            ("percent_encoded", "x-guichet-sub"),
+            ("assertion", "forged"),
+            ("ACR", "eidas3"),
+            ("Given_Name", "Mallory"),
+            ("provider", "other"),
+            ("access_token", "forged"),
+            ("AMR", "forged"),
+        ] {
+            identity.claims.insert(claim.into(), Claim::from(value));
+        }
+        identity.claims.insert(
+            "roles".into(),
+            Claim::List(vec!["a,admin".into(), "b\\".into()]),
+        );
+        let settings = HeaderSettings {
+            encoding: Encoding::Latin1,
+            ..HeaderSettings::default()
+        };
+        let headers = plan(settings).identity_headers(&identity, ForwardedTokens::default());
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "duplicate header: {names:?}");
+        let map: BTreeMap<String, Vec<u8>> = pairs(&headers).into_iter().collect();
+        assert_eq!(map["x-guichet-acr"], b"eidas1");
+        assert_eq!(map["x-guichet-provider"], b"agentconnect");
+        assert!(!map.contains_key("x-guichet-assertion"));
+        assert!(!map.contains_key("x-guichet-access-token"));
+        assert!(
+            !map.contains_key("x-guichet-amr"),
+            "no amr: the name stays guichet's"
+        );
+        // given_name and Given_Name fold to one header: neither is sent.
+        assert!(!map.contains_key("x-guichet-given-name"));
+        // The fallback list is guichet's, never a claim's.
+        assert_eq!(map[FALLBACK_HEADER], b"x-guichet-usual-name");
+        assert_eq!(map["x-guichet-roles"], b"a\\,admin,b\\\\");
     }
 
     #[test]
@@ -735,7 +850,11 @@ mod tests {
     fn assertions_verify_against_the_published_jwks() {
         for algorithm in [Algorithm::ES256, Algorithm::EdDSA] {
             let signer = signer(300, algorithm);
-            let base = signer.base_claims(&identity());
+            let mut identity = identity();
+            identity
+                .claims
+                .insert("roles".into(), Claim::List(vec!["a,admin".into()]));
+            let base = assertion_claims(&identity);
             let now = unix_now();
             let (token, refresh_at) = signer.sign(&base, now).unwrap();
             assert_eq!(refresh_at, now + 200);
@@ -753,6 +872,7 @@ mod tests {
             assert_eq!(claims["provider"], "agentconnect");
             assert_eq!(claims["acr"], "eidas1");
             assert_eq!(claims["exp"], now + 300);
+            assert_eq!(claims["roles"], serde_json::json!(["a,admin"]));
             let header = jsonwebtoken::decode_header(token.to_str().unwrap()).unwrap();
             assert_eq!(header.kid, jwks.keys[0].common.key_id);
         }
@@ -761,18 +881,20 @@ mod tests {
     #[test]
     fn assertions_are_reused_until_two_thirds_of_their_life() {
         let signer = signer(300, Algorithm::ES256);
-        let session = Session {
-            provider: "p".into(),
-            sub: "abc".into(),
-            sub_hash: "h".into(),
-            id_token: String::new(),
-            headers: vec![],
-            signature_block: vec![],
-            assertion_claims: signer.base_claims(&identity()),
-            assertion: std::sync::RwLock::new(None),
-            created_at: std::time::SystemTime::now(),
-            checked: Default::default(),
+        let plan = crate::session::SessionPlan {
+            headers: std::sync::Arc::new(HeaderPlan::default()),
+            assertions: true,
+            forward_access_token: false,
+            providers: vec!["agentconnect".into()],
         };
+        let session = plan
+            .build(crate::session::SessionRecord {
+                identity: identity(),
+                id_token: String::new(),
+                access_token: None,
+                created_at_unix: unix_now(),
+            })
+            .unwrap();
         let t0 = 1_000_000;
         let first = signer.current(&session, t0).unwrap();
         assert_eq!(signer.current(&session, t0 + 199).unwrap(), first);

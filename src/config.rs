@@ -137,17 +137,29 @@ pub struct ServerSection {
     #[serde(default)]
     pub tls: Option<TlsSection>,
     /// Unix socket through which a new process takes over the listening sockets at a graceful
-    /// upgrade; sessions are handed over in `<upgrade_sock>.sessions`. Default
-    /// `/tmp/guichet-upgrade.sock`.
-    #[serde(default = "default_upgrade_sock")]
-    pub upgrade_sock: PathBuf,
+    /// upgrade; sessions are handed over in `<upgrade_sock>.sessions` (mode 0600; refused when
+    /// owned by another user or readable by others). Default `upgrade.sock` in the runtime
+    /// directory: `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`), else `/run/guichet`.
+    #[serde(default)]
+    pub upgrade_sock: Option<PathBuf>,
+    /// Addresses (CIDRs such as `10.0.0.0/8`, or single addresses) of reverse proxies in front of
+    /// guichet whose `X-Forwarded-For` is kept; anyone else's is replaced by the peer address.
+    /// Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// PID file written with `guichet run --daemon`; default `/run/guichet/guichet.pid`.
     #[serde(default = "default_pid_file")]
     pub pid_file: PathBuf,
 }
 
-fn default_upgrade_sock() -> PathBuf {
-    "/tmp/guichet-upgrade.sock".into()
+/// `upgrade.sock` in the runtime directory (`$RUNTIME_DIRECTORY`, else `/run/guichet`).
+fn default_upgrade_sock(env: &dyn Environment) -> PathBuf {
+    let dir = env
+        .var("RUNTIME_DIRECTORY")
+        .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
+        .filter(|dir| dir.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/run/guichet"));
+    dir.join("upgrade.sock")
 }
 fn default_pid_file() -> PathBuf {
     "/run/guichet/guichet.pid".into()
@@ -188,6 +200,10 @@ pub struct UpstreamSection {
     /// PEM CA certificates to verify an `https://` upstream with, instead of the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Send the visitor's `Host` to the application instead of `public_url`'s host (for
+    /// applications that serve several names); default false.
+    #[serde(default)]
+    pub pass_host: bool,
 }
 
 fn default_connect_timeout() -> String {
@@ -210,6 +226,10 @@ pub struct SessionSection {
     /// Default 1,000,000.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: u64,
+    /// Bound on the memory sessions hold, as counted by their estimated size: `"512MiB"`,
+    /// `"2GiB"` or a number of bytes; default `1GiB`.
+    #[serde(default = "default_max_memory")]
+    pub max_memory: String,
     /// Default `guichet`; `__Host-` is prepended when `public_url` is https.
     #[serde(default = "default_cookie_name")]
     pub cookie_name: String,
@@ -224,6 +244,7 @@ impl Default for SessionSection {
             idle_timeout: default_idle_timeout(),
             max_lifetime: default_max_lifetime(),
             max_sessions: default_max_sessions(),
+            max_memory: default_max_memory(),
             cookie_name: default_cookie_name(),
             shared: None,
         }
@@ -244,6 +265,15 @@ pub struct SharedSection {
     pub url_env: Option<String>,
     #[serde(default)]
     pub url_file: Option<PathBuf>,
+    /// The secret every replica shares (at least 32 bytes, e.g. `openssl rand -base64 48`):
+    /// sessions are sealed with it in the store, and login states in the visitor's cookie.
+    /// Exactly one of `key`, `key_env`, `key_file`.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub key_env: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// PEM CAs that sign the store's certificate, for `rediss://`; default: the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -278,6 +308,9 @@ fn default_max_lifetime() -> String {
 }
 fn default_max_sessions() -> u64 {
     1_000_000
+}
+fn default_max_memory() -> String {
+    "1GiB".into()
 }
 fn default_cookie_name() -> String {
     "guichet".into()
@@ -449,6 +482,8 @@ impl TokenAuthMethod {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` is kept.
+    pub trusted_proxies: Vec<Cidr>,
     pub tls: Option<ListenerTls>,
     pub upgrade_sock: PathBuf,
     pub pid_file: PathBuf,
@@ -551,6 +586,7 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    pub pass_host: bool,
 }
 
 /// HTTPS on the listener.
@@ -566,10 +602,12 @@ pub struct SessionSettings {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
     pub max_sessions: u64,
+    /// Bytes.
+    pub max_memory: u64,
     /// The full cookie name (with `__Host-` when secure).
     pub cookie_name: String,
-    /// The name of the short-lived cookie binding a login to the browser.
-    pub login_cookie_name: String,
+    /// The prefix of the login-state cookies (`__Secure-<name>-login-` when secure).
+    pub login_cookie_prefix: String,
     /// `Secure` cookies (public_url is https).
     pub secure: bool,
     pub shared: Option<SharedSettings>,
@@ -580,6 +618,8 @@ pub struct SessionSettings {
 pub struct SharedSettings {
     /// The store's URL (may hold a password: never logged).
     pub url: Secret,
+    /// The secret the replicas share.
+    pub key: Secret,
     /// PEM CAs for `rediss://`, as read.
     pub ca: Option<Vec<u8>>,
     pub key_prefix: String,
@@ -781,7 +821,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 pub fn from_toml(text: &str, path: &Path, env: &dyn Environment) -> Result<Settings, ConfigError> {
     let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.to_string().trim_end().to_string(),
+        message: redact_parse_error(e.to_string().trim_end()),
     })?;
     validate(&file, env).map_err(|mut problems| {
         for problem in &mut problems {
@@ -792,6 +832,93 @@ pub fn from_toml(text: &str, path: &Path, env: &dyn Environment) -> Result<Setti
             problems,
         }
     })
+}
+
+/// Hides values in a TOML parse error, which quotes the offending line (`12 | client_secret =
+/// "…"`) and sometimes the value itself (`invalid type: string "…"`): the message goes to a
+/// terminal and, through `ExecStartPre`, to the journal. A quoted line keeps its key and loses its
+/// value; when that key may name a secret (`secret`, `key`, `password`, `token`, `url`), every
+/// quoted string in the message is hidden too.
+fn redact_parse_error(message: &str) -> String {
+    const HIDDEN: &str = "«hidden»";
+    let secretive = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        [
+            "secret",
+            "key",
+            "password",
+            "passwd",
+            "token",
+            "url",
+            "credential",
+        ]
+        .iter()
+        .any(|word| key.contains(word))
+    };
+    let mut sensitive = false;
+    let mut lines: Vec<String> = Vec::new();
+    for line in message.lines() {
+        let quoted = line.split_once(" | ").filter(|(number, _)| {
+            let number = number.trim();
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+        });
+        match quoted {
+            Some((number, content)) => {
+                let trimmed = content.trim_start();
+                let shown = if trimmed.starts_with('[') || trimmed.starts_with('#') {
+                    content.to_string()
+                } else if let Some((key, _)) = content.split_once('=') {
+                    sensitive |= secretive(key);
+                    format!("{}= {HIDDEN}", key)
+                } else {
+                    sensitive = true;
+                    HIDDEN.to_string()
+                };
+                lines.push(format!("{number} | {shown}"));
+            }
+            None => lines.push(line.to_string()),
+        }
+    }
+    if !sensitive {
+        return lines.join("\n");
+    }
+    lines
+        .iter()
+        .map(|line| hide_quoted(line, HIDDEN))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Replaces the content of every `"…"` in a line, and of every `` `…` `` but key names (`` `url` ``
+/// in "unknown field", made of lower-case letters, digits and `_`).
+fn hide_quoted(line: &str, hidden: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut open: Option<(char, String)> = None;
+    for c in line.chars() {
+        match &mut open {
+            Some((quote, content)) if c == *quote => {
+                let is_key = *quote == '`'
+                    && content.starts_with(|c: char| c.is_ascii_lowercase())
+                    && content
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                out.push_str(if is_key { content } else { hidden });
+                out.push(c);
+                open = None;
+            }
+            Some((_, content)) => content.push(c),
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some((c, String::new()));
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push_str(hidden);
+    }
+    out
 }
 
 struct Checker {
@@ -872,6 +999,22 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         file.server.threads
     };
     let grace_period = check.duration("server.grace_period", &file.server.grace_period);
+    let trusted_proxies: Vec<Cidr> = file
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| match text.parse() {
+            Ok(cidr) => Some(cidr),
+            Err(()) => {
+                check.problem(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!("expected an address or a CIDR such as \"10.0.0.0/8\", got {text:?}"),
+                );
+                None
+            }
+        })
+        .collect();
     let shutdown_timeout = check.duration("server.shutdown_timeout", &file.server.shutdown_timeout);
 
     let upstream = upstream_settings(&mut check, &file.upstream);
@@ -930,6 +1073,19 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     if session.max_sessions == 0 {
         check.problem("session.max_sessions", "must be at least 1");
     }
+    let max_memory = match parse_size(&session.max_memory) {
+        Some(bytes) if bytes >= 1024 * 1024 => bytes,
+        _ => {
+            check.problem(
+                "session.max_memory",
+                format!(
+                    "expected a size of at least 1MiB such as \"512MiB\" or \"2GiB\", got {:?}",
+                    session.max_memory
+                ),
+            );
+            1 << 30
+        }
+    };
     let shared = session.shared.as_ref().and_then(|shared| {
         let url = secret_from(
             &mut check,
@@ -980,8 +1136,23 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         }
         let recheck = check.duration("session.shared.recheck", &shared.recheck);
         let timeout = check.duration("session.shared.timeout", &shared.timeout);
+        let key = secret_from(
+            &mut check,
+            "session.shared.key",
+            shared.key.as_deref(),
+            shared.key_env.as_deref(),
+            shared.key_file.as_deref(),
+            env,
+        );
+        if key.as_ref().is_some_and(|key| key.expose().len() < 32) {
+            check.problem(
+                "session.shared.key",
+                "use at least 32 characters, the same on every replica (e.g. openssl rand -base64 48)",
+            );
+        }
         Some(SharedSettings {
             url: url?,
+            key: key?,
             ca,
             key_prefix: shared.key_prefix.clone(),
             recheck,
@@ -992,7 +1163,12 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         idle_timeout,
         max_lifetime,
         max_sessions: session.max_sessions,
-        login_cookie_name: format!("{base_cookie}-login"),
+        max_memory,
+        login_cookie_prefix: if secure {
+            format!("__Secure-{}-login-", session.cookie_name)
+        } else {
+            format!("{}-login-", session.cookie_name)
+        },
         cookie_name: base_cookie,
         secure,
         shared,
@@ -1105,8 +1281,13 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     }
     Ok(Settings {
         listen,
+        trusted_proxies,
         tls,
-        upgrade_sock: file.server.upgrade_sock.clone(),
+        upgrade_sock: file
+            .server
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| default_upgrade_sock(env)),
         pid_file: file.server.pid_file.clone(),
         public_url,
         threads,
@@ -1125,12 +1306,121 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     })
 }
 
+/// Headers an identity header may not be called: hop-by-hop and framing headers, and those the
+/// proxy itself sets or routes by.
+const FORBIDDEN_HEADER_NAMES: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "expect",
+    "content-type",
+    "content-encoding",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "x-request-id",
+    "http2-settings",
+];
+
 /// A header name as configured, checked and lower-cased.
 fn header_name(check: &mut Checker, key: &str, name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
         check.problem(key, format!("{name:?} is not a valid HTTP header name"));
+    } else if FORBIDDEN_HEADER_NAMES.contains(&lower.replace('_', "-").as_str())
+        || lower.starts_with(':')
+    {
+        check.problem(
+            key,
+            format!("{name:?} is a hop-by-hop, framing or proxy header: an identity header cannot take its name"),
+        );
     }
-    name.to_ascii_lowercase()
+    lower
+}
+
+/// A size: a number of bytes, or a number followed by `KiB`, `MiB`, `GiB` (or `KB`, `MB`, `GB`).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// An IP network (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = address.trim().parse().map_err(|_| ())?;
+        let network = network.to_canonical();
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| ())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(());
+        }
+        Ok(Cidr { network, prefix })
+    }
 }
 
 fn header_settings(check: &mut Checker, section: &HeadersSection) -> HeaderSettings {
@@ -1199,6 +1489,7 @@ fn upstream_settings(check: &mut Checker, section: &UpstreamSection) -> Upstream
         connect_timeout,
         read_timeout,
         ca_file: section.ca_file.clone(),
+        pass_host: section.pass_host,
     };
     let url = match Url::parse(&section.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
@@ -1242,6 +1533,7 @@ fn upstream_settings(check: &mut Checker, section: &UpstreamSection) -> Upstream
         connect_timeout,
         read_timeout,
         ca_file: section.ca_file.clone(),
+        pass_host: section.pass_host,
     }
 }
 
@@ -1709,8 +2001,11 @@ token_auth_method = "tls_client_auth"
                 MINIMAL.replace("client_secret_env = \"AC_SECRET\"", "client_secret = \"s\"")
             )
         };
+        let key = "key = \"0123456789abcdef0123456789abcdef\"\n";
         let settings = from_toml(
-            &with("url = \"redis://:pw@127.0.0.1:6379/2\"\nrecheck = \"2s\""),
+            &with(&format!(
+                "url = \"redis://:pw@127.0.0.1:6379/2\"\nrecheck = \"2s\"\n{key}"
+            )),
             Path::new("t.toml"),
             &no_env(),
         )
@@ -1734,6 +2029,15 @@ token_auth_method = "tls_client_auth"
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
+        // The replicas' key: required, long enough, never echoed.
+        let err = refusal(&with("url = \"redis://a\""));
+        assert!(
+            err.contains("session.shared.key: give exactly one of"),
+            "{err}"
+        );
+        let err = refusal(&with("url = \"redis://a\"\nkey = \"short-secret-k3y\""));
+        assert!(err.contains("session.shared.key: use at least 32"), "{err}");
+        assert!(!err.contains("short-secret-k3y"), "{err}");
         let err = refusal(&with("url = \"redis://a\"\nurl_env = \"R\""));
         assert!(err.contains("session.shared.url"), "{err}");
         let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
@@ -1742,6 +2046,73 @@ token_auth_method = "tls_client_auth"
             err.contains("session.shared.ca_file: only for a TLS store"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn proxies_sizes_and_header_names_are_checked() {
+        let text = MINIMAL
+            .replace(
+                "[upstream]",
+                "trusted_proxies = [\"10.0.0.0/8\", \"::1\", \"10.0.0.0/40\"]\n[session]\nmax_memory = \"lots\"\n[headers.claims]\nemail = \"Content-Length\"\nuid = \"X_Forwarded_For\"\nsiret = \"X-Siret\"\n[upstream]",
+            )
+            .replace("client_secret_env = \"AC_SECRET\"", "client_secret = \"s\"")
+            + "\n[assertion]\nheader = \"Transfer-Encoding\"\nkeys = []\n";
+        let err = refusal(&text);
+        for expected in [
+            "server.trusted_proxies[2]: expected an address or a CIDR",
+            "session.max_memory: expected a size",
+            "headers.claims.email: \"Content-Length\" is a hop-by-hop",
+            "headers.claims.uid: \"X_Forwarded_For\" is a hop-by-hop",
+            "assertion.header: \"Transfer-Encoding\" is a hop-by-hop",
+        ] {
+            assert!(err.contains(expected), "{expected} missing in {err}");
+        }
+        assert!(!err.contains("headers.claims.siret"), "{err}");
+        assert!(!err.contains("trusted_proxies[0]") && !err.contains("trusted_proxies[1]"));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("1 GB"), Some(1_000_000_000));
+        assert_eq!(parse_size("1TiB"), None);
+        assert_eq!(parse_size("99999999999999999999GiB"), None);
+    }
+
+    #[test]
+    fn parse_errors_never_quote_a_secret() {
+        let secret_lines = [
+            "client_secret = \"s3cr3t-value\"\nclient_secret = \"s3cr3t-value\"",
+            "client_secret = 12345678901",
+        ];
+        for lines in secret_lines {
+            let text = MINIMAL.replace("client_secret_env = \"AC_SECRET\"", lines);
+            let err = from_toml(&text, Path::new("t.toml"), &no_env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("line"), "{err}");
+            assert!(err.contains("client_secret"), "the key is named: {err}");
+            assert!(
+                !err.contains("s3cr3t") && !err.contains("12345678901"),
+                "{err}"
+            );
+        }
+        let text = format!(
+            "{}\n[session.shared]\nurl = \"redis://:hunter2@cache:6379\"\nurl = \"redis://:hunter2@cache:6379\"\n",
+            MINIMAL
+        );
+        let err = from_toml(&text, Path::new("t.toml"), &no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        // A mistake elsewhere still shows its key, with the value hidden.
+        let text = MINIMAL.replace("max_sessions", "x").replace(
+            "[upstream]",
+            "[session]\nmax_sessions = \"many\"\n[upstream]",
+        );
+        let err = from_toml(&text, Path::new("t.toml"), &no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_sessions ="), "{err}");
     }
 
     #[test]

@@ -6,9 +6,6 @@
 //! first with a short English line, and every error page carries a correlation id that also
 //! appears in the log line written for it.
 
-use std::sync::RwLock;
-use std::time::SystemTime;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
@@ -16,15 +13,21 @@ use http::StatusCode;
 use pingora::http::{RequestHeader, ResponseHeader};
 use rand::RngCore;
 
-use crate::assertion::{ForwardedTokens, RequestSigner};
+use crate::assertion::unix_now;
 use crate::config::ProviderKind;
+use crate::cookies::{self, clear_cookie, set_cookie};
 use crate::gateway::Gateway;
+use crate::login_state::{LoginStateError, LOGIN_STATE_TTL};
 use crate::oidc::OidcError;
 use crate::policy::safe_return_to;
-use crate::session::{
-    clear_cookie, find_cookie, hash_subject, random_token, set_cookie, LoginStateError, Session,
-    SessionId, LOGIN_STATE_TTL,
-};
+use crate::session::{random_token, SessionId, SessionRecord};
+
+/// What guichet's own pages allow: no script, no frame, styles only inline, forms only to
+/// itself, images only its own or inline.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Longest hint (`login_hint`, `idp_hint`, `siret_hint`) passed on to a provider.
+const MAX_HINT_LEN: usize = 256;
 
 // === Reply ===
 
@@ -82,6 +85,8 @@ impl Reply {
         }
         header.insert_header("x-content-type-options", "nosniff")?;
         header.insert_header("referrer-policy", "no-referrer")?;
+        header.insert_header("content-security-policy", CONTENT_SECURITY_POLICY)?;
+        header.insert_header("x-frame-options", "DENY")?;
         Ok(header)
     }
 }
@@ -118,7 +123,7 @@ pub fn page(title: &str, body: &str) -> String {
 <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>body{{font-family:Marianne,Arial,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#161616}}
-h1{{font-size:1.6rem}} .en{{color:#666}} .id{{font-family:monospace;color:#666}} a.button{{display:inline-block;background:#000091;color:#fff;padding:.6rem 1rem;text-decoration:none;margin:.3rem 0}}</style>
+h1{{font-size:1.6rem}} .en{{color:#666}} .id{{font-family:monospace;color:#666}} .button{{display:inline-block;background:#000091;color:#fff;padding:.6rem 1rem;text-decoration:none;margin:.3rem 0;border:0;font:inherit;cursor:pointer}}</style>
 </head><body><main>
 {body}
 </main></body></html>
@@ -239,8 +244,9 @@ fn query_param(request: &RequestHeader, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn cookie_id(request: &RequestHeader, name: &str) -> Option<SessionId> {
-    find_cookie(request.headers.get_all("cookie").iter(), name)
+/// The session id in the request's session cookie, if well-formed.
+pub fn session_id(request: &RequestHeader, name: &str) -> Option<SessionId> {
+    cookies::find(request.headers.get_all("cookie").iter(), name)
         .and_then(SessionId::from_cookie_value)
 }
 
@@ -254,7 +260,10 @@ pub async fn handle(
     let result = match endpoint {
         "login" => login(gateway, request).await,
         "callback" => callback(gateway, request).await,
-        "logout" => Ok(logout(gateway, request).await),
+        "logout" if is_same_origin(request, &gateway.settings.public_url) => {
+            Ok(logout(gateway, request).await)
+        }
+        "logout" => Ok(logout_confirmation()),
         "logged-out" => logged_out(gateway, request).await,
         "healthz" => Ok(Reply::text(StatusCode::OK, "ok\n")),
         "readyz" => Ok(readyz(gateway)),
@@ -329,32 +338,26 @@ async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, Page
         None => return Ok(chooser(gateway, request, &return_to)),
     };
 
-    let settings = &gateway.settings.session;
-    let existing = cookie_id(request, &settings.login_cookie_name);
-    let binding = existing.clone().unwrap_or_else(SessionId::generate);
     let hints: Vec<(String, String)> = ["idp_hint", "login_hint", "siret_hint"]
         .iter()
         .filter_map(|name| query_param(request, name).map(|v| (name.to_string(), v)))
+        .filter(|(_, value)| value.len() <= MAX_HINT_LEN)
         .collect();
-    let (url, state, login) = provider
-        .start_login(&return_to, binding.to_key(), &hints)
+    let expires = unix_now() + LOGIN_STATE_TTL.as_secs();
+    let (url, login) = provider
+        .start_login(&return_to, &hints, expires)
         .map_err(|e| {
             gateway.metrics.login(provider.id(), "failed", e.reason());
             PageError::from_oidc(&e)
         })?;
-    gateway.logins.insert(state, login).await;
     gateway.metrics.login(provider.id(), "started", "");
     let mut reply = Reply::redirect(url.as_str());
-    // Refresh the binding cookie so it outlives this login's state.
-    reply = reply.with_header(
-        "set-cookie",
-        set_cookie(
-            &settings.login_cookie_name,
-            &binding.to_cookie_value(),
-            Some(LOGIN_STATE_TTL),
-            settings.secure,
-        ),
-    );
+    for cookie in gateway
+        .logins
+        .begin(&login, request.headers.get_all("cookie").iter())
+    {
+        reply = reply.with_header("set-cookie", cookie);
+    }
     Ok(reply)
 }
 
@@ -422,10 +425,13 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     let state = query_param(request, "state");
     if let Some(error) = query_param(request, "error") {
         let description = query_param(request, "error_description").unwrap_or_default();
-        // Consume the state so it cannot be replayed after a refusal.
+        // Consume the state so it cannot be replayed after a refusal (its cookie expires).
         if let Some(state) = &state {
-            let binding = cookie_id(request, &gateway.settings.session.login_cookie_name);
-            if let Ok(login) = gateway.logins.take(state, binding.as_ref()).await {
+            if let Ok(login) =
+                gateway
+                    .logins
+                    .take(state, request.headers.get_all("cookie").iter(), unix_now())
+            {
                 gateway
                     .metrics
                     .login(&login.provider, "failed", "provider_error");
@@ -479,18 +485,25 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
     let (Some(state), Some(code)) = (state, query_param(request, "code")) else {
         return Err(invalid_state("callback without state or code"));
     };
-    let binding = cookie_id(request, &gateway.settings.session.login_cookie_name);
-    let login = match gateway.logins.take(&state, binding.as_ref()).await {
+    let login = match gateway
+        .logins
+        .take(&state, request.headers.get_all("cookie").iter(), unix_now())
+    {
         Ok(login) => login,
-        Err(LoginStateError::Unknown) => {
-            return Err(invalid_state("state unknown, expired or already used"))
+        Err(LoginStateError::NotInThisBrowser) => {
+            return Err(invalid_state(
+                "no login cookie for this state: expired, already used, or started in another browser",
+            ))
         }
-        Err(LoginStateError::OtherBrowser) => {
-            let mut e = invalid_state("state bound to another browser");
-            e.status = StatusCode::FORBIDDEN;
-            return Err(e);
+        Err(LoginStateError::Invalid) => {
+            return Err(invalid_state(
+                "login cookie altered or sealed by another key (a restart, or session.shared.key differs between replicas)",
+            ))
         }
+        Err(LoginStateError::Expired) => return Err(invalid_state("login state expired")),
+        Err(LoginStateError::Used) => return Err(invalid_state("login state already used")),
     };
+    let clear_login = gateway.logins.clear(&state);
     let Some(provider) = gateway.provider(&login.provider) else {
         return Err(invalid_state("state names a provider no longer configured"));
     };
@@ -505,56 +518,80 @@ async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, P
         gateway.metrics.login(provider.id(), "failed", e.reason());
         PageError::from_oidc(&e)
     })?;
-    gateway.metrics.login(provider.id(), "completed", "");
-    gateway.metrics.sessions_created.inc();
+    if !gateway.logins.complete(&state).await {
+        return Err(invalid_state("login state already used on another replica"));
+    }
 
     let settings = &gateway.settings.session;
-    if let Some(old) = cookie_id(request, &settings.cookie_name) {
+    if let Some(old) = session_id(request, &settings.cookie_name) {
         gateway.sessions.remove(&old).await;
     }
-    let headers = gateway.headers.identity_headers(
-        &outcome.identity,
-        ForwardedTokens {
-            access_token: Some(&outcome.access_token),
-            id_token: Some(&outcome.id_token),
-        },
-    );
-    let session = Session {
-        provider: provider.id().to_string(),
-        sub: outcome.identity.sub.clone(),
-        sub_hash: hash_subject(provider.id(), &outcome.identity.sub),
-        signature_block: RequestSigner::header_block(&headers),
-        headers,
-        assertion_claims: gateway
-            .assertion
-            .as_ref()
-            .map(|signer| signer.base_claims(&outcome.identity))
-            .unwrap_or_default(),
-        assertion: RwLock::new(None),
+    let record = SessionRecord {
+        identity: outcome.identity,
         id_token: outcome.id_token,
-        created_at: SystemTime::now(),
-        checked: Default::default(),
+        access_token: Some(outcome.access_token),
+        created_at_unix: unix_now(),
     };
-    let session_hash = session.sub_hash.clone();
-    let id = gateway.sessions.insert(session).await;
-    tracing::info!(provider = %provider.id(), sub_hash = %session_hash, "login completed");
-    Ok(Reply::redirect(&login.return_to).with_header(
-        "set-cookie",
-        set_cookie(
-            &settings.cookie_name,
-            &id.to_cookie_value(),
-            Some(gateway.settings.session.max_lifetime),
-            settings.secure,
-        ),
-    ))
+    let Some((id, session)) = gateway.sessions.create(record).await else {
+        return Err(invalid_state("state names a provider no longer configured"));
+    };
+    gateway.metrics.login(provider.id(), "completed", "");
+    gateway.metrics.sessions_created.inc();
+    tracing::info!(provider = %provider.id(), sub_hash = %session.sub_hash, "login completed");
+    Ok(Reply::redirect(&login.return_to)
+        .with_header(
+            "set-cookie",
+            set_cookie(
+                &settings.cookie_name,
+                &id.to_cookie_value(),
+                Some(gateway.settings.session.max_lifetime),
+                settings.secure,
+            ),
+        )
+        .with_header("set-cookie", clear_login))
 }
 
-/// `GET /.guichet/logout`: drops the session, then RP-initiated logout at its provider.
+/// Whether a request comes from guichet's own origin, or from the visitor directly (a typed
+/// address, a bookmark): `Sec-Fetch-Site` when the browser sends it, else `Origin`, else
+/// `Referer`. Without any of them, it is not trusted.
+pub fn is_same_origin(request: &RequestHeader, public_url: &url::Url) -> bool {
+    let header = |name: &str| request.headers.get(name).map(|v| v.as_bytes());
+    if let Some(site) = header("sec-fetch-site") {
+        return site == b"same-origin" || site == b"none";
+    }
+    let origin = public_url.origin().ascii_serialization();
+    if let Some(sent) = header("origin") {
+        return sent == origin.as_bytes();
+    }
+    match header("referer") {
+        Some(referer) => {
+            referer.starts_with(origin.as_bytes())
+                && matches!(referer.get(origin.len()), None | Some(b'/'))
+        }
+        None => false,
+    }
+}
+
+/// `/.guichet/logout` reached from another site (a link, a redirect, a form) or without any
+/// origin signal: a page asking the visitor to confirm, whose button posts from this origin.
+fn logout_confirmation() -> Reply {
+    let body = r#"<h1>Se déconnecter ?</h1>
+<p>Confirmez que vous voulez vous déconnecter de cette application et de votre service d'identification.</p>
+<p class="en" lang="en">Please confirm that you want to sign out of this application and of your identity provider.</p>
+<form method="post" action="/.guichet/logout">
+<button type="submit" class="button">Se déconnecter / Sign out</button>
+</form>
+<p><a href="/">Annuler et revenir à l'application / Cancel</a></p>"#;
+    Reply::html(StatusCode::OK, page("Confirmer la déconnexion", body))
+}
+
+/// `/.guichet/logout` from this origin: drops the session, then RP-initiated logout at its
+/// provider.
 async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     let settings = &gateway.settings.session;
     let logged_out = gateway.settings.own_url("logged-out");
     let mut target = "/.guichet/logged-out".to_string();
-    if let Some(id) = cookie_id(request, &settings.cookie_name) {
+    if let Some(id) = session_id(request, &settings.cookie_name) {
         if let Some(session) = gateway.sessions.remove(&id).await {
             gateway
                 .metrics
@@ -563,7 +600,7 @@ async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
                 .inc();
             let state = random_token();
             if let Some(url) = gateway
-                .provider(&session.provider)
+                .provider(session.provider())
                 .and_then(|p| p.logout_url(&session.id_token, &state, &logged_out))
             {
                 gateway.remember_logout(state).await;

@@ -6,19 +6,23 @@ use std::sync::Arc;
 
 use crate::assertion::{AssertionError, AssertionSigner, HeaderPlan, RequestSigner};
 use crate::config::Settings;
+use crate::cookies::CookieNames;
+use crate::login_state::{LoginStates, LOGIN_STATE_TTL};
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
-use crate::session::{EndListener, LoginStore, SessionStore, LOGIN_STATE_TTL};
+use crate::seal::{deployment_context, DeploymentKey, Purpose};
+use crate::session::{EndListener, SessionPlan, SessionStore};
 use crate::shared::{Entry, SharedStore};
 
 /// Shared, immutable after start (the stores and providers have their own interior locking).
 pub struct Gateway {
     pub settings: Settings,
     pub sessions: SessionStore,
-    pub logins: LoginStore,
+    pub logins: LoginStates,
+    pub cookies: CookieNames,
     pub providers: Vec<Arc<Provider>>,
     pub metrics: Arc<Metrics>,
-    pub headers: HeaderPlan,
+    pub headers: Arc<HeaderPlan>,
     pub assertion: Option<AssertionSigner>,
     pub signature: Option<RequestSigner>,
     /// `state` values sent with RP-initiated logouts, checked when the provider sends the
@@ -72,18 +76,50 @@ impl Gateway {
             .map(|s| SharedStore::new(s, metrics.shared_store_errors.clone()).map(Arc::new))
             .transpose()
             .map_err(StartError::SharedStore)?;
-        let mut sessions = SessionStore::with_listener(&settings.session, Some(on_end));
-        let mut logins = LoginStore::new(LOGIN_STATE_TTL);
+        // One secret for the deployment: shared by the replicas, or this process's own.
+        let key = settings
+            .session
+            .shared
+            .as_ref()
+            .map_or_else(DeploymentKey::random, |shared| {
+                DeploymentKey::from_secret(shared.key.expose().as_bytes())
+            });
+        let context = deployment_context(
+            settings.public_url.as_str(),
+            settings.providers.iter().map(|p| p.id.as_str()),
+        );
+        let headers = Arc::new(HeaderPlan::new(&settings));
+        let plan = Arc::new(SessionPlan {
+            headers: headers.clone(),
+            assertions: assertion.is_some(),
+            forward_access_token: settings.headers.forward_access_token,
+            providers: settings.providers.iter().map(|p| p.id.clone()).collect(),
+        });
+        let mut sessions = SessionStore::with_listener(&settings.session, plan, Some(on_end));
+        let mut logins = LoginStates::new(
+            key.sealer(Purpose::Login, &context),
+            settings.session.login_cookie_prefix.clone(),
+            settings.session.secure,
+        );
         if let Some(shared) = &shared {
-            sessions = sessions.with_shared(shared.clone());
+            sessions = sessions.with_shared(
+                shared.clone(),
+                key.sealer(Purpose::Session, &context),
+                metrics.shared_store_refused.clone(),
+            );
             logins = logins.with_shared(shared.clone());
         }
+        let cookies = CookieNames {
+            session: settings.session.cookie_name.clone(),
+            login_prefix: settings.session.login_cookie_prefix.clone(),
+        };
         Ok(Gateway {
+            cookies,
             logouts: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(LOGIN_STATE_TTL)
                 .build(),
-            headers: HeaderPlan::new(&settings),
+            headers,
             assertion,
             signature,
             sessions,

@@ -27,15 +27,76 @@ const PROTOCOL_CLAIMS: &[&str] = &[
     "amr",
 ];
 
-/// A verified identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A verified identity. Serializable: sessions handed over to a new process or kept in the
+/// shared store carry it (sealed), and each process rebuilds the headers from it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub provider: String,
     pub sub: String,
     pub acr: Option<String>,
     pub amr: Vec<String>,
-    /// Identity claims by name (`given_name`, `usual_name`, `email`, `uid`, `siret`, …), as text.
-    pub claims: BTreeMap<String, String>,
+    /// Identity claims by name (`given_name`, `usual_name`, `email`, `uid`, `siret`, …).
+    pub claims: BTreeMap<String, Claim>,
+}
+
+/// One claim's value: text, or a list of texts (a JSON array of scalars), kept apart so that
+/// `["a,admin"]` and `["a", "admin"]` never look alike.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Claim {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Claim {
+    /// Each value: the text, or each element of the list.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[String]) = match self {
+            Claim::Text(text) => (Some(text), &[]),
+            Claim::List(items) => (None, items),
+        };
+        one.into_iter().chain(many.iter().map(String::as_str))
+    }
+
+    /// The claim as one header value: text as it is; a list joined with `,`, each element's
+    /// `\` and `,` escaped as `\\` and `\,`.
+    pub fn to_header_text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Claim::Text(text) => std::borrow::Cow::Borrowed(text),
+            Claim::List(items) => std::borrow::Cow::Owned(join_list(items)),
+        }
+    }
+
+    /// The claim in the signed assertion: a string or an array of strings.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Claim::Text(text) => Value::String(text.clone()),
+            Claim::List(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
+        }
+    }
+}
+
+impl From<&str> for Claim {
+    fn from(text: &str) -> Self {
+        Claim::Text(text.to_string())
+    }
+}
+
+/// A list as one header value: elements joined with `,`, their `\` and `,` escaped with `\`.
+pub fn join_list(items: &[String]) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for c in item.chars() {
+            if c == ',' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Identity {
@@ -56,8 +117,8 @@ impl Identity {
                 if PROTOCOL_CLAIMS.contains(&name.as_str()) || name.contains('#') {
                     continue;
                 }
-                if let Some(text) = claim_text(value) {
-                    claims.insert(name.clone(), text);
+                if let Some(claim) = claim_value(value) {
+                    claims.insert(name.clone(), claim);
                 }
             }
         }
@@ -85,31 +146,25 @@ impl Identity {
     }
 }
 
-/// A claim as text: strings as they are, numbers and booleans printed, arrays of scalars joined
-/// with `,`, objects as compact JSON. `null` and empty arrays are no claim.
-fn claim_text(value: &Value) -> Option<String> {
+/// A claim: strings as they are, numbers and booleans printed, arrays of scalars as lists,
+/// objects and nested arrays as compact JSON. `null` and empty arrays are no claim.
+fn claim_value(value: &Value) -> Option<Claim> {
     match value {
-        Value::Null => None,
+        Value::Array(items) if items.is_empty() => None,
+        Value::Array(items) if items.iter().all(|i| !i.is_array() && !i.is_object()) => {
+            Some(Claim::List(items.iter().filter_map(scalar_text).collect()))
+        }
+        Value::Array(_) | Value::Object(_) => Some(Claim::Text(value.to_string())),
+        scalar => scalar_text(scalar).map(Claim::Text),
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
-        Value::Array(items) => {
-            if items.is_empty() {
-                return None;
-            }
-            if items.iter().all(|i| !i.is_array() && !i.is_object()) {
-                Some(
-                    items
-                        .iter()
-                        .filter_map(claim_text)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                )
-            } else {
-                Some(value.to_string())
-            }
-        }
-        Value::Object(_) => Some(value.to_string()),
+        _ => None,
     }
 }
 
@@ -146,8 +201,30 @@ mod tests {
                 "verified"
             ]
         );
-        assert_eq!(id.claims["roles"], "a,b");
-        assert_eq!(id.claims["custom"], r#"{"k":1}"#);
-        assert_eq!(id.claims["verified"], "true");
+        assert_eq!(
+            id.claims["roles"],
+            Claim::List(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(id.claims["custom"], Claim::from(r#"{"k":1}"#));
+        assert_eq!(id.claims["verified"], Claim::from("true"));
+    }
+
+    #[test]
+    fn lists_stay_apart_from_texts_with_commas() {
+        let one = Claim::List(vec!["a,admin".into()]);
+        let two = Claim::List(vec!["a".into(), "admin".into()]);
+        assert_eq!(one.to_header_text(), "a\\,admin");
+        assert_eq!(two.to_header_text(), "a,admin");
+        assert_ne!(one.to_json(), two.to_json());
+        assert_eq!(
+            Claim::List(vec!["c:\\".into(), "".into()]).to_header_text(),
+            "c:\\\\,"
+        );
+        assert_eq!(two.values().collect::<Vec<_>>(), ["a", "admin"]);
+        assert_eq!(Claim::from("x").values().collect::<Vec<_>>(), ["x"]);
+        // The JSON form round-trips (sessions kept by the shared store carry it).
+        let text = serde_json::to_string(&[&one, &Claim::from("t")]).unwrap();
+        let back: Vec<Claim> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, [one, Claim::from("t")]);
     }
 }

@@ -2,20 +2,24 @@
 //! applications. Visitors sign in through AgentConnect/ProConnect, FranceConnect or any OpenID
 //! Connect provider; the application receives the verified identity as HTTP headers.
 //!
-//! The request flow is drawn in `DESIGN.md`; each module's doc says what it owns.
+//! The request flow is drawn in `ARCHITECTURE.md`; each module's doc says what it owns.
 #![forbid(unsafe_code)]
 
 pub mod assertion;
 pub mod config;
+pub mod cookies;
 pub mod demo;
 pub mod endpoints;
+pub mod forwarded;
 pub mod gateway;
 pub mod identity;
 pub mod jose;
+pub mod login_state;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;
 pub mod proxy;
+pub mod seal;
 pub mod server;
 pub mod session;
 pub mod shared;

@@ -44,6 +44,10 @@ pub struct Metrics {
     /// `guichet_shared_store_errors_total{entry, operation}`: calls to `[session.shared]` that
     /// failed or timed out (the replica then serves from its memory).
     pub shared_store_errors: IntCounterVec,
+    /// `guichet_shared_store_refused_total{reason}`: session entries read from the store and
+    /// refused (`unauthenticated`, `malformed`, `unknown_provider`), and lookups not made for
+    /// lack of budget (`budget`).
+    pub shared_store_refused: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -131,8 +135,13 @@ impl Metrics {
             ),
             shared_store_errors: counter(
                 "guichet_shared_store_errors_total",
-                "Calls to the shared session store that failed or timed out, by entry (session, login, logout, ended) and operation (put, get, delete)",
+                "Calls to the shared session store that failed or timed out, by entry (session, login, logout) and operation (put, put_new, get, delete)",
                 &["entry", "operation"],
+            ),
+            shared_store_refused: counter(
+                "guichet_shared_store_refused_total",
+                "Session entries read from the shared store and refused (unauthenticated, malformed, unknown_provider), and lookups not made for lack of budget (budget)",
+                &["reason"],
             ),
             registry,
         };
@@ -161,6 +170,7 @@ impl Metrics {
             Box::new(metrics.sessions_ended.clone()),
             Box::new(metrics.session_lookups.clone()),
             Box::new(metrics.shared_store_errors.clone()),
+            Box::new(metrics.shared_store_refused.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,

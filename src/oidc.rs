@@ -17,7 +17,7 @@ use openidconnect::core::{
     CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    reqwest, AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthenticationContextClass,
+    reqwest, AccessToken, AdditionalClaims, AuthType, AuthenticationContextClass,
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken, IssuerUrl,
     JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
@@ -34,8 +34,9 @@ use crate::config::{
 };
 use crate::identity::Identity;
 use crate::jose::{self, ClientKeys};
+use crate::login_state::LoginState;
 use crate::metrics::Metrics;
-use crate::session::{random_token, LoginState, StoreKey};
+use crate::session::random_token;
 
 /// Clock skew accepted on `exp` and `iat`.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -279,6 +280,44 @@ fn find_decoding_key(
             .map_err(|e| OidcError::UserInfoInvalid(error_chain(&e))),
         _ => Ok(None),
     }
+}
+
+/// `at_hash` (OpenID Connect Core §3.1.3.6): base64url of the left half of the access token's
+/// digest with the hash of the id_token's signing algorithm. Computed here rather than through the
+/// verification key, which an HMAC-signed id_token does not have in the JWKS.
+fn access_token_hash(token: &str, alg: &CoreJwsSigningAlgorithm) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha2::Digest;
+    use CoreJwsSigningAlgorithm as Alg;
+    let digest: Vec<u8> = match alg {
+        Alg::HmacSha256
+        | Alg::RsaSsaPkcs1V15Sha256
+        | Alg::RsaSsaPssSha256
+        | Alg::EcdsaP256Sha256 => sha2::Sha256::digest(token.as_bytes()).to_vec(),
+        Alg::HmacSha384
+        | Alg::RsaSsaPkcs1V15Sha384
+        | Alg::RsaSsaPssSha384
+        | Alg::EcdsaP384Sha384 => sha2::Sha384::digest(token.as_bytes()).to_vec(),
+        // Ed25519 hashes with SHA-512.
+        Alg::HmacSha512
+        | Alg::RsaSsaPkcs1V15Sha512
+        | Alg::RsaSsaPssSha512
+        | Alg::EcdsaP521Sha512
+        | Alg::EdDsa => sha2::Sha512::digest(token.as_bytes()).to_vec(),
+        _ => return None,
+    };
+    Some(URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]))
+}
+
+/// Whether the provider said it did not verify the visitor's email (`email_verified` false, as
+/// a boolean or the text "false").
+fn unverified_email(identity: &Identity) -> bool {
+    identity.claims.contains_key("email")
+        && identity
+            .claims
+            .get("email_verified")
+            .is_some_and(|verified| verified.values().any(|v| v == "false"))
 }
 
 fn is_unknown_key(error: &ClaimsVerificationError) -> bool {
@@ -529,15 +568,15 @@ impl Provider {
         }
     }
 
-    /// The URL to send the browser to, and the login state to keep under the returned `state`.
-    /// `hints` are the visitor's `idp_hint`, `login_hint`, `siret_hint`…: only those the
-    /// provider's kind accepts are sent.
+    /// The URL to send the browser to, and the login state (valid until `expires`, Unix
+    /// seconds) to keep until the callback. `hints` are the visitor's `idp_hint`, `login_hint`,
+    /// `siret_hint`…: only those the provider's kind accepts are sent.
     pub fn start_login(
         &self,
         return_to: &str,
-        binding: StoreKey,
         hints: &[(String, String)],
-    ) -> Result<(Url, String, LoginState), OidcError> {
+        expires: u64,
+    ) -> Result<(Url, LoginState), OidcError> {
         let metadata = self.current().ok_or(OidcError::NotReady)?;
         let client = self.client(&metadata);
         let state = random_token();
@@ -585,13 +624,14 @@ impl Provider {
         }
         let (url, _, _) = request.url();
         let login = LoginState {
+            state,
             provider: self.settings.id.clone(),
             nonce,
             pkce_verifier,
             return_to: return_to.to_string(),
-            binding,
+            expires,
         };
-        Ok((url, state, login))
+        Ok((url, login))
     }
 
     /// Exchanges the code, verifies the id_token and the userinfo, and returns the identity.
@@ -677,8 +717,14 @@ impl Provider {
             None
         };
 
-        let identity =
+        let mut identity =
             Identity::from_claims(&self.settings.id, &sub, &id_claims, userinfo.as_ref());
+        if self.settings.kind == ProviderKind::Oidc && unverified_email(&identity) {
+            // A generic provider may let anyone type any address: never pass an address it
+            // says it did not verify as if it were one. (The federations vouch for theirs.)
+            tracing::info!(provider = %self.settings.id, "email not verified by the provider (email_verified false): not forwarded");
+            identity.claims.remove("email");
+        }
         let missing: Vec<String> = self
             .settings
             .mandatory_claims
@@ -743,12 +789,13 @@ impl Provider {
                         let alg = id_token
                             .signing_alg()
                             .map_err(|e| OidcError::IdTokenInvalid(error_chain(&e)))?;
-                        let key = id_token
-                            .signing_key(&verifier)
-                            .map_err(|e| OidcError::IdTokenInvalid(error_chain(&e)))?;
-                        let actual = AccessTokenHash::from_token(access_token, alg, key)
-                            .map_err(|e| OidcError::IdTokenInvalid(error_chain(&e)))?;
-                        if actual != *expected {
+                        let actual =
+                            access_token_hash(access_token.secret(), alg).ok_or_else(|| {
+                                OidcError::IdTokenInvalid(format!(
+                                    "cannot check at_hash for an id_token signed with {alg:?}"
+                                ))
+                            })?;
+                        if actual.as_bytes() != expected.as_str().as_bytes() {
                             return Err(OidcError::IdTokenInvalid(
                                 "at_hash does not match the access token".into(),
                             ));
@@ -981,6 +1028,60 @@ pub async fn keep_discovered(provider: Arc<Provider>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn at_hash_uses_the_algorithm_s_digest_hmac_included() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use sha2::Digest;
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        let sha256 = URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(token)[..16]);
+        for alg in [
+            CoreJwsSigningAlgorithm::HmacSha256,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        ] {
+            assert_eq!(
+                access_token_hash(token, &alg).as_deref(),
+                Some(sha256.as_str())
+            );
+        }
+        let sha512 = URL_SAFE_NO_PAD.encode(&sha2::Sha512::digest(token)[..32]);
+        assert_eq!(
+            access_token_hash(token, &CoreJwsSigningAlgorithm::EdDsa).as_deref(),
+            Some(sha512.as_str())
+        );
+        assert_eq!(
+            access_token_hash(token, &CoreJwsSigningAlgorithm::None),
+            None
+        );
+    }
+
+    #[test]
+    fn an_email_said_unverified_is_recognised() {
+        use crate::identity::Claim;
+        let mut identity = Identity {
+            provider: "p".into(),
+            sub: "s".into(),
+            acr: None,
+            amr: vec![],
+            claims: [
+                ("email".to_string(), Claim::from("x@y.fr")),
+                ("email_verified".to_string(), Claim::from("false")),
+            ]
+            .into(),
+        };
+        assert!(unverified_email(&identity));
+        identity
+            .claims
+            .insert("email_verified".into(), Claim::from("true"));
+        assert!(!unverified_email(&identity));
+        identity.claims.remove("email_verified");
+        assert!(
+            !unverified_email(&identity),
+            "absent: the provider did not say"
+        );
+    }
+
     use super::*;
 
     #[test]

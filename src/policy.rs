@@ -47,23 +47,94 @@ pub fn unauthenticated(request: &RequestHeader) -> Unauthenticated {
     }
 }
 
-/// Where to send the visitor after login: the given path if it is a same-origin relative path,
-/// else `/`. Refuses `//host`, `/\host`, schemes, and any control character or backslash (which
-/// browsers strip or fold into `/`).
+/// The longest return path kept (longer ones return to `/`): it travels in the login-state
+/// cookie, which browsers cap at 4 KiB.
+pub const MAX_RETURN_PATH: usize = 2048;
+
+/// Where to send the visitor after login: the given path if it is a same-origin relative path
+/// outside guichet's own pages, else `/`.
+///
+/// The path is normalised as a browser would before it is checked (dot segments, also
+/// percent-encoded as `%2e`, removed), and that normalised form is what the visitor is sent to:
+/// `/x/%2e%2e/.guichet/logout` and `/./.guichet/logout` are refused, `/.//host` cannot become
+/// `//host`. Refused too: schemes, `//host`, backslashes (browsers fold them into `/`), control
+/// characters and whitespace, and paths longer than [`MAX_RETURN_PATH`]. Characters outside
+/// ASCII are percent-encoded.
 pub fn safe_return_to(target: Option<&str>) -> String {
-    let Some(target) = target else {
-        return "/".into();
-    };
-    let safe = target.starts_with('/')
-        && !target.starts_with("//")
-        && !target.contains('\\')
-        && !target.chars().any(|c| c.is_control() || c.is_whitespace())
-        && !target.starts_with(OWN_PREFIX);
-    if safe {
-        target.to_string()
-    } else {
-        "/".into()
+    target
+        .and_then(normalise_return_path)
+        .unwrap_or_else(|| "/".into())
+}
+
+fn normalise_return_path(target: &str) -> Option<String> {
+    if target.len() > MAX_RETURN_PATH
+        || !target.starts_with('/')
+        || target
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return None;
     }
+    let split = target.find(['?', '#']).unwrap_or(target.len());
+    let (path, rest) = target.split_at(split);
+    let path = remove_dot_segments(path);
+    if !path.starts_with('/') || path.starts_with("//") {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
+    let own = OWN_PREFIX.trim_end_matches('/');
+    let lowered = decoded.to_ascii_lowercase();
+    if lowered == own || lowered.starts_with(OWN_PREFIX) || lowered.starts_with("//") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len() + rest.len());
+    for c in path.chars().chain(rest.chars()) {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buffer = [0u8; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    (out.len() <= MAX_RETURN_PATH).then_some(out)
+}
+
+/// RFC 3986 §5.2.4, with the WHATWG URL rule that `%2e` (any case) in a segment counts as `.`.
+fn remove_dot_segments(path: &str) -> String {
+    let is_dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+    let is_dot_dot = |s: &str| {
+        matches!(s.len(), 2 | 4 | 6)
+            && (s == ".."
+                || s.eq_ignore_ascii_case(".%2e")
+                || s.eq_ignore_ascii_case("%2e.")
+                || s.eq_ignore_ascii_case("%2e%2e"))
+    };
+    let mut output: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let mut trailing_slash = false;
+    for (i, segment) in segments.iter().enumerate() {
+        if is_dot(segment) {
+            trailing_slash = i == last;
+        } else if is_dot_dot(segment) {
+            output.pop();
+            trailing_slash = i == last;
+        } else {
+            output.push(segment);
+            trailing_slash = false;
+        }
+    }
+    let mut normalised = String::with_capacity(path.len());
+    for segment in &output {
+        normalised.push('/');
+        normalised.push_str(segment);
+    }
+    if trailing_slash || normalised.is_empty() {
+        normalised.push('/');
+    }
+    normalised
 }
 
 #[cfg(test)]
@@ -116,11 +187,48 @@ mod tests {
             "/\t/evil.example",
             "/ok\n",
             "/.guichet/logout",
+            "/.guichet",
+            "/./.guichet/logout",
+            "/x/../.guichet/logout",
+            "/x/%2e%2e/.guichet/logout",
+            "/x/%2E%2e/.GUICHET/logout",
+            "/x/.%2E/%2eguichet/logout",
+            "/%2Eguichet/logout",
+            "/.//evil.example",
+            "/x/..//evil.example",
+            "/%2F%2Fevil.example",
             "",
         ] {
             assert_eq!(safe_return_to(Some(evil)), "/", "{evil:?}");
         }
         assert_eq!(safe_return_to(None), "/");
+        assert_eq!(safe_return_to(Some("/a/./b/../c?x=/../y")), "/a/c?x=/../y");
+        assert_eq!(safe_return_to(Some("/a/b/..")), "/a/");
+        assert_eq!(safe_return_to(Some("/../../a")), "/a");
+        assert_eq!(safe_return_to(Some("/caf\u{e9}")), "/caf%C3%A9");
+        let long = format!("/{}", "a".repeat(MAX_RETURN_PATH));
+        assert_eq!(safe_return_to(Some(&long)), "/");
+    }
+
+    proptest::proptest! {
+        /// Whatever the input, the browser (the `url` crate follows the WHATWG URL standard)
+        /// resolves the result on this origin, outside guichet's own pages.
+        #[test]
+        fn a_safe_return_path_never_leaves_the_origin_nor_names_guichet(
+            target in proptest::string::string_regex(
+                "(/|//|\\\\|%2[eEfF]|\\.|\\.\\.|\\.guichet|\\.GUICHET|[a-z]|\\?|#|:|@|%|é|\t)*"
+            ).unwrap()
+        ) {
+            let safe = safe_return_to(Some(&target));
+            let base = url::Url::parse("https://app.example.gouv.fr/start").unwrap();
+            let resolved = base.join(&safe).unwrap();
+            proptest::prop_assert_eq!(resolved.host_str(), Some("app.example.gouv.fr"));
+            proptest::prop_assert_eq!(resolved.scheme(), "https");
+            let path = percent_encoding::percent_decode_str(resolved.path()).decode_utf8_lossy().to_ascii_lowercase();
+            proptest::prop_assert!(!path.starts_with("/.guichet/") && path != "/.guichet", "{target:?} -> {safe:?}");
+            proptest::prop_assert!(safe.len() <= MAX_RETURN_PATH);
+            proptest::prop_assert!(http::HeaderValue::from_str(&safe).is_ok());
+        }
     }
 
     #[test]

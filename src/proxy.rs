@@ -1,8 +1,10 @@
-//! The pingora `ProxyHttp` implementation: the request pipeline of `DESIGN.md`, and nothing else.
+//! The pingora `ProxyHttp` implementation: the request pipeline of `ARCHITECTURE.md`, and
+//! nothing else.
 //!
 //! Each phase calls one function of another module and translates the outcome:
 //! `request_filter` serves own endpoints (`endpoints`) or checks the session (`session`, `policy`);
-//! `upstream_request_filter` strips and adds identity headers (`assertion`); `fail_to_proxy`
+//! `upstream_request_filter` rewrites guichet's cookies out (`cookies`), sets the forwarding
+//! headers (`forwarded`), strips and adds identity headers (`assertion`); `fail_to_proxy`
 //! renders the upstream failure page (`endpoints`); `logging` records metrics.
 
 use std::sync::Arc;
@@ -16,10 +18,12 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::assertion::unix_now;
-use crate::endpoints::{self, new_correlation_id, render_error, PageError, Reply};
+use crate::cookies;
+use crate::endpoints::{self, new_correlation_id, render_error, session_id, PageError, Reply};
+use crate::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
 use crate::gateway::Gateway;
 use crate::policy::{own_endpoint, unauthenticated, Unauthenticated};
-use crate::session::{find_cookie, without_cookies, Session, SessionId};
+use crate::session::Session;
 
 /// What happened to a request, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,57 +58,21 @@ pub struct RequestContext {
     pub upstream_latency: Option<Duration>,
 }
 
-/// A client-supplied request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
-pub fn valid_request_id(value: &[u8]) -> bool {
-    (1..=128).contains(&value.len())
-        && value
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
-}
-
-/// The path with query values removed (`/a?x=1&y=2` → `/a?x=&y=`), for logs.
-pub fn loggable_path(uri: &http::Uri) -> String {
-    let mut path = uri.path().to_string();
-    if let Some(query) = uri.query() {
-        path.push('?');
-        for (i, pair) in query.split('&').enumerate() {
-            if i > 0 {
-                path.push('&');
-            }
-            path.push_str(pair.split('=').next().unwrap_or_default());
-            path.push('=');
-        }
-    }
-    path
-}
-
 /// The proxy service.
 pub struct GatewayProxy {
     gateway: Arc<Gateway>,
-    /// `https` or `http`, from `public_url`, for `X-Forwarded-Proto`.
-    forwarded_proto: &'static str,
+    forwarded: ForwardedHeaders,
 }
 
 impl GatewayProxy {
     pub fn new(gateway: Arc<Gateway>) -> Self {
-        let forwarded_proto = if gateway.settings.session.secure {
-            "https"
-        } else {
-            "http"
-        };
-        GatewayProxy {
-            gateway,
-            forwarded_proto,
-        }
+        let forwarded = ForwardedHeaders::new(&gateway.settings);
+        GatewayProxy { gateway, forwarded }
     }
 
     /// The session named by the request's cookie, if it is live.
     async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
-        let value = find_cookie(
-            request.headers.get_all("cookie").iter(),
-            &self.gateway.settings.session.cookie_name,
-        )?;
-        let id = SessionId::from_cookie_value(value)?;
+        let id = session_id(request, &self.gateway.settings.session.cookie_name)?;
         let found = self.gateway.sessions.get(&id).await;
         self.gateway
             .metrics
@@ -211,8 +179,9 @@ impl ProxyHttp for GatewayProxy {
         Ok(Box::new(peer))
     }
 
-    /// Strips every client-sent identity header and guichet's own cookies, sets
-    /// `X-Forwarded-For/-Proto/-Host`, then adds the session's prebuilt identity headers.
+    /// Strips every client-sent identity header and guichet's own cookies (joining HTTP/2
+    /// cookie crumbs into one header), sets `Host`, `X-Forwarded-*`, `X-Real-IP` and
+    /// `X-Request-Id`, then adds the session's prebuilt identity headers.
     async fn upstream_request_filter(
         &self,
         session: &mut HttpSession,
@@ -220,67 +189,13 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         self.gateway.headers.strip(upstream_request);
-
-        let names = [
-            self.gateway.settings.session.cookie_name.as_str(),
-            self.gateway.settings.session.login_cookie_name.as_str(),
-        ];
-        let ours = |value: &http::HeaderValue| {
-            names.iter().any(|name| {
-                value
-                    .as_bytes()
-                    .windows(name.len())
-                    .any(|w| w == name.as_bytes())
-            })
-        };
-        // Only Cookie headers that carry guichet's cookies are rewritten; others pass untouched.
-        if upstream_request.headers.get_all("cookie").iter().any(ours) {
-            let cookies: Vec<http::HeaderValue> = upstream_request
-                .headers
-                .get_all("cookie")
-                .iter()
-                .filter_map(|value| {
-                    if !ours(value) {
-                        return Some(value.clone());
-                    }
-                    let rest = without_cookies(value.to_str().ok()?, &names)?;
-                    http::HeaderValue::from_str(&rest).ok()
-                })
-                .collect();
-            upstream_request.remove_header("cookie");
-            for cookie in cookies {
-                upstream_request.append_header("cookie", cookie)?;
-            }
-        }
-
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = addr.ip().to_string();
-            let forwarded_for = match upstream_request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(previous) => format!("{previous}, {ip}"),
-                None => ip,
-            };
-            upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
-        }
-        upstream_request.insert_header("x-forwarded-proto", self.forwarded_proto)?;
-        let host = upstream_request
-            .headers
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| {
-                upstream_request
-                    .uri
-                    .authority()
-                    .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-            });
-        if let Some(host) = host {
-            upstream_request.insert_header("x-forwarded-host", host)?;
-        }
-
-        upstream_request.insert_header("x-request-id", ctx.correlation_id.as_str())?;
+        cookies::rewrite_for_upstream(upstream_request, &self.gateway.cookies);
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        self.forwarded
+            .apply(upstream_request, peer, &ctx.correlation_id)?;
         ctx.upstream_sent = Some(Instant::now());
 
         if let Some(live) = &ctx.session {
@@ -442,36 +357,12 @@ impl ProxyHttp for GatewayProxy {
                 outcome,
                 duration_ms = duration.as_secs_f64() * 1000.0,
                 upstream_ms = ctx.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
-                provider = ctx.session.as_ref().map(|s| s.provider.as_str()),
+                provider = ctx.session.as_ref().map(|s| s.provider()),
                 sub_hash = ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
                 bytes_in,
                 bytes_out,
                 "request"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_checked() {
-        assert!(valid_request_id(b"abc-123_X.y:z"));
-        assert!(!valid_request_id(b""));
-        assert!(!valid_request_id(b"a b"));
-        assert!(!valid_request_id(b"<script>"));
-        assert!(!valid_request_id(&[b'a'; 129]));
-    }
-
-    #[test]
-    fn logged_paths_have_no_query_values() {
-        let uri: http::Uri = "/dossiers/42?nir=1234567890123&vue=complete&flag"
-            .parse()
-            .unwrap();
-        assert_eq!(loggable_path(&uri), "/dossiers/42?nir=&vue=&flag=");
-        let uri: http::Uri = "/plain".parse().unwrap();
-        assert_eq!(loggable_path(&uri), "/plain");
     }
 }

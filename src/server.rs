@@ -64,9 +64,41 @@ pub fn handover_path(settings: &Settings) -> std::path::PathBuf {
     path.into()
 }
 
-/// Takes the sessions an old process handed over, if any, and deletes the file.
+/// Why a hand-over file is not read: it must be a regular file of this process's user that no
+/// one else may read or write (it holds sessions: identities and id_tokens).
+fn untrusted_handover(metadata: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is the process's effective user.
+    let user = std::fs::metadata("/proc/self").map(|m| m.uid()).ok()?;
+    if !metadata.file_type().is_file() {
+        return Some("not a regular file".into());
+    }
+    if metadata.uid() != user {
+        return Some(format!(
+            "owned by uid {}, not by this process's uid {user}",
+            metadata.uid()
+        ));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Some(format!(
+            "mode {:o}: other users may read or write it",
+            metadata.mode() & 0o777
+        ));
+    }
+    None
+}
+
+/// Takes the sessions an old process handed over, if any, and deletes the file. A file that is
+/// not this user's alone is refused (and left for the operator to look at).
 pub async fn take_handover(gateway: &Gateway) {
     let path = handover_path(&gateway.settings);
+    let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+        return;
+    };
+    if let Some(why) = untrusted_handover(&metadata) {
+        tracing::error!(path = %path.display(), why, "session hand-over file refused: its sessions are not taken over");
+        return;
+    }
     let Ok(text) = std::fs::read(&path) else {
         return;
     };

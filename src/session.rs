@@ -1,16 +1,23 @@
-//! Sessions and login states: the random ids, the stores (moka) and the cookie codec.
+//! Sessions: the random ids, the session itself and its store (moka, and the shared store).
 //!
 //! A session id is 256 random bits carried base64url-encoded in the session cookie. The store
 //! keys sessions by the SHA-256 of that id, so a dump of the store hands out no live cookie.
 //! Idle timeout and absolute lifetime are enforced by the cache itself (time-to-idle and
-//! time-to-live) and `max_sessions` bounds memory. What a session holds (prebuilt identity
-//! headers) is decided by `assertion`; this module only keeps it.
+//! time-to-live); memory is bounded by `max_sessions` and by `max_memory` (each session weighs
+//! its estimated bytes). A session is built in one place, [`SessionPlan::build`], from its
+//! [`SessionRecord`] (the verified identity and tokens): the identity headers, their HMAC block
+//! and the assertion's claims are derived from it by `assertion`, here and in every process that
+//! later reads the record.
 //!
-//! With `[session.shared]`, the stores also write to Redis/Valkey ([`crate::shared`]) so that
+//! With `[session.shared]`, sessions are also written to Redis/Valkey ([`crate::shared`]) so that
 //! any replica serves any visitor: a session found in memory is trusted for `recheck`, then
 //! confirmed (and its idle timer refreshed) in the shared store; one missing from memory is
-//! loaded from it. Logins in progress live in the shared store (in memory only when it fails),
-//! so the callback may reach another replica, and each `state` is still used once.
+//! loaded from it. What the store holds is a [`SessionRecord`] sealed with the deployment key
+//! and bound to the deployment and to its store key ([`crate::seal`]); one that fails to open,
+//! or names a provider this deployment does not configure, is a miss and a warning. Unknown ids
+//! are remembered for a few seconds and lookups of sessions not in memory are bounded in
+//! number, so a flood of made-up cookies costs the store little. A logout replaces the entry
+//! by a tombstone in one write, so no replica can write the session back.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,20 +26,28 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use cookie::{Cookie, SameSite};
 use http::{HeaderName, HeaderValue};
 use moka::future::Cache;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::assertion::{self, ForwardedTokens, HeaderPlan, RequestSigner};
 use crate::config::SessionSettings;
+use crate::identity::Identity;
+use crate::seal::Sealer;
 use crate::shared::{Entry, SharedStore};
 
 /// Length of an encoded id: 32 bytes in unpadded base64url.
 const ENCODED_ID_LEN: usize = 43;
 
-/// How long a started login may take before its state is forgotten.
-pub const LOGIN_STATE_TTL: Duration = Duration::from_secs(600);
+/// What the shared store holds for a session ended by a logout (never valid base64url).
+const ENDED: &str = "!ended";
+
+/// How long an id the shared store does not know is not asked about again.
+const UNKNOWN_TTL: Duration = Duration::from_secs(5);
+
+/// Lookups in the shared store of sessions not held in memory, at once; beyond, a miss.
+const LOOKUP_BUDGET: usize = 64;
 
 // === SessionId ===
 
@@ -48,7 +63,7 @@ impl SessionId {
     }
 
     /// Parses a cookie value; anything but 43 base64url characters is `None`.
-    pub fn from_cookie_value(value: &str) -> Option<Self> {
+    pub fn from_cookie_value(value: &[u8]) -> Option<Self> {
         if value.len() != ENCODED_ID_LEN {
             return None;
         }
@@ -82,6 +97,11 @@ impl StoreKey {
     pub fn to_text(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?;
+        Some(StoreKey(bytes))
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -98,16 +118,36 @@ pub fn random_token() -> String {
 
 // === Session ===
 
+/// What a session is made of, as kept by the hand-over file and the shared store: the verified
+/// identity and the tokens. Everything else is derived from it by [`SessionPlan::build`].
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    pub identity: Identity,
+    /// The raw id_token, for `id_token_hint` at logout. Never logged.
+    pub id_token: String,
+    /// The access token, kept only when it is forwarded (`headers.forward_access_token`).
+    pub access_token: Option<String>,
+    pub created_at_unix: u64,
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("provider", &self.identity.provider)
+            .field("created_at_unix", &self.created_at_unix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A signed-in visitor, as kept between requests.
 pub struct Session {
-    /// The provider's id in the configuration.
-    pub provider: String,
-    pub sub: String,
-    /// A short SHA-256 of `provider` and `sub`, for logs (the `sub` itself is personal data).
+    pub identity: Identity,
+    /// A short SHA-256 of the provider and `sub`, for logs (the `sub` itself is personal data).
     pub sub_hash: String,
     /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
     pub id_token: String,
-    /// Identity headers, built once at login and copied onto each proxied request.
+    access_token: Option<String>,
+    /// Identity headers, built once and copied onto each proxied request.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The sorted `name:value` lines of `headers`, for the HMAC signature.
     pub signature_block: Vec<u8>,
@@ -120,11 +160,61 @@ pub struct Session {
     pub checked: AtomicU64,
 }
 
+impl Session {
+    /// The id of the provider the visitor signed in with.
+    pub fn provider(&self) -> &str {
+        &self.identity.provider
+    }
+
+    /// The record this session was built from.
+    pub fn to_record(&self) -> SessionRecord {
+        SessionRecord {
+            identity: self.identity.clone(),
+            id_token: self.id_token.clone(),
+            access_token: self.access_token.clone(),
+            created_at_unix: self
+                .created_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// An estimate of the bytes this session holds, for the store's memory bound.
+    pub fn estimated_bytes(&self) -> usize {
+        let identity = &self.identity;
+        let claims: usize = identity
+            .claims
+            .iter()
+            .map(|(name, claim)| {
+                48 + name.len() + claim.values().map(|v| v.len() + 24).sum::<usize>()
+            })
+            .sum();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| 64 + name.as_str().len() + value.len())
+            .sum();
+        std::mem::size_of::<Session>()
+            + identity.sub.len()
+            + identity.provider.len()
+            + identity.amr.iter().map(|a| a.len() + 24).sum::<usize>()
+            + claims * if self.assertion_claims.is_empty() { 1 } else { 2 }
+            + self.id_token.len()
+            + self.access_token.as_ref().map_or(0, String::len)
+            + headers
+            + self.signature_block.len()
+            + self.sub_hash.len()
+            // The cache's own entry, the key and the assertion once signed.
+            + 160
+            + if self.assertion_claims.is_empty() { 0 } else { 600 }
+    }
+}
+
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("provider", &self.provider)
-            .field("sub", &self.sub)
+            .field("provider", &self.identity.provider)
+            .field("sub_hash", &self.sub_hash)
             .field("id_token", &"REDACTED")
             .field("headers", &self.headers.len())
             .field("created_at", &self.created_at)
@@ -142,11 +232,70 @@ pub fn hash_subject(provider: &str, sub: &str) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How this deployment turns a [`SessionRecord`] into a [`Session`]: which headers, whether
+/// assertions are signed, which providers exist.
+pub struct SessionPlan {
+    pub headers: Arc<HeaderPlan>,
+    pub assertions: bool,
+    pub forward_access_token: bool,
+    /// The configured provider ids: a record naming another is refused.
+    pub providers: Vec<String>,
+}
+
+impl SessionPlan {
+    /// The only way a session is made, at login and when a record is read back. `None` when
+    /// the record names a provider this deployment does not configure.
+    pub fn build(&self, record: SessionRecord) -> Option<Session> {
+        if !self.providers.contains(&record.identity.provider) {
+            return None;
+        }
+        let access_token = record.access_token.filter(|_| self.forward_access_token);
+        let headers = self.headers.identity_headers(
+            &record.identity,
+            ForwardedTokens {
+                access_token: access_token.as_deref(),
+                id_token: Some(&record.id_token),
+            },
+        );
+        let assertion_claims = if self.assertions {
+            assertion::assertion_claims(&record.identity)
+        } else {
+            Default::default()
+        };
+        Some(Session {
+            sub_hash: hash_subject(&record.identity.provider, &record.identity.sub),
+            signature_block: RequestSigner::header_block(&headers),
+            headers,
+            assertion_claims,
+            assertion: RwLock::new(None),
+            id_token: record.id_token,
+            access_token,
+            created_at: std::time::UNIX_EPOCH + Duration::from_secs(record.created_at_unix),
+            identity: record.identity,
+            checked: AtomicU64::new(0),
+        })
+    }
+}
+
+/// The shared store, as the session store uses it.
+struct SharedSessions {
+    store: Arc<SharedStore>,
+    /// Seals records for the store, bound to this deployment.
+    sealer: Sealer,
+    /// Ids the store did not know, not asked about again for [`UNKNOWN_TTL`].
+    unknown: moka::sync::Cache<StoreKey, ()>,
+    /// Bounds the lookups of sessions not held in memory.
+    lookups: tokio::sync::Semaphore,
+    /// Records that failed to open or to build, and lookups refused for lack of budget.
+    refused: prometheus::IntCounterVec,
+}
+
 /// Sessions in memory, and in the shared store when one is configured.
 #[derive(Clone)]
 pub struct SessionStore {
     cache: Cache<StoreKey, Arc<Session>>,
-    shared: Option<Arc<SharedStore>>,
+    shared: Option<Arc<SharedSessions>>,
+    plan: Arc<SessionPlan>,
     idle_timeout: Duration,
     max_lifetime: Duration,
 }
@@ -171,14 +320,26 @@ impl moka::Expiry<StoreKey, Arc<Session>> for AbsoluteLifetime {
 pub type EndListener = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 impl SessionStore {
-    pub fn new(settings: &SessionSettings) -> Self {
-        Self::with_listener(settings, None)
+    pub fn new(settings: &SessionSettings, plan: Arc<SessionPlan>) -> Self {
+        Self::with_listener(settings, plan, None)
     }
 
     /// A store that reports the sessions it expires or evicts.
-    pub fn with_listener(settings: &SessionSettings, on_end: Option<EndListener>) -> Self {
+    pub fn with_listener(
+        settings: &SessionSettings,
+        plan: Arc<SessionPlan>,
+        on_end: Option<EndListener>,
+    ) -> Self {
+        // Each session weighs its bytes, and at least max_memory / max_sessions: both bounds
+        // hold with one weighted capacity.
+        let floor = (settings.max_memory / settings.max_sessions.max(1)).clamp(1, u32::MAX as u64);
         let mut builder = Cache::builder()
-            .max_capacity(settings.max_sessions)
+            .max_capacity(settings.max_memory)
+            .weigher(move |_key, session: &Arc<Session>| {
+                (session.estimated_bytes() as u64)
+                    .max(floor)
+                    .min(u32::MAX as u64) as u32
+            })
             .time_to_idle(settings.idle_timeout)
             .expire_after(AbsoluteLifetime(settings.max_lifetime));
         if let Some(on_end) = on_end {
@@ -205,15 +366,36 @@ impl SessionStore {
         SessionStore {
             cache: builder.build(),
             shared: None,
+            plan,
             idle_timeout: settings.idle_timeout,
             max_lifetime: settings.max_lifetime,
         }
     }
 
-    /// Also keeps sessions in a store shared with other replicas.
-    pub fn with_shared(mut self, shared: Arc<SharedStore>) -> Self {
-        self.shared = Some(shared);
+    /// Also keeps sessions in a store shared with other replicas, sealed with `sealer`;
+    /// `refused` counts what is refused (`reason` label).
+    pub fn with_shared(
+        mut self,
+        store: Arc<SharedStore>,
+        sealer: Sealer,
+        refused: prometheus::IntCounterVec,
+    ) -> Self {
+        self.shared = Some(Arc::new(SharedSessions {
+            store,
+            sealer,
+            unknown: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(UNKNOWN_TTL)
+                .build(),
+            lookups: tokio::sync::Semaphore::new(LOOKUP_BUDGET),
+            refused,
+        }));
         self
+    }
+
+    /// The plan sessions are built with.
+    pub fn plan(&self) -> &SessionPlan {
+        &self.plan
     }
 
     /// How long the shared store keeps a session unless it is used: the idle timeout, capped
@@ -223,30 +405,52 @@ impl SessionStore {
         self.idle_timeout.min(self.max_lifetime.saturating_sub(age))
     }
 
-    /// Stores a new session under a fresh id and returns that id.
-    pub async fn insert(&self, session: Session) -> SessionId {
+    /// Builds a new session from a verified login and stores it under a fresh id.
+    pub async fn create(&self, record: SessionRecord) -> Option<(SessionId, Arc<Session>)> {
+        let session = Arc::new(self.plan.build(record)?);
         let id = SessionId::generate();
         let key = id.to_key();
         if let Some(shared) = &self.shared {
             session.checked.store(now_millis(), Ordering::Relaxed);
             self.write_shared(shared, &key, &session).await;
         }
-        self.cache.insert(key, Arc::new(session)).await;
-        id
+        self.cache.insert(key, session.clone()).await;
+        Some((id, session))
     }
 
-    /// Writes a session to the shared store. A failure is logged and counted by the store; the
-    /// session lives in this replica's memory anyway.
-    async fn write_shared(&self, shared: &SharedStore, key: &StoreKey, session: &Session) {
-        if let Ok(json) = serde_json::to_string(&DumpedSession::from_session(key, session)) {
+    /// Writes a session to the shared store, sealed. A failure is logged and counted by the
+    /// store; the session lives in this replica's memory anyway.
+    async fn write_shared(&self, shared: &SharedSessions, key: &StoreKey, session: &Session) {
+        if let Ok(json) = serde_json::to_vec(&session.to_record()) {
+            let key = key.to_text();
+            let sealed = shared.sealer.seal(key.as_bytes(), &json);
             let _ = shared
-                .put(
-                    Entry::Session,
-                    &key.to_text(),
-                    &json,
-                    self.shared_ttl(session),
-                )
+                .store
+                .put(Entry::Session, &key, &sealed, self.shared_ttl(session))
                 .await;
+        }
+    }
+
+    /// Opens and builds a record read from the shared store; anything wrong is a miss, counted
+    /// and logged.
+    fn open_shared(&self, shared: &SharedSessions, key: &StoreKey, value: &str) -> Option<Session> {
+        let refuse = |reason: &'static str| {
+            shared.refused.with_label_values(&[reason]).inc();
+            shared.store.warn_refused(reason);
+            None
+        };
+        let Some(json) = shared
+            .sealer
+            .open(key.to_text().as_bytes(), value.as_bytes())
+        else {
+            return refuse("unauthenticated");
+        };
+        let Ok(record) = serde_json::from_slice::<SessionRecord>(&json) else {
+            return refuse("malformed");
+        };
+        match self.plan.build(record) {
+            Some(session) => Some(session),
+            None => refuse("unknown_provider"),
         }
     }
 
@@ -259,35 +463,55 @@ impl SessionStore {
             return local;
         };
         let now = now_millis();
-        if let Some(session) = &local {
-            let checked = session.checked.load(Ordering::Relaxed);
-            if now.saturating_sub(checked) < shared.recheck.as_millis() as u64 {
-                return local;
+        let _permit = match &local {
+            Some(session) => {
+                let checked = session.checked.load(Ordering::Relaxed);
+                if now.saturating_sub(checked) < shared.store.recheck.as_millis() as u64 {
+                    return local;
+                }
+                // One request per session and period asks the store; the concurrent ones go
+                // on with this replica's copy (no burst of calls when `recheck` runs out).
+                if session
+                    .checked
+                    .compare_exchange(checked, now, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return local;
+                }
+                None
             }
-            // One request per session and period asks the store; the concurrent ones go on
-            // with this replica's copy (no burst of calls when `recheck` runs out under load).
-            if session
-                .checked
-                .compare_exchange(checked, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                return local;
+            None => {
+                if shared.unknown.contains_key(&key) {
+                    return None;
+                }
+                match shared.lookups.try_acquire() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        shared.refused.with_label_values(&["budget"]).inc();
+                        return None;
+                    }
+                }
             }
-        }
+        };
         let ttl = local
             .as_ref()
             .map_or(self.idle_timeout, |session| self.shared_ttl(session));
-        match shared.get(Entry::Session, &key.to_text(), Some(ttl)).await {
-            Ok(Some(json)) => {
+        match shared
+            .store
+            .get(Entry::Session, &key.to_text(), Some(ttl))
+            .await
+        {
+            // Logged out on another replica.
+            Ok(Some(value)) if value == ENDED => {
+                self.cache.invalidate(&key).await;
+                None
+            }
+            Ok(Some(value)) => {
                 if let Some(session) = local {
-                    session.checked.store(now, Ordering::Relaxed);
                     return Some(session);
                 }
-                let (stored_key, session) = serde_json::from_str::<DumpedSession>(&json)
-                    .ok()
-                    .and_then(DumpedSession::into_session)?;
-                let alive = session.created_at.elapsed().unwrap_or_default() < self.max_lifetime;
-                if stored_key != key || !alive {
+                let session = self.open_shared(shared, &key, &value)?;
+                if session.created_at.elapsed().unwrap_or_default() >= self.max_lifetime {
                     return None;
                 }
                 session.checked.store(now, Ordering::Relaxed);
@@ -295,22 +519,17 @@ impl SessionStore {
                 self.cache.insert(key, session.clone()).await;
                 Some(session)
             }
-            Ok(None) => {
-                let session = local?;
-                match shared.get(Entry::Ended, &key.to_text(), None).await {
-                    // Logged out on another replica.
-                    Ok(Some(_)) => {
-                        self.cache.invalidate(&key).await;
-                        None
-                    }
-                    // The store lost it (restarted without persistence, flushed): write it back.
-                    Ok(None) => {
-                        self.write_shared(shared, &key, &session).await;
-                        Some(session)
-                    }
-                    Err(_) => Some(session),
+            Ok(None) => match local {
+                // The store lost it (restarted without persistence, flushed): write it back.
+                Some(session) => {
+                    self.write_shared(shared, &key, &session).await;
+                    Some(session)
                 }
-            }
+                None => {
+                    shared.unknown.insert(key, ());
+                    None
+                }
+            },
             // The shared store does not answer: trust this replica's memory.
             Err(_) => local,
         }
@@ -322,37 +541,59 @@ impl SessionStore {
         let key = id.to_key();
         let mut removed = self.cache.remove(&key).await;
         if let Some(shared) = &self.shared {
+            let text = key.to_text();
             if removed.is_none() {
-                if let Ok(Some(json)) = shared.get(Entry::Session, &key.to_text(), None).await {
-                    removed = serde_json::from_str::<DumpedSession>(&json)
-                        .ok()
-                        .and_then(DumpedSession::into_session)
-                        .filter(|(stored, _)| *stored == key)
-                        .map(|(_, session)| Arc::new(session));
+                if let Ok(Some(value)) = shared.store.get(Entry::Session, &text, None).await {
+                    if value != ENDED {
+                        removed = self.open_shared(shared, &key, &value).map(Arc::new);
+                    }
                 }
             }
-            // The mark first: a replica that misses the session then knows it was ended.
-            let _ = shared
-                .put(Entry::Ended, &key.to_text(), "1", self.max_lifetime)
-                .await;
-            let _ = shared.delete(Entry::Session, &key.to_text()).await;
+            // One write replaces the session by a tombstone: nothing can write it back. It is
+            // retried, since a logout that does not reach the store leaves the session live
+            // on the other replicas.
+            let mut ended = false;
+            for _ in 0..3 {
+                if shared
+                    .store
+                    .put(Entry::Session, &text, ENDED, self.max_lifetime)
+                    .await
+                    .is_ok()
+                {
+                    ended = true;
+                    break;
+                }
+            }
+            if !ended {
+                tracing::error!("a logout could not be written to the shared store: the session stays valid on other replicas until it idles out");
+            }
         }
         removed
     }
 
     /// Every live session, for the hand-over to a new process at a graceful upgrade.
-    pub fn dump(&self) -> Vec<DumpedSession> {
+    pub fn dump(&self) -> Vec<HandedOver> {
         self.cache
             .iter()
-            .map(|(key, session)| DumpedSession::from_session(&key, &session))
+            .map(|(key, session)| HandedOver {
+                key: key.to_text(),
+                session: session.to_record(),
+            })
             .collect()
     }
 
-    /// Puts back sessions dumped by [`Self::dump`]; returns how many were still alive.
-    pub async fn restore(&self, dumped: Vec<DumpedSession>) -> usize {
+    /// Puts back sessions dumped by [`Self::dump`] (rebuilt with this process's settings);
+    /// returns how many were still alive and of a configured provider.
+    pub async fn restore(&self, dumped: Vec<HandedOver>) -> usize {
         let mut restored = 0;
         for entry in dumped {
-            if let Some((key, session)) = entry.into_session() {
+            let Some(key) = StoreKey::from_text(&entry.key) else {
+                continue;
+            };
+            let Some(session) = self.plan.build(entry.session) else {
+                continue;
+            };
+            if session.created_at.elapsed().unwrap_or_default() < self.max_lifetime {
                 self.cache.insert(key, Arc::new(session)).await;
                 restored += 1;
             }
@@ -365,280 +606,64 @@ impl SessionStore {
         self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }
+
+    /// The estimated bytes the sessions in memory hold (after pending maintenance).
+    pub async fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.weighted_size()
+    }
 }
 
 /// A session as written to the hand-over file: the store key (a hash, not a usable cookie) and
-/// the session's data.
+/// its record.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub struct DumpedSession {
+pub struct HandedOver {
     key: String,
-    provider: String,
-    sub: String,
-    sub_hash: String,
-    id_token: String,
-    /// (name, base64 of the value bytes)
-    headers: Vec<(String, String)>,
-    signature_block: String,
-    assertion_claims: serde_json::Map<String, serde_json::Value>,
-    created_at_unix: u64,
-}
-
-impl DumpedSession {
-    fn from_session(key: &StoreKey, session: &Session) -> Self {
-        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-        DumpedSession {
-            key: b64(&key.0),
-            provider: session.provider.clone(),
-            sub: session.sub.clone(),
-            sub_hash: session.sub_hash.clone(),
-            id_token: session.id_token.clone(),
-            headers: session
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str().to_string(), b64(v.as_bytes())))
-                .collect(),
-            signature_block: b64(&session.signature_block),
-            assertion_claims: session.assertion_claims.clone(),
-            created_at_unix: session
-                .created_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        }
-    }
-
-    fn into_session(self) -> Option<(StoreKey, Session)> {
-        let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).ok();
-        let key: [u8; 32] = decode(&self.key)?.try_into().ok()?;
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            headers.push((
-                HeaderName::from_bytes(name.as_bytes()).ok()?,
-                HeaderValue::from_bytes(&decode(value)?).ok()?,
-            ));
-        }
-        Some((
-            StoreKey(key),
-            Session {
-                provider: self.provider,
-                sub: self.sub,
-                sub_hash: self.sub_hash,
-                id_token: self.id_token,
-                headers,
-                signature_block: decode(&self.signature_block)?,
-                assertion_claims: self.assertion_claims,
-                assertion: RwLock::new(None),
-                created_at: std::time::UNIX_EPOCH + Duration::from_secs(self.created_at_unix),
-                checked: AtomicU64::new(0),
-            },
-        ))
-    }
-}
-
-// === LoginState ===
-
-/// A login in progress, kept server-side under its `state` until the callback.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct LoginState {
-    pub provider: String,
-    pub nonce: String,
-    pub pkce_verifier: Option<String>,
-    pub return_to: String,
-    /// SHA-256 of the browser's login-binding cookie.
-    pub binding: StoreKey,
-}
-
-impl fmt::Debug for LoginState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginState")
-            .field("provider", &self.provider)
-            .field("return_to", &self.return_to)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Logins in progress, keyed by `state`: several tabs may log in at once.
-#[derive(Clone)]
-pub struct LoginStore {
-    cache: Cache<String, Arc<LoginState>>,
-    shared: Option<Arc<SharedStore>>,
-    ttl: Duration,
-}
-
-/// Why a callback's `state` was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginStateError {
-    /// Never issued, expired, or already used.
-    Unknown,
-    /// Issued to another browser.
-    OtherBrowser,
-}
-
-impl LoginStore {
-    pub fn new(ttl: Duration) -> Self {
-        LoginStore {
-            cache: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-            shared: None,
-            ttl,
-        }
-    }
-
-    /// Keeps logins in progress in a store shared with other replicas.
-    pub fn with_shared(mut self, shared: Arc<SharedStore>) -> Self {
-        self.shared = Some(shared);
-        self
-    }
-
-    /// In the shared store when there is one (the callback may reach another replica); in
-    /// memory when there is none or it fails.
-    pub async fn insert(&self, state: String, login: LoginState) {
-        if let Some(shared) = &self.shared {
-            if let Ok(json) = serde_json::to_string(&login) {
-                if shared
-                    .put(Entry::Login, &state, &json, self.ttl)
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-        }
-        self.cache.insert(state, Arc::new(login)).await;
-    }
-
-    /// Takes the login for `state` if it is bound to `binding`. A state is used at most once; a
-    /// state presented by another browser stays usable by its own.
-    pub async fn take(
-        &self,
-        state: &str,
-        binding: Option<&SessionId>,
-    ) -> Result<Arc<LoginState>, LoginStateError> {
-        let Some(login) = self.cache.get(state).await else {
-            return self.take_shared(state, binding).await;
-        };
-        if binding.map(SessionId::to_key) != Some(login.binding) {
-            return Err(LoginStateError::OtherBrowser);
-        }
-        // Two concurrent callbacks with the same state: only one removes it.
-        self.cache
-            .remove(state)
-            .await
-            .ok_or(LoginStateError::Unknown)
-    }
-
-    async fn take_shared(
-        &self,
-        state: &str,
-        binding: Option<&SessionId>,
-    ) -> Result<Arc<LoginState>, LoginStateError> {
-        let shared = self.shared.as_ref().ok_or(LoginStateError::Unknown)?;
-        let json = shared
-            .get(Entry::Login, state, None)
-            .await
-            .ok()
-            .flatten()
-            .ok_or(LoginStateError::Unknown)?;
-        let login: LoginState =
-            serde_json::from_str(&json).map_err(|_| LoginStateError::Unknown)?;
-        if binding.map(SessionId::to_key) != Some(login.binding) {
-            return Err(LoginStateError::OtherBrowser);
-        }
-        // Across replicas too, only the caller that deletes it uses it.
-        match shared.delete(Entry::Login, state).await {
-            Ok(true) => Ok(Arc::new(login)),
-            _ => Err(LoginStateError::Unknown),
-        }
-    }
-}
-
-// === cookies ===
-
-/// Finds a cookie's value among all `Cookie` headers (HTTP/2 sends one per cookie).
-pub fn find_cookie<'a>(
-    headers: impl Iterator<Item = &'a HeaderValue>,
-    name: &str,
-) -> Option<&'a str> {
-    for header in headers {
-        let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            let pair = pair.trim_start();
-            if let Some(value) = pair
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('='))
-            {
-                return Some(value.trim_end());
-            }
-        }
-    }
-    None
-}
-
-/// Removes the named cookies from a `Cookie` header value; `None` when nothing is left.
-pub fn without_cookies(value: &str, names: &[&str]) -> Option<String> {
-    let kept: Vec<&str> = value
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| {
-            !pair.is_empty()
-                && !names.iter().any(|name| {
-                    pair.strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with('='))
-                })
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
-}
-
-/// `Set-Cookie` for a session or login cookie: HttpOnly, SameSite=Lax, Path=/, Secure on https.
-pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> String {
-    let mut cookie = Cookie::build((name, value))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .path("/")
-        .secure(secure);
-    if let Some(age) = max_age {
-        cookie = cookie.max_age(cookie::time::Duration::seconds(
-            i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
-        ));
-    }
-    cookie.build().to_string()
-}
-
-/// `Set-Cookie` that deletes a cookie.
-pub fn clear_cookie(name: &str, secure: bool) -> String {
-    set_cookie(name, "", Some(Duration::ZERO), secure)
+    session: SessionRecord,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Claim;
 
-    fn settings(idle: Duration, lifetime: Duration) -> SessionSettings {
+    pub(crate) fn settings(idle: Duration, lifetime: Duration) -> SessionSettings {
         SessionSettings {
             idle_timeout: idle,
             max_lifetime: lifetime,
             max_sessions: 10,
+            max_memory: 1 << 30,
             cookie_name: "guichet".into(),
-            login_cookie_name: "guichet-login".into(),
+            login_cookie_prefix: "guichet-login-".into(),
             secure: false,
             shared: None,
         }
     }
 
-    fn session() -> Session {
-        Session {
-            provider: "p".into(),
-            sub: "s".into(),
-            sub_hash: "h".into(),
+    fn plan() -> Arc<SessionPlan> {
+        Arc::new(SessionPlan {
+            headers: Arc::new(HeaderPlan::default()),
+            assertions: false,
+            forward_access_token: false,
+            providers: vec!["p".into()],
+        })
+    }
+
+    fn record() -> SessionRecord {
+        SessionRecord {
+            identity: Identity {
+                provider: "p".into(),
+                sub: "s".into(),
+                acr: None,
+                amr: vec![],
+                claims: [("given_name".to_string(), Claim::from("Hélène"))].into(),
+            },
             id_token: "secret-token".into(),
-            headers: vec![],
-            signature_block: vec![],
-            assertion_claims: Default::default(),
-            assertion: RwLock::new(None),
-            created_at: SystemTime::now(),
-            checked: Default::default(),
+            access_token: Some("access".into()),
+            created_at_unix: SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
         }
     }
 
@@ -647,27 +672,49 @@ mod tests {
         let id = SessionId::generate();
         let value = id.to_cookie_value();
         assert_eq!(value.len(), 43);
-        assert_eq!(SessionId::from_cookie_value(&value), Some(id));
-        assert_eq!(SessionId::from_cookie_value(""), None);
-        assert_eq!(SessionId::from_cookie_value(&value[1..]), None);
-        assert_eq!(SessionId::from_cookie_value(&"!".repeat(43)), None);
+        assert_eq!(SessionId::from_cookie_value(value.as_bytes()), Some(id));
+        assert_eq!(SessionId::from_cookie_value(b""), None);
+        assert_eq!(SessionId::from_cookie_value(&value.as_bytes()[1..]), None);
+        assert_eq!(
+            SessionId::from_cookie_value("!".repeat(43).as_bytes()),
+            None
+        );
+        assert_eq!(SessionId::from_cookie_value(&[0xe9; 43]), None);
         assert_ne!(random_token(), random_token());
     }
 
     #[test]
-    fn debug_hides_secrets() {
+    fn sessions_are_built_from_their_record_and_hide_secrets() {
+        let plan = plan();
+        let session = plan.build(record()).expect("configured provider");
+        assert!(session
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-guichet-given-name" && v == "H%C3%A9l%C3%A8ne"));
+        assert_eq!(
+            session.to_record().access_token,
+            None,
+            "not forwarded: not kept"
+        );
+        assert!(!format!("{session:?}").contains("secret-token"));
+        assert!(!format!("{:?}", record()).contains("secret-token"));
+        let mut foreign = record();
+        foreign.identity.provider = "elsewhere".into();
+        assert!(
+            plan.build(foreign).is_none(),
+            "provider not configured here"
+        );
         let id = SessionId::generate();
         assert!(!format!("{id:?}").contains(&id.to_cookie_value()));
-        assert!(!format!("{:?}", session()).contains("secret-token"));
     }
 
     #[tokio::test]
     async fn store_finds_by_id_and_forgets_after_idle() {
-        let store = SessionStore::new(&settings(
-            Duration::from_millis(200),
-            Duration::from_secs(60),
-        ));
-        let id = store.insert(session()).await;
+        let store = SessionStore::new(
+            &settings(Duration::from_millis(200), Duration::from_secs(60)),
+            plan(),
+        );
+        let (id, _) = store.create(record()).await.unwrap();
         assert!(store.get(&id).await.is_some());
         assert!(store.get(&SessionId::generate()).await.is_none());
         tokio::time::sleep(Duration::from_millis(350)).await;
@@ -676,115 +723,85 @@ mod tests {
 
     #[tokio::test]
     async fn store_enforces_absolute_lifetime_even_when_used() {
-        let store = SessionStore::new(&settings(
-            Duration::from_millis(250),
-            Duration::from_millis(400),
-        ));
-        let id = store.insert(session()).await;
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let store = SessionStore::new(
+            &settings(Duration::from_millis(250), Duration::from_millis(1400)),
+            plan(),
+        );
+        let mut young = record();
+        // Created at the start of the current second: at most 1 s old.
+        young.created_at_unix = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (id, session) = store.create(young).await.unwrap();
+        let deadline = session.created_at + Duration::from_millis(1400);
+        while SystemTime::now() + Duration::from_millis(150) < deadline {
             assert!(store.get(&id).await.is_some());
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(store.get(&id).await.is_none(), "lifetime must be absolute");
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_bytes_as_well_as_count() {
+        let mut bounded = settings(Duration::from_secs(60), Duration::from_secs(3600));
+        bounded.max_sessions = 1_000;
+        bounded.max_memory = 64 * 1024;
+        let store = SessionStore::new(&bounded, plan());
+        let mut big = record();
+        big.identity
+            .claims
+            .insert("blob".into(), Claim::from("x".repeat(4000).as_str()));
+        for _ in 0..200 {
+            store.create(big.clone()).await.unwrap();
+        }
+        let weight = store.weighted_size().await;
+        assert!(weight <= 64 * 1024, "{weight} bytes held");
+        assert!(store.count().await < 20, "{} sessions", store.count().await);
+
+        let mut counted = settings(Duration::from_secs(60), Duration::from_secs(3600));
+        counted.max_sessions = 10;
+        let store = SessionStore::new(&counted, plan());
+        for _ in 0..100 {
+            store.create(record()).await.unwrap();
+        }
+        assert!(
+            store.count().await <= 10,
+            "{} sessions",
+            store.count().await
+        );
     }
 
     #[tokio::test]
     async fn dumped_sessions_restore_with_their_deadline() {
         let settings = settings(Duration::from_secs(60), Duration::from_secs(3600));
-        let old = SessionStore::new(&settings);
-        let mut fresh = session();
-        fresh.headers = vec![(
-            HeaderName::from_static("x-guichet-given-name"),
-            HeaderValue::from_static("H%C3%A9l%C3%A8ne"),
-        )];
-        let id = old.insert(fresh).await;
-        let mut stale = session();
-        stale.created_at = SystemTime::now() - Duration::from_secs(7200);
-        let stale_id = old.insert(stale).await;
+        let old = SessionStore::new(&settings, plan());
+        let (id, _) = old.create(record()).await.unwrap();
+        let mut stale = record();
+        stale.created_at_unix -= 7200;
+        let (stale_id, _) = old.create(stale).await.unwrap();
+        let mut gone = record();
+        gone.identity.provider = "removed".into();
         old.cache.run_pending_tasks().await;
 
-        let dumped = old.dump();
+        let mut dumped = old.dump();
+        dumped.push(HandedOver {
+            key: SessionId::generate().to_key().to_text(),
+            session: gone,
+        });
         let text = serde_json::to_string(&dumped).unwrap();
         assert!(
             !text.contains(&id.to_cookie_value()),
             "no usable cookie in the dump"
         );
-        let new = SessionStore::new(&settings);
-        new.restore(serde_json::from_str(&text).unwrap()).await;
+        let new = SessionStore::new(&settings, plan());
+        assert_eq!(new.restore(serde_json::from_str(&text).unwrap()).await, 1);
         let restored = new.get(&id).await.expect("session handed over");
-        assert_eq!(restored.headers[0].1, "H%C3%A9l%C3%A8ne");
+        assert!(restored
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-guichet-given-name" && v == "H%C3%A9l%C3%A8ne"));
         assert!(new.get(&stale_id).await.is_none(), "past its lifetime");
-    }
-
-    #[tokio::test]
-    async fn login_state_is_single_use_and_bound_to_its_browser() {
-        let store = LoginStore::new(LOGIN_STATE_TTL);
-        let browser = SessionId::generate();
-        let login = LoginState {
-            provider: "p".into(),
-            nonce: "n".into(),
-            pkce_verifier: None,
-            return_to: "/".into(),
-            binding: browser.to_key(),
-        };
-        store.insert("s1".into(), login.clone()).await;
-        store.insert("s2".into(), login).await;
-        let other = SessionId::generate();
-        assert_eq!(
-            store.take("s1", Some(&other)).await.unwrap_err(),
-            LoginStateError::OtherBrowser
-        );
-        assert_eq!(
-            store.take("s1", None).await.unwrap_err(),
-            LoginStateError::OtherBrowser
-        );
-        assert!(store.take("s1", Some(&browser)).await.is_ok());
-        assert_eq!(
-            store.take("s1", Some(&browser)).await.unwrap_err(),
-            LoginStateError::Unknown
-        );
-        assert!(store.take("s2", Some(&browser)).await.is_ok());
-        assert_eq!(
-            store.take("nope", Some(&browser)).await.unwrap_err(),
-            LoginStateError::Unknown
-        );
-    }
-
-    #[test]
-    fn cookies_are_found_and_removed() {
-        let a = HeaderValue::from_static("a=1; guichet=abc; guichet-login=zz");
-        let b = HeaderValue::from_static("x=2");
-        assert_eq!(find_cookie([&b, &a].into_iter(), "guichet"), Some("abc"));
-        assert_eq!(find_cookie([&a].into_iter(), "guichet-login"), Some("zz"));
-        assert_eq!(find_cookie([&b].into_iter(), "guichet"), None);
-        assert_eq!(
-            without_cookies(
-                "a=1; guichet=abc; guichet-login=zz",
-                &["guichet", "guichet-login"]
-            ),
-            Some("a=1".into())
-        );
-        assert_eq!(without_cookies("guichet=abc", &["guichet"]), None);
-        assert_eq!(
-            without_cookies("guichetx=1", &["guichet"]),
-            Some("guichetx=1".into())
-        );
-    }
-
-    #[test]
-    fn set_cookie_is_hardened() {
-        let c = set_cookie("__Host-guichet", "v", None, true);
-        for part in [
-            "__Host-guichet=v",
-            "HttpOnly",
-            "SameSite=Lax",
-            "Path=/",
-            "Secure",
-        ] {
-            assert!(c.contains(part), "{c}");
-        }
-        assert!(!set_cookie("guichet", "v", None, false).contains("Secure"));
-        assert!(clear_cookie("guichet", false).contains("Max-Age=0"));
     }
 }

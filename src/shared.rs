@@ -1,18 +1,22 @@
 //! The optional store shared by several replicas (`[session.shared]`): Redis or Valkey, through
 //! the `redis` crate (plain TCP, TLS with `rediss://` over rustls, or a unix socket). It holds three kinds of entries, under `key_prefix`:
 //!
-//! - `session:<store key>`: a session as JSON (the same form as the upgrade hand-over), with a
-//!   TTL of the idle timeout (refreshed when read, `GETEX`) capped by the absolute lifetime;
-//! - `login:<state>`: a login in progress, until its callback (any replica may receive it);
-//! - `logout:<state>`: an RP-initiated logout's `state`, checked once at `logged-out`;
-//! - `ended:<store key>`: a session ended by a logout, so that a replica still holding it knows
-//!   it ended rather than that the store lost it (a restart without persistence, a flush): a
-//!   session the store lost is written back by the replicas that hold it.
+//! - `session:<store key>`: a session record sealed with the deployment key (see
+//!   [`crate::session`]), with a TTL of the idle timeout (refreshed when read, `GETEX`) capped
+//!   by the absolute lifetime; after a logout, a tombstone in its place, so that a replica still
+//!   holding the session knows it ended rather than that the store lost it (a restart without
+//!   persistence, a flush: a session the store lost is written back by the replicas holding it);
+//! - `login:<state>`: a login completed, so that its callback is not replayed on another replica
+//!   (written only after the provider vouched for the login: bounded by real logins);
+//! - `logout:<state>`: an RP-initiated logout's `state`, checked once at `logged-out`.
 //!
-//! Every call is bounded by `timeout`. The store is a help, never a single point of failure: when
-//! it does not answer, a replica goes on with what it holds in memory (its sessions, its logins),
-//! logs the failure once per burst and counts it in `guichet_shared_store_errors_total`. The
-//! connection is re-established at the next call after a failure, at most once a second.
+//! What comes back from the store is hostile until checked: the callers open sealed values and
+//! compare the rest with what they expect. Every call is bounded by `timeout`. The store is a
+//! help, never a single point of failure: when it does not answer, a replica goes on with what
+//! it holds in memory, logs the failure once per burst and counts it in
+//! `guichet_shared_store_errors_total`. A connection error drops the connection, which is
+//! re-established at the next call, at most once a second; a slow answer does not (the
+//! multiplexed connection serves the other calls meanwhile).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,7 +35,6 @@ pub enum Entry {
     Session,
     Login,
     Logout,
-    Ended,
 }
 
 impl Entry {
@@ -40,7 +43,6 @@ impl Entry {
             Entry::Session => "session",
             Entry::Login => "login",
             Entry::Logout => "logout",
-            Entry::Ended => "ended",
         }
     }
 }
@@ -177,7 +179,7 @@ impl SharedStore {
             },
             Err(e) => Err(e),
         };
-        if !matches!(result, Err(StoreError::Backoff)) {
+        if matches!(result, Err(StoreError::Redis(_))) {
             let mut state = self.state();
             state.current = None;
             state.failed_at = Some(Instant::now());
@@ -224,6 +226,45 @@ impl SharedStore {
             c.set_ex::<_, _, ()>(key, value, seconds).await
         })
         .await
+    }
+
+    /// Writes an entry unless it exists (`SET … NX EX`); `true` when this call wrote it.
+    pub async fn put_new(
+        &self,
+        entry: Entry,
+        id: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(entry, id);
+        let value = value.to_string();
+        let seconds = ttl.as_secs().max(1);
+        self.call(entry, "put_new", move |mut c| async move {
+            let options = redis::SetOptions::default()
+                .conditional_set(redis::ExistenceCheck::NX)
+                .with_expiration(redis::SetExpiry::EX(seconds));
+            c.set_options::<_, _, Option<String>>(key, value, options)
+                .await
+                .map(|written| written.is_some())
+        })
+        .await
+    }
+
+    /// Warns, at most once a second, that an entry read back was refused (`reason`): another
+    /// deployment's key or `public_url` sharing this prefix, or a forged entry.
+    pub fn warn_refused(&self, reason: &'static str) {
+        let mut last = self
+            .last_logged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(
+            reason,
+            "shared store: a session entry failed its check and is ignored (another deployment using the same key_prefix, a changed session.shared.key or public_url, or a forged entry)"
+        );
     }
 
     /// Reads an entry and, with `refresh`, restarts its TTL (`GETEX … EX`).

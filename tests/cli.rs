@@ -11,13 +11,18 @@ fn check(path: &str, secret: Option<&str>) -> (bool, String, String) {
     command
         .args(["check", "--config", path])
         .env_remove("GUICHET_AGENTCONNECT_SECRET")
-        .env_remove("GUICHET_FRANCECONNECT_SECRET");
+        .env_remove("GUICHET_FRANCECONNECT_SECRET")
+        .env_remove("RUNTIME_DIRECTORY");
     if let Some(secret) = secret {
         command.env("GUICHET_AGENTCONNECT_SECRET", secret);
         command.env("GUICHET_FRANCECONNECT_SECRET", secret);
         command.env(
             "GUICHET_HMAC_KEY",
             "an-example-hmac-key-of-at-least-32-characters",
+        );
+        command.env(
+            "GUICHET_SHARED_KEY",
+            "the-replicas-share-this-secret-of-32-characters-or-more",
         );
     }
     let output = command.output().expect("run guichet check");

@@ -209,10 +209,11 @@ async fn state_is_bound_to_its_browser_and_single_use() {
     let back = alice.get(&confirm).await;
     let callback = back.location.expect("callback");
 
-    // Another browser replaying Alice's callback URL is refused...
+    // Another browser replaying Alice's callback URL is refused (it has no login cookie for
+    // that state)...
     let mut mallory = Browser::new();
     let stolen = mallory.get(&callback).await;
-    assert_eq!(stolen.status, 403, "{}", stolen.body);
+    assert_eq!(stolen.status, 400, "{}", stolen.body);
     assert!(stolen.body.contains("autre navigateur"), "{}", stolen.body);
     let id = correlation_id(&stolen.body);
     assert!(
@@ -222,15 +223,28 @@ async fn state_is_bound_to_its_browser_and_single_use() {
     assert!(!mallory.cookies.contains_key("guichet"));
 
     // ...and Alice's own login still completes.
+    let mut copy = Browser::new();
+    copy.cookies = alice.cookies.clone();
     let done = alice.get(&callback).await;
     assert_eq!(done.status, 302, "{}", done.body);
     assert_eq!(done.location.as_deref(), Some("/a"));
     assert!(alice.cookies.contains_key("guichet"));
 
-    // Replaying it fails.
+    // Replaying it fails: the callback deleted the login cookie...
     let replay = alice.get(&callback).await;
     assert_eq!(replay.status, 400, "{}", replay.body);
     assert!(replay.body.contains("déjà utilisé"), "{}", replay.body);
+    // ...and a copy of the cookie taken before is refused too: the state was used.
+    let replay = copy.get(&callback).await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert!(
+        stack
+            .gateway
+            .log_text()
+            .contains("login state already used"),
+        "{}",
+        stack.gateway.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,7 +312,7 @@ async fn logout_ends_the_session_at_the_provider_too() {
     browser.login(&stack, "/").await;
     let old_cookie = browser.cookies["guichet"].clone();
 
-    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let out = browser.logout(&stack.url("/.guichet/logout")).await;
     assert_eq!(out.status, 302);
     let end_session = out.location.unwrap();
     assert!(
@@ -546,7 +560,7 @@ async fn logs_are_json_without_secrets_and_metrics_count_the_login() {
     assert_ne!(generated[0], "<bad id>");
 
     // The id_token, seen in the logout redirect, must never be logged.
-    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let out = browser.logout(&stack.url("/.guichet/logout")).await;
     let end_session = out.location.unwrap();
     let id_token = url::Url::parse(&end_session)
         .unwrap()
@@ -843,7 +857,7 @@ async fn agents_and_citizens_choose_their_federation() {
     assert_eq!(echoed(&app.body, "x-guichet-acr"), ["eidas1"]);
 
     // Logout goes back to the provider that signed this session in.
-    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let out = browser.logout(&stack.url("/.guichet/logout")).await;
     assert!(out.location.unwrap().starts_with(&format!(
         "http://127.0.0.1:{}/api/v2/session/end?",
         stack.franceconnect_port
@@ -946,7 +960,7 @@ async fn franceconnect_v1_works_without_discovery_and_with_hs256() {
     assert_eq!(echoed(&app.body, "x-guichet-birthplace"), ["75107"]);
     assert_eq!(echoed(&app.body, "x-guichet-acr"), ["eidas1"]);
 
-    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let out = browser.logout(&stack.url("/.guichet/logout")).await;
     let logout = out.location.unwrap();
     assert!(logout.starts_with(&format!("http://127.0.0.1:{fc_port}/api/v1/logout?")));
     let back = browser.get(&logout).await;

@@ -286,7 +286,7 @@ async fn logout_round_trip(browser: &mut Browser, stack: &Stack, op_port: u16) {
 }
 
 async fn logout_round_trip_at(browser: &mut Browser, stack: &Stack, op_port: u16, path: &str) {
-    let out = browser.get(&stack.url("/.guichet/logout")).await;
+    let out = browser.logout(&stack.url("/.guichet/logout")).await;
     let end_session = out.location.expect("end_session URL");
     assert!(
         end_session.starts_with(&format!("http://127.0.0.1:{op_port}{path}")),

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use support::{echoed, free_port, Browser, GatewayOptions, Process, Stack};
 
+/// The secret the replicas share (`session.shared.key`).
+const SHARED_KEY: &str = "key = \"test-replicas-share-this-32-byte-secret\"\n";
+
 struct Redis(Child);
 
 impl Drop for Redis {
@@ -104,7 +107,7 @@ async fn replicas_share_sessions_logins_and_logouts() {
     let redis_port = free_port();
     let redis = start_redis(redis_port).await;
     let shared = format!(
-        "[session.shared]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\nrecheck = \"1s\"\ntimeout = \"300ms\"\n"
+        "[session.shared]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\nrecheck = \"1s\"\ntimeout = \"300ms\"\n{SHARED_KEY}"
     );
     let a = Stack::start(
         "shared-a",
@@ -179,7 +182,7 @@ async fn replicas_share_sessions_logins_and_logouts() {
     let mut stale = Browser::new();
     stale.cookies = first.cookies.clone();
     assert_eq!(stale.get(&a.url("/x")).await.status, 200);
-    let out = first.get(&format!("{b}/.guichet/logout")).await;
+    let out = first.logout(&format!("{b}/.guichet/logout")).await;
     assert_eq!(out.status, 302);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(stale.get(&a.url("/x")).await.status, 302);
@@ -231,7 +234,7 @@ async fn a_store_behind_tls_with_a_private_ca() {
         "shared-tls-a",
         GatewayOptions {
             extra: format!(
-                "[session.shared]\nurl = \"rediss://127.0.0.1:{port}/0\"\nca_file = \"{}\"\n",
+                "[session.shared]\nurl = \"rediss://127.0.0.1:{port}/0\"\nca_file = \"{}\"\n{SHARED_KEY}",
                 path(&certs.ca)
             ),
             ..GatewayOptions::default()

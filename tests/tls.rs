@@ -73,10 +73,11 @@ async fn https_end_to_end_with_a_verified_https_upstream() {
         authorize.contains("redirect_uri=https%3A%2F%2F127.0.0.1"),
         "{authorize}"
     );
-    // The login-binding cookie is Secure and __Host- prefixed.
+    // The login-state cookie is Secure, __Secure- prefixed and sent to /.guichet/ only.
     let set = login.headers["set-cookie"].to_str().unwrap();
-    assert!(set.starts_with("__Host-guichet-login="), "{set}");
+    assert!(set.starts_with("__Secure-guichet-login-"), "{set}");
     assert!(set.contains("Secure"), "{set}");
+    assert!(set.contains("Path=/.guichet/"), "{set}");
 
     let page = browser.get(&authorize).await;
     let confirm = support::confirm_link(&page.body, 0, &stack);

@@ -42,6 +42,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     Settings {
         listen: addresses.gateway,
+        trusted_proxies: Vec::new(),
         tls: None,
         upgrade_sock: std::env::temp_dir()
             .join(format!("guichet-demo-{}.sock", addresses.gateway.port())),
@@ -58,13 +59,15 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             connect_timeout: std::time::Duration::from_secs(5),
             read_timeout: std::time::Duration::from_secs(60),
             ca_file: None,
+            pass_host: false,
         },
         session: SessionSettings {
             idle_timeout: std::time::Duration::from_secs(30 * 60),
             max_lifetime: std::time::Duration::from_secs(12 * 3600),
             max_sessions: 100_000,
+            max_memory: 256 << 20,
             cookie_name: "guichet".into(),
-            login_cookie_name: "guichet-login".into(),
+            login_cookie_prefix: "guichet-login-".into(),
             secure: false,
             shared: None,
         },

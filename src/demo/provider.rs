@@ -780,6 +780,8 @@ impl MockProvider {
             "exp": iat + 60, "iat": iat, "auth_time": iat, "nonce": grant.nonce,
             "acr": acr, "amr": ["pwd"], "idp_id": agent.idp_id,
             "sid": random_token(),
+            // Both ES256 and HS256 (FranceConnect v1) hash with SHA-256.
+            "at_hash": URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16]),
         }));
         let id_token = match id_token {
             Ok(signed) => self.encrypt_for_client(signed).await,

@@ -566,6 +566,13 @@ impl Browser {
         self.read(response).await
     }
 
+    /// Follows a sign-out link of the application: a navigation from the same origin, as a
+    /// browser announces it (`Sec-Fetch-Site: same-origin`).
+    pub async fn logout(&mut self, url: &str) -> Page {
+        self.get_with(url, &[("sec-fetch-site", "same-origin")])
+            .await
+    }
+
     /// Submits an HTML form: `fields` plus the form's hidden inputs, to its `action`.
     pub async fn submit_form(
         &mut self,

@@ -1,0 +1,181 @@
+//! guichet's cookies in the visitor's `Cookie` headers: finding them, and removing them before
+//! the request goes to the application.
+//!
+//! Cookie headers are bytes (RFC 6265 §5.4): another cookie of the application, or of a sibling
+//! site of the same domain, may hold any byte, UTF-8 or not. Nothing here turns a header into
+//! text, so a cookie such as `pref=é` never hides guichet's own nor gets the application's
+//! dropped. HTTP/2 browsers send one `cookie` field per cookie (RFC 9113 §8.2.3); the
+//! application, reached over HTTP/1.1, gets them joined into one header with `"; "`.
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+/// The names of guichet's cookies, as the visitor's browser holds them.
+#[derive(Clone, Debug)]
+pub struct CookieNames {
+    /// The session cookie (`__Host-guichet` over https).
+    pub session: String,
+    /// The prefix of the login-state cookies (`__Secure-guichet-login-` over https), one per
+    /// login in progress.
+    pub login_prefix: String,
+}
+
+impl CookieNames {
+    /// Whether a cookie name is one of guichet's.
+    pub fn is_ours(&self, name: &[u8]) -> bool {
+        name == self.session.as_bytes() || name.starts_with(self.login_prefix.as_bytes())
+    }
+}
+
+/// The `(name, value)` pairs of one `Cookie` header, as bytes, leading and trailing spaces and
+/// tabs removed. A pair without `=` is a value with an empty name (RFC 6265bis).
+pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|b| *b == b';').filter_map(|pair| {
+        let pair = trim(pair);
+        if pair.is_empty() {
+            return None;
+        }
+        Some(match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (trim(&pair[..at]), trim(&pair[at + 1..])),
+            None => (&pair[..0], pair),
+        })
+    })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |at| at + 1);
+    &bytes[start..end]
+}
+
+/// The value of the first cookie called `name` among all the `Cookie` headers.
+pub fn find<'a>(headers: impl Iterator<Item = &'a HeaderValue>, name: &str) -> Option<&'a [u8]> {
+    headers
+        .flat_map(|header| pairs(header.as_bytes()))
+        .find(|(n, _)| *n == name.as_bytes())
+        .map(|(_, value)| value)
+}
+
+/// Every cookie whose name starts with `prefix`: (name, value).
+pub fn find_prefixed<'a>(
+    headers: impl Iterator<Item = &'a HeaderValue>,
+    prefix: &str,
+) -> Vec<(&'a [u8], &'a [u8])> {
+    headers
+        .flat_map(|header| pairs(header.as_bytes()))
+        .filter(|(n, _)| n.starts_with(prefix.as_bytes()))
+        .collect()
+}
+
+/// Whether a header value may carry one of guichet's cookies (a cheap byte search, so that
+/// requests without them are not reparsed).
+fn may_carry(value: &HeaderValue, names: &CookieNames) -> bool {
+    let bytes = value.as_bytes();
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    contains(names.session.as_bytes()) || contains(names.login_prefix.as_bytes())
+}
+
+/// The `Cookie` header the application receives: every cookie but guichet's, in order, from all
+/// the request's `Cookie` headers joined with `"; "`; `None` when none is left.
+pub fn forwarded(headers: &[&HeaderValue], names: &CookieNames) -> Option<HeaderValue> {
+    let mut joined: Vec<u8> = Vec::new();
+    for header in headers {
+        for pair in header.as_bytes().split(|b| *b == b';') {
+            let pair = trim(pair);
+            if pair.is_empty() {
+                continue;
+            }
+            let name = trim(&pair[..pair.iter().position(|b| *b == b'=').unwrap_or(0)]);
+            if !name.is_empty() && names.is_ours(name) {
+                continue;
+            }
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(pair);
+        }
+    }
+    if joined.is_empty() {
+        return None;
+    }
+    // Made only of bytes of valid header values and "; ": always valid.
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+/// Rewrites the request's `Cookie` headers for the application: guichet's cookies removed, the
+/// rest joined into one header. A request with a single `Cookie` header that carries none of
+/// guichet's cookies is left untouched.
+pub fn rewrite_for_upstream(request: &mut RequestHeader, names: &CookieNames) {
+    let cookie = http::header::COOKIE;
+    let mut values = request.headers.get_all(&cookie).iter();
+    let Some(first) = values.next() else {
+        return;
+    };
+    let several = values.next().is_some();
+    if !several && !may_carry(first, names) {
+        return;
+    }
+    let headers: Vec<&HeaderValue> = request.headers.get_all(&cookie).iter().collect();
+    let rewritten = forwarded(&headers, names);
+    request.remove_header(&cookie);
+    if let Some(value) = rewritten {
+        // Inserting a valid name and value into a request header cannot fail.
+        let _ = request.insert_header(HeaderName::from_static("cookie"), value);
+    }
+}
+
+/// A `Set-Cookie` value for one of guichet's cookies: `HttpOnly`, `SameSite=Lax`, `Secure` over
+/// https.
+pub struct SetCookie<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    pub path: &'a str,
+    /// `None`: a browser-session cookie; zero: delete it.
+    pub max_age: Option<Duration>,
+    pub secure: bool,
+}
+
+impl std::fmt::Display for SetCookie<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut cookie = Cookie::build((self.name, self.value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path(self.path)
+            .secure(self.secure);
+        if let Some(age) = self.max_age {
+            cookie = cookie.max_age(cookie::time::Duration::seconds(
+                i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
+            ));
+        }
+        write!(f, "{}", cookie.build())
+    }
+}
+
+/// `Set-Cookie` for the session cookie (path `/`).
+pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> String {
+    SetCookie {
+        name,
+        value,
+        path: "/",
+        max_age,
+        secure,
+    }
+    .to_string()
+}
+
+/// `Set-Cookie` that deletes the session cookie.
+pub fn clear_cookie(name: &str, secure: bool) -> String {
+    set_cookie(name, "", Some(Duration::ZERO), secure)
+}
+
+#[cfg(test)]
+mod tests;

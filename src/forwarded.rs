@@ -1,0 +1,216 @@
+//! What the application is told about the request's way to it: `Host`, `X-Forwarded-*`,
+//! `X-Real-IP`, `X-Request-Id`, and what the access log may say of the request.
+//!
+//! None of it is taken from the client: `Host` and `X-Forwarded-Host` name `public_url`'s host
+//! (unless `upstream.pass_host`), `X-Forwarded-Proto` its scheme; `Forwarded` and the headers
+//! frameworks read a client address, a scheme or a rewritten URL from (`X-Original-URL`,
+//! `X-Rewrite-URL`, `X-Forwarded-Prefix`, `True-Client-IP`, …) are removed. The client's
+//! `X-Forwarded-For` is kept only when the peer is one of `server.trusted_proxies`; otherwise
+//! the peer address replaces it. `X-Real-IP` is the client address so determined.
+
+use std::net::IpAddr;
+
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+use crate::config::{Cidr, Settings};
+
+/// Headers from which applications and frameworks read a client address, scheme, host or path:
+/// never the client's to set.
+const REMOVED: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-client-cert",
+    "x-url-scheme",
+    "front-end-https",
+    "x-original-url",
+    "x-original-uri",
+    "x-original-host",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-host",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+];
+
+/// Sets the forwarding headers of every proxied request.
+pub struct ForwardedHeaders {
+    proto: HeaderValue,
+    /// `public_url`'s host and port, as `Host` and `X-Forwarded-Host`.
+    host: HeaderValue,
+    pass_host: bool,
+    trusted: Vec<Cidr>,
+    removed: Vec<HeaderName>,
+}
+
+impl ForwardedHeaders {
+    pub fn new(settings: &Settings) -> Self {
+        let url = &settings.public_url;
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => String::new(),
+        };
+        ForwardedHeaders {
+            proto: HeaderValue::from_static(if url.scheme() == "https" {
+                "https"
+            } else {
+                "http"
+            }),
+            host: HeaderValue::from_str(&host).unwrap_or_else(|_| HeaderValue::from_static("")),
+            pass_host: settings.upstream.pass_host,
+            trusted: settings.trusted_proxies.clone(),
+            removed: REMOVED
+                .iter()
+                .map(|name| HeaderName::from_static(name))
+                .collect(),
+        }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|cidr| cidr.contains(ip))
+    }
+
+    /// The client's address: the peer's, or, behind trusted proxies, the rightmost address of
+    /// `X-Forwarded-For` that is not one of theirs.
+    pub fn client_address(&self, request: &RequestHeader, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let mut chain: Vec<IpAddr> = Vec::new();
+        for value in request.headers.get_all("x-forwarded-for") {
+            let Ok(text) = value.to_str() else {
+                return Some(peer);
+            };
+            for item in text.split(',') {
+                match item.trim().parse::<IpAddr>() {
+                    Ok(ip) => chain.push(ip),
+                    Err(_) => return Some(peer),
+                }
+            }
+        }
+        Some(
+            chain
+                .into_iter()
+                .rev()
+                .find(|ip| !self.is_trusted(*ip))
+                .unwrap_or(peer),
+        )
+    }
+
+    /// Rewrites the request's forwarding headers for the application.
+    pub fn apply(
+        &self,
+        request: &mut RequestHeader,
+        peer: Option<IpAddr>,
+        request_id: &str,
+    ) -> pingora::Result<()> {
+        let client = self.client_address(request, peer);
+        let forwarded_for = match peer {
+            Some(peer) if self.is_trusted(peer) => {
+                let mut joined: Vec<u8> = Vec::new();
+                for value in request.headers.get_all("x-forwarded-for") {
+                    if !joined.is_empty() {
+                        joined.extend_from_slice(b", ");
+                    }
+                    joined.extend_from_slice(value.as_bytes());
+                }
+                if !joined.is_empty() {
+                    joined.extend_from_slice(b", ");
+                }
+                joined.extend_from_slice(peer.to_canonical().to_string().as_bytes());
+                HeaderValue::from_bytes(&joined).ok()
+            }
+            Some(peer) => HeaderValue::from_str(&peer.to_canonical().to_string()).ok(),
+            None => None,
+        };
+        for name in &self.removed {
+            request.remove_header(name);
+        }
+        request.remove_header("x-forwarded-for");
+        if let Some(value) = forwarded_for {
+            request.insert_header("x-forwarded-for", value)?;
+        }
+        if let Some(client) = client {
+            request.insert_header("x-real-ip", client.to_canonical().to_string())?;
+        }
+        request.insert_header("x-forwarded-proto", self.proto.clone())?;
+        let host = if self.pass_host {
+            request
+                .headers
+                .get(http::header::HOST)
+                .cloned()
+                .or_else(|| {
+                    request
+                        .uri
+                        .authority()
+                        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                })
+        } else {
+            Some(self.host.clone())
+        };
+        if let Some(host) = host {
+            request.insert_header(http::header::HOST, host.clone())?;
+            request.insert_header("x-forwarded-host", host)?;
+        }
+        request.insert_header("x-request-id", request_id)?;
+        Ok(())
+    }
+}
+
+/// A client-supplied request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn valid_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+/// The path with nothing of the query but its parameter names (`/a?x=1&y=2` → `/a?x=&y=`), for
+/// logs. A name that does not look like one (longer than 32 characters, or with characters
+/// other than letters, digits, `_`, `-`, `.`, `[`, `]`) and an item without `=` (`/reset?<token>`)
+/// are written `_`: they may be values.
+pub fn loggable_path(uri: &http::Uri) -> String {
+    let mut path = uri.path().to_string();
+    if let Some(query) = uri.query() {
+        path.push('?');
+        for (i, item) in query.split('&').enumerate() {
+            if i > 0 {
+                path.push('&');
+            }
+            match item.split_once('=') {
+                Some((name, _)) if looks_like_a_name(name) => {
+                    path.push_str(name);
+                    path.push('=');
+                }
+                Some(_) => path.push_str("_="),
+                None if item.is_empty() => {}
+                None => path.push('_'),
+            }
+        }
+    }
+    path
+}
+
+fn looks_like_a_name(name: &str) -> bool {
+    name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']'))
+}
+
+#[cfg(test)]
+mod tests;

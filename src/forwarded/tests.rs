@@ -1,0 +1,176 @@
+use super::*;
+use proptest::prelude::*;
+
+fn forwarded(trusted: &[&str], pass_host: bool) -> ForwardedHeaders {
+    ForwardedHeaders {
+        proto: HeaderValue::from_static("https"),
+        host: HeaderValue::from_static("app.example.gouv.fr"),
+        pass_host,
+        trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+        removed: REMOVED.iter().map(|n| HeaderName::from_static(n)).collect(),
+    }
+}
+
+fn hostile_request() -> RequestHeader {
+    let mut request = RequestHeader::build("GET", b"/x", None).unwrap();
+    for (name, value) in [
+        ("Host", "evil.example"),
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("x-forwarded-for", "7.7.7.7, 8.8.8.8"),
+        ("Forwarded", "for=6.6.6.6;host=evil.example;proto=http"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-Port", "80"),
+        ("X-Original-URL", "/admin"),
+        ("X-Rewrite-URL", "/admin"),
+        ("X-Forwarded-Prefix", "/evil"),
+        ("True-Client-IP", "6.6.6.6"),
+        ("X-Request-Id", "client-chosen"),
+    ] {
+        request.append_header(name, value).unwrap();
+    }
+    request
+}
+
+fn header(request: &RequestHeader, name: &str) -> Vec<String> {
+    request
+        .headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn nothing_the_client_says_about_the_way_reaches_the_application() {
+    let peer: IpAddr = "203.0.113.9".parse().unwrap();
+    let mut request = hostile_request();
+    forwarded(&[], false)
+        .apply(&mut request, Some(peer), "rid")
+        .unwrap();
+    assert_eq!(header(&request, "host"), ["app.example.gouv.fr"]);
+    assert_eq!(
+        header(&request, "x-forwarded-host"),
+        ["app.example.gouv.fr"]
+    );
+    assert_eq!(header(&request, "x-forwarded-proto"), ["https"]);
+    assert_eq!(header(&request, "x-forwarded-for"), ["203.0.113.9"]);
+    assert_eq!(header(&request, "x-real-ip"), ["203.0.113.9"]);
+    assert_eq!(header(&request, "x-request-id"), ["rid"]);
+    for gone in [
+        "forwarded",
+        "x-forwarded-port",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-prefix",
+        "true-client-ip",
+    ] {
+        assert!(header(&request, gone).is_empty(), "{gone}");
+    }
+}
+
+#[test]
+fn a_trusted_proxy_s_chain_is_kept_and_the_client_found_in_it() {
+    let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+    let mut request = hostile_request();
+    let trusted = forwarded(&["10.0.0.0/8", "8.8.8.8"], true);
+    trusted.apply(&mut request, Some(proxy), "rid").unwrap();
+    assert_eq!(
+        header(&request, "x-forwarded-for"),
+        ["6.6.6.6, 7.7.7.7, 8.8.8.8, 10.0.0.5"]
+    );
+    // 8.8.8.8 is trusted too: the client is the next one to the left.
+    assert_eq!(header(&request, "x-real-ip"), ["7.7.7.7"]);
+    // pass_host: the visitor's Host goes through.
+    assert_eq!(header(&request, "host"), ["evil.example"]);
+    // A peer outside the list has its chain replaced.
+    let mut request = hostile_request();
+    trusted
+        .apply(&mut request, Some("192.0.2.1".parse().unwrap()), "rid")
+        .unwrap();
+    assert_eq!(header(&request, "x-forwarded-for"), ["192.0.2.1"]);
+    // A garbled chain from a trusted proxy: the proxy itself is the client.
+    let mut request = RequestHeader::build("GET", b"/", None).unwrap();
+    request
+        .append_header("x-forwarded-for", "not-an-ip")
+        .unwrap();
+    assert_eq!(trusted.client_address(&request, Some(proxy)), Some(proxy));
+    // IPv4-mapped IPv6 peers match IPv4 networks.
+    let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+    assert_eq!(
+        trusted.client_address(
+            &RequestHeader::build("GET", b"/", None).unwrap(),
+            Some(mapped)
+        ),
+        Some(mapped)
+    );
+    assert!(trusted.is_trusted(mapped));
+}
+
+#[test]
+fn cidrs_match_their_networks_only() {
+    let net: Cidr = "192.168.1.0/24".parse().unwrap();
+    assert!(net.contains("192.168.1.200".parse().unwrap()));
+    assert!(!net.contains("192.168.2.1".parse().unwrap()));
+    let v6: Cidr = "2001:db8::/32".parse().unwrap();
+    assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
+    assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+    let all: Cidr = "0.0.0.0/0".parse().unwrap();
+    assert!(all.contains("1.2.3.4".parse().unwrap()));
+    for bad in ["10.0.0.0/33", "x", "10.0.0/8", "::/129", ""] {
+        assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn request_ids_are_checked() {
+    assert!(valid_request_id(b"abc-123_X.y:z"));
+    assert!(!valid_request_id(b""));
+    assert!(!valid_request_id(b"a b"));
+    assert!(!valid_request_id(b"<script>"));
+    assert!(!valid_request_id(&[b'a'; 129]));
+}
+
+#[test]
+fn logged_paths_have_no_query_values() {
+    let uri: http::Uri = "/dossiers/42?nir=1234567890123&vue=complete&flag"
+        .parse()
+        .unwrap();
+    assert_eq!(loggable_path(&uri), "/dossiers/42?nir=&vue=&_");
+    let uri: http::Uri = "/reset?eyJhbGciOiJIUzI1NiJ9.secret".parse().unwrap();
+    assert_eq!(loggable_path(&uri), "/reset?_");
+    let uri: http::Uri = "/a?%73ecret%3Dvalue=1&=2&&b[]=3".parse().unwrap();
+    assert_eq!(loggable_path(&uri), "/a?_=&=&&b[]=");
+    let uri: http::Uri = "/plain".parse().unwrap();
+    assert_eq!(loggable_path(&uri), "/plain");
+}
+
+proptest! {
+    /// Whatever the query, no value and no bare item reaches the log: what is left of the
+    /// query is names, `=`, `&` and `_`.
+    #[test]
+    fn no_query_value_is_logged(
+        names in prop::collection::vec("[a-z]{1,8}", 1..5),
+        values in prop::collection::vec("[A-Za-z0-9%._~-]{1,20}", 1..5),
+        bare in "[A-Za-z0-9%._~-]{1,40}",
+    ) {
+        let mut query = String::new();
+        for (name, value) in names.iter().zip(&values) {
+            query.push_str(&format!("{name}=SECRET{value}&"));
+        }
+        query.push_str(&format!("SECRET{bare}"));
+        let uri: http::Uri = format!("/p?{query}").parse().unwrap();
+        let logged = loggable_path(&uri);
+        prop_assert!(!logged.contains("SECRET"), "{logged}");
+    }
+
+    /// Request ids kept are always safe to log and to send on.
+    #[test]
+    fn kept_request_ids_are_header_safe(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        if valid_request_id(&bytes) {
+            prop_assert!(HeaderValue::from_bytes(&bytes).is_ok());
+            prop_assert!(bytes.len() <= 128);
+        }
+    }
+}
