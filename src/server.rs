@@ -290,3 +290,33 @@ impl BackgroundService for Discovery {
         tasks.abort_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_hand_over_file_others_may_read_or_replace_is_refused() {
+        let dir = std::env::temp_dir().join(format!("guichet-handover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("upgrade.sock.sessions");
+        std::fs::write(&file, b"[]").unwrap();
+        let metadata = |path: &std::path::Path| std::fs::symlink_metadata(path).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(untrusted_handover(&metadata(&file)), None);
+        for mode in [0o644, 0o640, 0o602, 0o660] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let why = untrusted_handover(&metadata(&file)).expect("refused");
+            assert!(why.contains("other users"), "{why}");
+        }
+        let link = dir.join("link.sessions");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(
+            untrusted_handover(&metadata(&link)).as_deref(),
+            Some("not a regular file")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

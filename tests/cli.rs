@@ -163,6 +163,35 @@ scopes = ["openid", "two words"]
     assert!(stderr.contains("unknown field `read_timeut`"), "{stderr}");
     assert!(stderr.contains("line 6"), "{stderr}");
 
+    // A syntax error on a line holding a secret: the line is named, its value never printed
+    // (`guichet check` runs as ExecStartPre: stderr goes to the journal).
+    for (name, text) in [
+        (
+            "dup-secret.toml",
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n[[provider]]\nid = \"a\"\nclient_id = \"c\"\nclient_secret = \"Sup3rS3cret-one\"\nclient_secret = \"Sup3rS3cret-two\"\n",
+        ),
+        (
+            "dup-url.toml",
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n[session.shared]\nurl = \"redis://:Sup3rS3cret@db:6379\"\nurl = \"redis://:Sup3rS3cret@db:6379\"\n",
+        ),
+        (
+            "bad-type.toml",
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n[signature]\nkey = 4815162342\n",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let (ok, stdout, stderr) = check(path.to_str().unwrap(), None);
+        assert!(!ok, "{name}");
+        assert!(stderr.contains("line"), "{name}: {stderr}");
+        for secret in ["Sup3rS3cret", "4815162342"] {
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "{name}: {stderr}"
+            );
+        }
+    }
+
     let missing = dir.join("nope.toml");
     let (ok, _, stderr) = check(missing.to_str().unwrap(), None);
     assert!(!ok);

@@ -253,3 +253,207 @@ async fn a_store_behind_tls_with_a_private_ca() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Another deployment's configuration in `a`'s directory: `a`'s, on its own port, with
+/// `replace` applied (e.g. another `session.shared.key` or `public_url`).
+async fn start_other(a: &Stack, name: &str, replace: &[(&str, &str)]) -> (Process, String) {
+    let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
+    let port = free_port();
+    let mut text = std::fs::read_to_string(&a.config_path)
+        .unwrap()
+        .replace(
+            &format!("listen = \"127.0.0.1:{a_port}\""),
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            a.metrics_url
+                .trim_start_matches("http://")
+                .trim_end_matches("/metrics"),
+            &format!("127.0.0.1:{}", free_port()),
+        );
+    let metrics_port = text
+        .split("[metrics]\nlisten = \"127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from} not in the configuration");
+        text = text.replace(from, to);
+    }
+    let path = a.dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let process = Process::spawn(
+        &["run", "--config", path.to_str().unwrap()],
+        a.dir.join(format!("{name}.log")),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    support::wait_for_status(
+        &format!("{url}/.guichet/readyz"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", process.log_text()));
+    (process, format!("{url}|{metrics_port}"))
+}
+
+/// The store key text of a session cookie value.
+fn store_key(cookie: &str) -> String {
+    guichet::session::SessionId::from_cookie_value(cookie.as_bytes())
+        .expect("a session cookie")
+        .to_key()
+        .to_text()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_store_returns_is_authenticated_bound_and_bounded() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port).await;
+    let a = Stack::start(
+        "shared-hostile",
+        GatewayOptions {
+            extra: format!(
+                "[session.shared]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\nrecheck = \"1s\"\ntimeout = \"300ms\"\n{SHARED_KEY}"
+            ),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let (b_process, b) = start_replica(&a).await;
+    let mut alice = Browser::new();
+    let page = alice.login(&a, "/x").await;
+    let sub = echoed(&page.body, "x-guichet-sub")[0].to_string();
+    let cookie = alice.cookies["guichet"].clone();
+    let key = format!("guichet:session:{}", store_key(&cookie));
+    let sealed: String = redis_command(redis_port, redis::cmd("GET").arg(&key)).await;
+    assert!(
+        !sealed.contains(&sub),
+        "the store holds no readable identity"
+    );
+    assert!(!sealed.contains("x-guichet"), "nor headers");
+
+    // Another deployment on the same store and prefix, with its own key: not its session.
+    let (c_process, c) = start_other(
+        &a,
+        "other-key",
+        &[(
+            SHARED_KEY,
+            "key = \"another-deployment-has-its-own-secret-key\"\n",
+        )],
+    )
+    .await;
+    let (c_url, c_metrics) = c.split_once('|').unwrap();
+    assert_eq!(alice.get(&format!("{c_url}/x")).await.status, 302);
+    // The same key but another public_url: not its session either.
+    let (d_process, d) = start_other(
+        &a,
+        "other-url",
+        &[(
+            &format!("public_url = \"{}\"", a.gateway_url),
+            "public_url = \"http://app-b.example\"",
+        )],
+    )
+    .await;
+    let (d_url, _) = d.split_once('|').unwrap();
+    assert_eq!(alice.get(&format!("{d_url}/x")).await.status, 302);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{c_metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("guichet_shared_store_refused_total{reason=\"unauthenticated\"} 1"),
+        "{metrics}"
+    );
+    assert!(c_process.log_text().contains("failed its check"));
+
+    // Someone who can write to the store copies Alice's entry under a cookie of their own, or
+    // writes a plain record: neither opens a session.
+    let forged = guichet::session::random_token();
+    let () = redis_command(
+        redis_port,
+        redis::cmd("SET")
+            .arg(format!("guichet:session:{}", store_key(&forged)))
+            .arg(&sealed),
+    )
+    .await;
+    let plain = guichet::session::random_token();
+    let () = redis_command(
+        redis_port,
+        redis::cmd("SET")
+            .arg(format!("guichet:session:{}", store_key(&plain)))
+            .arg(format!(
+                "{{\"identity\":{{\"provider\":\"agentconnect\",\"sub\":\"{sub}\",\"acr\":\"eidas3\",\"amr\":[],\"claims\":{{}}}},\"id_token\":\"x\",\"access_token\":null,\"created_at_unix\":1}}"
+            )),
+    )
+    .await;
+    for cookie in [&forged, &plain] {
+        let mut mallory = Browser::new();
+        mallory.cookies.insert("guichet".into(), cookie.clone());
+        assert_eq!(mallory.get(&format!("{b}/x")).await.status, 302);
+    }
+    assert_eq!(
+        alice.get(&format!("{b}/x")).await.status,
+        200,
+        "Alice's own still works"
+    );
+
+    // A flood of made-up cookies: each unknown id costs at most one lookup, repeated ones none.
+    let before = getex_calls(redis_port).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let repeated = guichet::session::random_token();
+    for i in 0..200 {
+        let made_up = if i % 2 == 0 {
+            guichet::session::random_token()
+        } else {
+            repeated.clone()
+        };
+        let response = client
+            .get(format!("{b}/x"))
+            .header("cookie", format!("guichet={made_up}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302);
+    }
+    let calls = getex_calls(redis_port).await - before;
+    assert!(calls <= 101, "{calls} lookups for 101 distinct made-up ids");
+
+    // The store stalls (all clients paused past the timeout): sessions held in memory are
+    // served throughout, and the store serves again as soon as it is back (no back-off).
+    let mut bob = Browser::new();
+    assert_eq!(bob.login(&a, "/y").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let () = redis_command(
+        redis_port,
+        redis::cmd("CLIENT").arg("PAUSE").arg(600).arg("ALL"),
+    )
+    .await;
+    assert_eq!(
+        alice.get(&format!("{b}/x")).await.status,
+        200,
+        "held in memory"
+    );
+    assert_eq!(bob.get(&a.url("/y")).await.status, 200, "held in memory");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let on_b = bob.get(&format!("{b}/y")).await;
+    assert_eq!(on_b.status, 200, "{}", b_process.log_text());
+
+    // A logout leaves a tombstone in the session's place: no replica can write it back.
+    let out = alice.logout(&a.url("/.guichet/logout")).await;
+    assert_eq!(out.status, 302);
+    let value: String = redis_command(redis_port, redis::cmd("GET").arg(&key)).await;
+    assert_eq!(value, "!ended");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut stale = Browser::new();
+    stale.cookies.insert("guichet".into(), cookie);
+    assert_eq!(stale.get(&format!("{b}/x")).await.status, 302);
+    let value: String = redis_command(redis_port, redis::cmd("GET").arg(&key)).await;
+    assert_eq!(value, "!ended");
+    drop((b_process, c_process, d_process));
+}

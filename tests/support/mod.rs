@@ -762,11 +762,12 @@ async fn serve_upstream(stream: TcpStream) {
         }
         let mut headers = Vec::new();
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            // Header values may hold any byte: shown as UTF-8, lossily.
+            let mut raw = Vec::new();
+            if reader.read_until(b'\n', &mut raw).await.unwrap_or(0) == 0 {
                 return;
             }
-            let line = line.trim_end().to_string();
+            let line = String::from_utf8_lossy(&raw).trim_end().to_string();
             if line.is_empty() {
                 break;
             }
