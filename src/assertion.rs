@@ -736,6 +736,40 @@ mod tests {
         assert_eq!(pairs(&headers), expected);
     }
 
+    /// What a CGI-style server makes of a header name: upper case, `-` as `_`.
+    fn cgi_fold(name: &str) -> String {
+        name.to_ascii_uppercase().replace('-', "_")
+    }
+
+    proptest::proptest! {
+        /// Whatever spelling a client uses, no header left after stripping folds (as PHP, CGI or
+        /// Apache's environment do) into guichet's namespace or a configured identity name.
+        #[test]
+        fn no_stripped_name_survives_in_any_spelling(
+            names in proptest::collection::vec(
+                proptest::string::string_regex("(x|X)(-|_)(g|G)(u|U)(i|I)(c|C)(h|H)(e|E)(t|T)((-|_)[a-zA-Z_-]{0,8})?|(x|X)(-|_)(r|R)(e|E)(m|M)(o|O)(t|T)(e|E)(-|_)(u|U)(s|S)(e|E)(r|R)|[a-zA-Z][a-zA-Z_-]{0,12}").unwrap(),
+                1..12,
+            )
+        ) {
+            let plan = HeaderPlan {
+                extra_strip: vec!["x-remote-user".into()],
+                reserved: vec![],
+                provider_claims: BTreeMap::new(),
+                settings: HeaderSettings::default(),
+            };
+            let mut request = RequestHeader::build("GET", b"/", None).unwrap();
+            for name in &names {
+                request.append_header(name.clone(), "forged").unwrap();
+            }
+            plan.strip(&mut request);
+            for name in request.headers.keys() {
+                let folded = cgi_fold(name.as_str());
+                proptest::prop_assert!(!folded.starts_with("X_GUICHET_") && folded != "X_GUICHET", "{name} survived");
+                proptest::prop_assert_ne!(folded, "X_REMOTE_USER".to_string());
+            }
+        }
+    }
+
     #[test]
     fn claims_never_take_guichet_names_nor_each_others() {
         let mut identity = identity();

@@ -137,10 +137,16 @@ impl ForwardedHeaders {
             Some(peer) => HeaderValue::from_str(&peer.to_canonical().to_string()).ok(),
             None => None,
         };
-        for name in &self.removed {
-            request.remove_header(name);
+        // One pass over the names; most requests carry none of these.
+        let doomed: Vec<HeaderName> = request
+            .headers
+            .keys()
+            .filter(|name| self.removed.contains(name) || *name == "x-forwarded-for")
+            .cloned()
+            .collect();
+        for name in doomed {
+            request.remove_header(&name);
         }
-        request.remove_header("x-forwarded-for");
         if let Some(value) = forwarded_for {
             request.insert_header("x-forwarded-for", value)?;
         }

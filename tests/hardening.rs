@@ -337,3 +337,180 @@ async fn bare_query_items_are_not_logged() {
         "{log}"
     );
 }
+
+/// Sends raw bytes on a fresh connection and returns the status line of the answer, if any
+/// (the connection may be closed instead: both are fine for garbage).
+async fn raw(address: &str, bytes: &[u8]) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let _ = stream.write_all(bytes).await;
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_clients_never_disturb_a_live_session() {
+    let stack = Stack::start("hostile", GatewayOptions::default()).await;
+    let mut alice = Browser::new();
+    assert_eq!(alice.login(&stack, "/").await.status, 200);
+    let address = stack.gateway_url.trim_start_matches("http://").to_string();
+    let before = rss_kib(stack.gateway.pid());
+
+    // Alice keeps working while the attacks run: one request every 50 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let client = alice.client.clone();
+        let cookie = alice.cookie_header();
+        let url = stack.url("/x");
+        tokio::spawn(async move {
+            let (mut served, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.get(&url).header("cookie", &cookie).send().await {
+                    Ok(r) if r.status() == 200 => served += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (served, failed)
+        })
+    };
+
+    // Slow clients: 200 connections sending a header a byte at a time, for 3 s.
+    let slow: Vec<_> = (0..200)
+        .map(|_| {
+            let address = address.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else {
+                    return;
+                };
+                let started = std::time::Instant::now();
+                let _ = stream
+                    .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .await;
+                while started.elapsed() < Duration::from_secs(3) {
+                    if stream.write_all(b"a").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            })
+        })
+        .collect();
+
+    // Malformed and oversized requests, invalid UTF-8 everywhere.
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let many_headers: String = (0..5_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers = format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n");
+    let garbage: Vec<Vec<u8>> = vec![
+        big_header.into_bytes(),
+        many_headers.into_bytes(),
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\nCookie: guichet=\xff\xff; a=\x80\r\n\r\n".to_vec(),
+        b"GET /.guichet/login?rd=%ff%fe%00 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /.guichet/callback?state=%ff&code=%fe HTTP/1.1\r\nHost: x\r\nCookie: guichet-login-%ff=\xff\r\n\r\n".to_vec(),
+        b"GET /.guichet/logout HTTP/1.1\r\nHost: x\r\nSec-Fetch-Site: \xff\r\nOrigin: \xfe\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: \xff\xfe\r\nX-Forwarded-For: \xff\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nBad Header Name: x\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nNoColonHere\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n".to_vec(),
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n".to_vec(),
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00garbage".to_vec(),
+        vec![0u8; 10_000],
+        b"\r\n\r\n\r\n".to_vec(),
+    ];
+    let sent: Vec<_> = (0..5)
+        .flat_map(|_| garbage.iter().cloned())
+        .map(|bytes| {
+            let address = address.clone();
+            tokio::spawn(async move { raw(&address, &bytes).await })
+        })
+        .collect();
+    for answer in sent {
+        if let Some(line) = answer.await.unwrap() {
+            assert!(!line.starts_with("HTTP/1.1 5"), "a 5xx for garbage: {line}");
+        }
+    }
+
+    // Thousands of cookies beside the session, and a session cookie made of other bytes.
+    let cookie = alice.cookies["guichet"].clone();
+    let mut jar: String = (0..3_000).map(|i| format!("c{i}=v{i}; ")).collect();
+    jar.push_str(&format!("guichet={cookie}"));
+    let page = alice
+        .client
+        .get(stack.url("/x"))
+        .header("cookie", jar)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.status() == 200 || page.status().is_client_error(),
+        "{}",
+        page.status()
+    );
+
+    // HTTP/2: many streams on one connection, most reset by the client right away.
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    let mut kept = Vec::new();
+    for i in 0..1_000 {
+        let request = http::Request::get(format!("http://{address}/x?{i}"))
+            .header("cookie", format!("guichet={cookie}"))
+            .body(())
+            .unwrap();
+        h2 = match h2.ready().await {
+            Ok(ready) => ready,
+            Err(_) => break,
+        };
+        let Ok((response, _)) = h2.send_request(request, true) else {
+            break;
+        };
+        if i % 10 == 0 {
+            kept.push(response);
+        } // else dropped: the stream is reset (RST_STREAM CANCEL).
+    }
+    for response in kept {
+        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), response).await {
+            assert!(
+                !response.status().is_server_error(),
+                "{}",
+                response.status()
+            );
+        }
+    }
+
+    for task in slow {
+        let _ = task.await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (served, failed) = watcher.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "Alice was refused during the attacks: {failed:?}"
+    );
+    assert!(served > 20, "{served} requests served to Alice");
+    assert_eq!(alice.get(&stack.url("/x")).await.status, 200);
+
+    let log = stack.gateway.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+    let grown = rss_kib(stack.gateway.pid()).saturating_sub(before);
+    assert!(
+        grown < 100 * 1024,
+        "the attacks grew the gateway by {grown} KiB"
+    );
+}
