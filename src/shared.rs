@@ -193,22 +193,29 @@ impl SharedStore {
         result
     }
 
-    /// One warning per second at most: a store that is down must not flood the log.
-    fn log_failure(&self, entry: Entry, operation: &'static str, error: &StoreError) {
+    /// Whether a warning may be logged now: one per second at most, so that a store that is
+    /// down, or a flood of bad entries, does not flood the log.
+    fn may_warn(&self) -> bool {
         let mut last = self
             .last_logged
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
-            return;
+            return false;
         }
         *last = Some(Instant::now());
-        tracing::warn!(
-            entry = entry.as_str(),
-            operation,
-            error = %error,
-            "shared store unavailable: serving from this replica's memory"
-        );
+        true
+    }
+
+    fn log_failure(&self, entry: Entry, operation: &'static str, error: &StoreError) {
+        if self.may_warn() {
+            tracing::warn!(
+                entry = entry.as_str(),
+                operation,
+                error = %error,
+                "shared store unavailable: serving from this replica's memory"
+            );
+        }
     }
 
     /// Writes an entry that expires after `ttl` (at least a second).
@@ -253,18 +260,12 @@ impl SharedStore {
     /// Warns, at most once a second, that an entry read back was refused (`reason`): another
     /// deployment's key or `public_url` sharing this prefix, or a forged entry.
     pub fn warn_refused(&self, reason: &'static str) {
-        let mut last = self
-            .last_logged
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
-            return;
+        if self.may_warn() {
+            tracing::warn!(
+                reason,
+                "shared store: a session entry failed its check and is ignored (another deployment using the same key_prefix, a changed session.shared.key or public_url, or a forged entry)"
+            );
         }
-        *last = Some(Instant::now());
-        tracing::warn!(
-            reason,
-            "shared store: a session entry failed its check and is ignored (another deployment using the same key_prefix, a changed session.shared.key or public_url, or a forged entry)"
-        );
     }
 
     /// Reads an entry and, with `refresh`, restarts its TTL (`GETEX … EX`).

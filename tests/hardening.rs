@@ -7,17 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{echoed, peak_rss_kib, Browser, GatewayOptions, Stack};
-
-/// Current resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+use support::{echoed, peak_rss_kib, rss_kib, Browser, GatewayOptions, Stack};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_flood_neither_fails_real_logins_nor_grows_memory() {

@@ -49,35 +49,8 @@ async fn start_redis_with(port: u16, args: &[&str]) -> Redis {
 /// Replica B of a stack: the same configuration (same public_url, provider, store), another
 /// port; returns it once ready, and its URL.
 async fn start_replica(a: &Stack) -> (Process, String) {
-    let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
-    let b_port = free_port();
-    let b_config = a.dir.join("replica-b.toml");
-    let text = std::fs::read_to_string(&a.config_path)
-        .unwrap()
-        .replace(
-            &format!("listen = \"127.0.0.1:{a_port}\""),
-            &format!("listen = \"127.0.0.1:{b_port}\""),
-        )
-        .replace(
-            a.metrics_url
-                .trim_start_matches("http://")
-                .trim_end_matches("/metrics"),
-            &format!("127.0.0.1:{}", free_port()),
-        );
-    std::fs::write(&b_config, text).unwrap();
-    let b_process = Process::spawn(
-        &["run", "--config", b_config.to_str().unwrap()],
-        a.dir.join("replica-b.log"),
-    );
-    let b = format!("http://127.0.0.1:{b_port}");
-    support::wait_for_status(
-        &format!("{b}/.guichet/readyz"),
-        200,
-        Duration::from_secs(20),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", b_process.log_text()));
-    (b_process, b)
+    let (process, url, _) = start_other(a, "replica-b", &[]).await;
+    (process, url)
 }
 
 /// A command to the Redis server, for the test's own checks.
@@ -254,9 +227,14 @@ async fn a_store_behind_tls_with_a_private_ca() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Another deployment's configuration in `a`'s directory: `a`'s, on its own port, with
-/// `replace` applied (e.g. another `session.shared.key` or `public_url`).
-async fn start_other(a: &Stack, name: &str, replace: &[(&str, &str)]) -> (Process, String) {
+/// Another gateway from `a`'s configuration, on its own port, with `replace` applied (none: a
+/// replica; another `session.shared.key` or `public_url`: another deployment); returns it once
+/// ready, its URL and its metrics port.
+async fn start_other(
+    a: &Stack,
+    name: &str,
+    replace: &[(&str, &str)],
+) -> (Process, String, String) {
     let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
     let port = free_port();
     let mut text = std::fs::read_to_string(&a.config_path)
@@ -295,7 +273,7 @@ async fn start_other(a: &Stack, name: &str, replace: &[(&str, &str)]) -> (Proces
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", process.log_text()));
-    (process, format!("{url}|{metrics_port}"))
+    (process, url, metrics_port)
 }
 
 /// The store key text of a session cookie value.
@@ -334,7 +312,7 @@ async fn what_the_store_returns_is_authenticated_bound_and_bounded() {
     assert!(!sealed.contains("x-guichet"), "nor headers");
 
     // Another deployment on the same store and prefix, with its own key: not its session.
-    let (c_process, c) = start_other(
+    let (c_process, c_url, c_metrics) = start_other(
         &a,
         "other-key",
         &[(
@@ -343,10 +321,9 @@ async fn what_the_store_returns_is_authenticated_bound_and_bounded() {
         )],
     )
     .await;
-    let (c_url, c_metrics) = c.split_once('|').unwrap();
     assert_eq!(alice.get(&format!("{c_url}/x")).await.status, 302);
     // The same key but another public_url: not its session either.
-    let (d_process, d) = start_other(
+    let (d_process, d_url, _) = start_other(
         &a,
         "other-url",
         &[(
@@ -355,7 +332,6 @@ async fn what_the_store_returns_is_authenticated_bound_and_bounded() {
         )],
     )
     .await;
-    let (d_url, _) = d.split_once('|').unwrap();
     assert_eq!(alice.get(&format!("{d_url}/x")).await.status, 302);
     let metrics = reqwest::get(format!("http://127.0.0.1:{c_metrics}/metrics"))
         .await

@@ -857,12 +857,22 @@ async fn serve_upstream(stream: TcpStream) {
     }
 }
 
-/// Peak resident memory (VmHWM) of a process, in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
+/// A memory figure of a process from `/proc/<pid>/status` (`VmHWM`, `VmRSS`…), in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
+}
+
+/// Current resident memory (VmRSS) of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
 }
