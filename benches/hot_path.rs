@@ -1,5 +1,6 @@
-//! The authenticated request path, piece by piece: what guichet does to a request that carries a
-//! live session before forwarding it. Run with `cargo bench --bench hot_path`.
+//! The authenticated request path, piece by piece, each piece the function the proxy calls: the
+//! session lookup, the identity forwarding (`IdentityForwarder::apply`), the cookie and
+//! forwarding-header rewrite. Run with `cargo bench --bench hot_path`.
 //!
 //! The `assertion` group shows that signing is not on that path: a request reuses the session's
 //! signed assertion (`reuse`), and only about one request per two-thirds of the assertion's
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use guichet::assertion::forward::IdentityForwarder;
 use guichet::assertion::{unix_now, AssertionSigner, HeaderPlan, RequestSigner};
 use guichet::config::{AssertionSettings, Secret, SignatureSettings};
 use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};
-use guichet::forwarded::ForwardedHeaders;
+use guichet::http::forwarded::ForwardedHeaders;
 use guichet::identity::{Claim, Identity};
 use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
 use pingora::http::RequestHeader;
@@ -134,26 +136,40 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut group = c.benchmark_group("headers");
-    group.bench_function(
-        "strip client identity headers + add 14 prebuilt ones",
-        |b| {
+    // The identity forwarding the proxy does, as it does it: without signing, then with the
+    // assertion (reused) and the HMAC signature.
+    let plain = IdentityForwarder::new(plan.clone(), None, None);
+    let signed = IdentityForwarder::new(
+        plan.clone(),
+        Some(AssertionSigner::new(settings.assertion.as_ref().unwrap()).unwrap()),
+        Some(RequestSigner::new(&signature).unwrap()),
+    );
+    let mut group = c.benchmark_group("identity");
+    for (name, forwarder) in [
+        (
+            "forward: strip client identity headers + add 14 prebuilt ones",
+            &plain,
+        ),
+        (
+            "forward: the same + assertion (reused) + HMAC signature",
+            &signed,
+        ),
+    ] {
+        forwarder
+            .apply(&mut request.clone(), Some(&live), unix_now())
+            .unwrap();
+        group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || {
                     let mut r = request.clone();
                     r.append_header("X-Guichet-Sub", "evil").unwrap();
                     r
                 },
-                |upstream| {
-                    plan.strip(upstream);
-                    for (name, value) in &live.headers {
-                        upstream.insert_header(name.clone(), value.clone()).unwrap();
-                    }
-                },
+                |upstream| forwarder.apply(upstream, Some(&live), unix_now()).unwrap(),
                 criterion::BatchSize::SmallInput,
             )
-        },
-    );
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("forwarding");

@@ -19,9 +19,6 @@ mod presets;
 
 pub use presets::{acr_satisfies, AcrRequest, ProviderKind, UserinfoFormat};
 
-/// The prefix under which guichet serves its own endpoints.
-pub const OWN_PREFIX: &str = "/.guichet/";
-
 // === the file format ===
 
 /// The whole file.
@@ -695,21 +692,6 @@ impl ProviderSettings {
 }
 
 impl Settings {
-    /// `public_url` + `/.guichet/callback`.
-    pub fn redirect_uri(&self) -> String {
-        self.own_url("callback")
-    }
-
-    /// `public_url` + `/.guichet/` + `page`.
-    pub fn own_url(&self, page: &str) -> String {
-        format!(
-            "{}{}{}",
-            self.public_url.as_str().trim_end_matches('/'),
-            OWN_PREFIX,
-            page
-        )
-    }
-
     pub fn provider(&self, id: &str) -> Option<&ProviderSettings> {
         self.providers.iter().find(|p| p.id == id)
     }
@@ -1867,10 +1849,7 @@ scopes = ["openid", "given_name", "usual_name", "email", "uid"]
         assert_eq!(s.session.cookie_name, "__Host-guichet");
         assert!(s.session.secure);
         assert!(s.threads >= 1);
-        assert_eq!(
-            s.redirect_uri(),
-            "https://app.example.gouv.fr/.guichet/callback"
-        );
+        assert_eq!(s.public_url.as_str(), "https://app.example.gouv.fr/");
         let p = &s.providers[0];
         assert_eq!(p.scopes, ["given_name", "usual_name", "email", "uid"]);
         assert_eq!(p.client_secret.as_ref().unwrap().expose(), "s3cret");

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use crate::assertion::forward::IdentityForwarder;
 use crate::assertion::{AssertionError, AssertionSigner, HeaderPlan, RequestSigner};
 use crate::config::Settings;
 use crate::cookies::CookieNames;
+use crate::http::routes::Route;
 use crate::login_state::{LoginStates, LOGIN_STATE_TTL};
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
@@ -22,9 +24,8 @@ pub struct Gateway {
     pub cookies: CookieNames,
     pub providers: Vec<Arc<Provider>>,
     pub metrics: Arc<Metrics>,
-    pub headers: Arc<HeaderPlan>,
-    pub assertion: Option<AssertionSigner>,
-    pub signature: Option<RequestSigner>,
+    /// Strips the client's identity headers and adds the session's, signed.
+    pub forwarder: IdentityForwarder,
     /// `state` values sent with RP-initiated logouts, checked when the provider sends the
     /// browser back to `/.guichet/logged-out`.
     pub logouts: moka::future::Cache<String, ()>,
@@ -49,7 +50,7 @@ pub enum StartError {
 
 impl Gateway {
     pub fn new(settings: Settings) -> Result<Self, StartError> {
-        let redirect_uri = settings.redirect_uri();
+        let redirect_uri = Route::Callback.url(&settings.public_url);
         let metrics = Arc::new(Metrics::new());
         let providers = settings
             .providers
@@ -119,9 +120,7 @@ impl Gateway {
                 .max_capacity(100_000)
                 .time_to_live(LOGIN_STATE_TTL)
                 .build(),
-            headers,
-            assertion,
-            signature,
+            forwarder: IdentityForwarder::new(headers, assertion, signature),
             sessions,
             logins,
             shared,

@@ -106,7 +106,7 @@ impl LoginStates {
         SetCookie {
             name,
             value,
-            path: crate::config::OWN_PREFIX,
+            path: crate::http::routes::PREFIX,
             max_age: Some(max_age),
             secure: self.secure,
         }

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use guichet::config::{self, Settings};
 use guichet::demo::{self, DemoAddresses};
+use guichet::http::routes::Route;
 use guichet::server;
 
 /// mimalloc instead of glibc malloc: the proxy path allocates and frees small buffers on every
@@ -323,8 +324,8 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
     if let Some(upstream) = upstream {
         settings.upstream.address = upstream;
     }
-    let redirect_uri = settings.redirect_uri();
-    let client_jwks_uri = settings.own_url("provider-jwks.json");
+    let redirect_uri = Route::Callback.url(&settings.public_url);
+    let client_jwks_uri = Route::ProviderJwks.url(&settings.public_url);
     let mut pingora = server::new_server(&settings, server::Launch::default());
     for (flavour, address) in [
         (demo::Flavour::AgentConnect, addresses.provider),

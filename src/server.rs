@@ -17,9 +17,9 @@ use pingora::services::listening::Service;
 
 use crate::config::Settings;
 use crate::gateway::{Gateway, StartError};
+use crate::http::proxy::GatewayProxy;
 use crate::metrics::MetricsApp;
 use crate::oidc::{keep_discovered, Provider};
-use crate::proxy::GatewayProxy;
 
 /// How `guichet run` was started.
 #[derive(Clone, Copy, Debug, Default)]

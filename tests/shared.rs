@@ -230,11 +230,7 @@ async fn a_store_behind_tls_with_a_private_ca() {
 /// Another gateway from `a`'s configuration, on its own port, with `replace` applied (none: a
 /// replica; another `session.shared.key` or `public_url`: another deployment); returns it once
 /// ready, its URL and its metrics port.
-async fn start_other(
-    a: &Stack,
-    name: &str,
-    replace: &[(&str, &str)],
-) -> (Process, String, String) {
+async fn start_other(a: &Stack, name: &str, replace: &[(&str, &str)]) -> (Process, String, String) {
     let a_port = a.gateway_url.rsplit(':').next().unwrap().to_string();
     let port = free_port();
     let mut text = std::fs::read_to_string(&a.config_path)

@@ -32,7 +32,10 @@ pub enum UserinfoFormat {
 /// The values a kind implies.
 #[derive(Clone, Debug)]
 pub struct Preset {
+    /// The federation's name, as its official button says it ("" for `oidc`).
     pub display_name: &'static str,
+    /// The federation's "what is it?" page, linked under its button.
+    pub about_url: Option<&'static str>,
     pub scopes: &'static [&'static str],
     pub acr: &'static [&'static str],
     pub acr_request: AcrRequest,
@@ -97,6 +100,12 @@ impl ProviderKind {
         }
     }
 
+    /// A federation's brand and "what is it?" page, for its official button; `None` for `oidc`.
+    pub fn federation_brand(self) -> Option<(&'static str, &'static str)> {
+        let preset = self.preset();
+        preset.about_url.map(|about| (preset.display_name, about))
+    }
+
     pub fn is_franceconnect(self) -> bool {
         matches!(
             self,
@@ -146,6 +155,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Oidc => Preset {
                 display_name: "",
+                about_url: None,
                 scopes: &["openid"],
                 acr: &[],
                 acr_request: AcrRequest::AcrValues,
@@ -160,6 +170,11 @@ impl ProviderKind {
                 } else {
                     "AgentConnect"
                 },
+                about_url: Some(if self == ProviderKind::ProConnect {
+                    "https://www.proconnect.gouv.fr/"
+                } else {
+                    "https://agentconnect.gouv.fr/"
+                }),
                 scopes: PROCONNECT_SCOPES,
                 acr: &["eidas1"],
                 acr_request: AcrRequest::ClaimsParameter,
@@ -170,6 +185,7 @@ impl ProviderKind {
             },
             ProviderKind::FranceConnectV1 => Preset {
                 display_name: "FranceConnect",
+                about_url: Some("https://franceconnect.gouv.fr/"),
                 scopes: FRANCECONNECT_SCOPES,
                 acr: &["eidas1"],
                 acr_request: AcrRequest::AcrValues,
@@ -180,6 +196,7 @@ impl ProviderKind {
             },
             ProviderKind::FranceConnectV2 => Preset {
                 display_name: "FranceConnect",
+                about_url: Some("https://franceconnect.gouv.fr/"),
                 scopes: FRANCECONNECT_SCOPES,
                 acr: &["eidas1"],
                 acr_request: AcrRequest::AcrValues,
@@ -190,6 +207,7 @@ impl ProviderKind {
             },
             ProviderKind::FranceConnectPlus => Preset {
                 display_name: "FranceConnect+",
+                about_url: Some("https://franceconnect.gouv.fr/france-connect-plus"),
                 scopes: FRANCECONNECT_SCOPES,
                 acr: &["eidas2", "eidas3"],
                 acr_request: AcrRequest::AcrValues,

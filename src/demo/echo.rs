@@ -8,7 +8,8 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::assertion::is_identity_header;
-use crate::endpoints::{escape_html, page};
+use crate::http::pages::{escape_html, page};
+use crate::http::routes::Route;
 
 /// The echo app.
 pub struct EchoApp;
@@ -48,10 +49,11 @@ impl ServeHttp for EchoApp {
              <p class=\"en\" lang=\"en\">This app has no login code: guichet sends it the verified identity as HTTP headers.</p>\n\
              <h2>En-têtes d'identité / Identity headers</h2>\n\
              <table><thead><tr><th>en-tête</th><th>valeur décodée</th><th>valeur brute</th></tr></thead><tbody>\n{identity}</tbody></table>\n\
-             <p><a class=\"button\" href=\"/.guichet/logout\">Se déconnecter / Sign out</a></p>\n\
+             <p><a class=\"button\" href=\"{logout}\">Se déconnecter / Sign out</a></p>\n\
              <h2>Autres en-têtes / Other headers</h2>\n<table><tbody>\n{others}</tbody></table>\n<p>{} {}</p>",
             escape_html(request.method.as_str()),
             escape_html(&request.uri.to_string()),
+            logout = Route::Logout.path(),
         );
         let body = page("Application de démonstration", &body).into_bytes();
         Response::builder()

@@ -26,7 +26,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::endpoints::{escape_html, page};
+use crate::http::pages::{escape_html, page};
 use crate::session::random_token;
 
 /// Authorize parameters AgentConnect accepts; anything else is refused (its error `Y000400`).

@@ -30,6 +30,8 @@ use crate::config::{
 use crate::identity::{Claim, Identity};
 use crate::session::Session;
 
+pub mod forward;
+
 /// Characters escaped in header values: controls, `%` itself (so decoding is unambiguous) and,
 /// implicitly, every non-ASCII byte.
 const HEADER_VALUE_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');

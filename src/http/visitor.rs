@@ -1,11 +1,11 @@
-//! Decisions over a request, as plain functions: is this one of guichet's own endpoints, does an
-//! unauthenticated visitor get a login redirect (browser) or a 401 (API call), and where may a
-//! visitor be sent back after login.
+//! Decisions about a visitor, as plain functions: does a visitor without a session get a login
+//! redirect (a browser navigating) or a 401 (a script), and where may a visitor be sent back
+//! after login.
 
 use http::Method;
 use pingora::http::RequestHeader;
 
-use crate::config::OWN_PREFIX;
+use crate::http::routes::is_own_path;
 
 /// What to do with a request that has no valid session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +14,6 @@ pub enum Unauthenticated {
     RedirectToLogin,
     /// A script or API client: `401`.
     Reject,
-}
-
-/// The own endpoint named by a path (`/.guichet/login` → `login`), if it is one.
-pub fn own_endpoint(path: &str) -> Option<&str> {
-    path.strip_prefix(OWN_PREFIX)
 }
 
 /// Browsers navigating (GET/HEAD, not XHR, accepting HTML or anything) are sent to the login
@@ -82,9 +77,8 @@ fn normalise_return_path(target: &str) -> Option<String> {
         return None;
     }
     let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
-    let own = OWN_PREFIX.trim_end_matches('/');
     let lowered = decoded.to_ascii_lowercase();
-    if lowered == own || lowered.starts_with(OWN_PREFIX) || lowered.starts_with("//") {
+    if is_own_path(&lowered) || lowered.starts_with("//") {
         return None;
     }
     let mut out = String::with_capacity(path.len() + rest.len());
@@ -225,15 +219,9 @@ mod tests {
             proptest::prop_assert_eq!(resolved.host_str(), Some("app.example.gouv.fr"));
             proptest::prop_assert_eq!(resolved.scheme(), "https");
             let path = percent_encoding::percent_decode_str(resolved.path()).decode_utf8_lossy().to_ascii_lowercase();
-            proptest::prop_assert!(!path.starts_with("/.guichet/") && path != "/.guichet", "{target:?} -> {safe:?}");
+            proptest::prop_assert!(!is_own_path(&path), "{target:?} -> {safe:?}");
             proptest::prop_assert!(safe.len() <= MAX_RETURN_PATH);
             proptest::prop_assert!(http::HeaderValue::from_str(&safe).is_ok());
         }
-    }
-
-    #[test]
-    fn own_endpoints_are_recognised() {
-        assert_eq!(own_endpoint("/.guichet/login"), Some("login"));
-        assert_eq!(own_endpoint("/app/.guichet/login"), None);
     }
 }

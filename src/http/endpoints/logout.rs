@@ -1,0 +1,74 @@
+//! `/.guichet/logout` and `/.guichet/logged-out`: signing out here and at the provider, only
+//! when asked from guichet's own origin.
+
+use pingora::http::RequestHeader;
+
+use super::{query_param, session_id};
+use crate::cookies::clear_cookie;
+use crate::gateway::Gateway;
+use crate::http::pages::{self, PageError, Reply};
+use crate::http::routes::Route;
+use crate::session::random_token;
+
+/// Whether a request comes from guichet's own origin, or from the visitor directly (a typed
+/// address, a bookmark): `Sec-Fetch-Site` when the browser sends it, else `Origin`, else
+/// `Referer`. Without any of them, it is not trusted.
+pub fn is_same_origin(request: &RequestHeader, public_url: &url::Url) -> bool {
+    let header = |name: &str| request.headers.get(name).map(|v| v.as_bytes());
+    if let Some(site) = header("sec-fetch-site") {
+        return site == b"same-origin" || site == b"none";
+    }
+    let origin = public_url.origin().ascii_serialization();
+    if let Some(sent) = header("origin") {
+        return sent == origin.as_bytes();
+    }
+    match header("referer") {
+        Some(referer) => {
+            referer.starts_with(origin.as_bytes())
+                && matches!(referer.get(origin.len()), None | Some(b'/'))
+        }
+        None => false,
+    }
+}
+
+/// `/.guichet/logout`: from this origin, drops the session, then RP-initiated logout at its
+/// provider; from anywhere else, a page asking to confirm.
+pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
+    if !is_same_origin(request, &gateway.settings.public_url) {
+        return pages::logout_confirmation();
+    }
+    let settings = &gateway.settings.session;
+    let mut target = Route::LoggedOut.path().to_string();
+    if let Some(id) = session_id(request, &settings.cookie_name) {
+        if let Some(session) = gateway.sessions.remove(&id).await {
+            gateway
+                .metrics
+                .sessions_ended
+                .with_label_values(&["logout"])
+                .inc();
+            let state = random_token();
+            let logged_out = Route::LoggedOut.url(&gateway.settings.public_url);
+            if let Some(url) = gateway
+                .provider(session.provider())
+                .and_then(|p| p.logout_url(&session.id_token, &state, &logged_out))
+            {
+                gateway.remember_logout(state).await;
+                target = url.to_string();
+            }
+        }
+    }
+    Reply::redirect(&target).with_header(
+        "set-cookie",
+        clear_cookie(&settings.cookie_name, settings.secure),
+    )
+}
+
+/// `GET /.guichet/logged-out[?state=…]`: the provider's `state` must be one guichet sent.
+pub async fn logged_out(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
+    if let Some(state) = query_param(request, "state") {
+        if !gateway.take_logout(&state).await {
+            return Err(PageError::logout_state_invalid());
+        }
+    }
+    Ok(pages::logged_out())
+}

@@ -1,0 +1,377 @@
+//! Every page guichet shows a visitor, and the one place an error becomes a page
+//! ([`render_error`]): the response type ([`Reply`]), the HTML frame, the catalogue of errors a
+//! visitor can meet ([`PageError`], with status, metric reason and French and English text), the
+//! signed-out and logout confirmation pages.
+//!
+//! Pages are French first with a short English line; every error page carries a correlation id
+//! that also appears in the one log line written for it. Own responses carry a strict
+//! `Content-Security-Policy`, `X-Frame-Options`, `nosniff`, `no-referrer` and `no-store`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::http::ResponseHeader;
+use rand::RngCore;
+
+use crate::http::routes::Route;
+use crate::oidc::OidcError;
+
+/// What guichet's own pages allow: no script, no frame, styles only inline, forms only to
+/// itself, images only its own or inline.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+// === Reply ===
+
+/// A response guichet writes itself.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn html(status: StatusCode, html: String) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            body: Bytes::from(html),
+        }
+    }
+
+    pub fn text(status: StatusCode, text: &str) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+            body: Bytes::copy_from_slice(text.as_bytes()),
+        }
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Reply {
+            status: StatusCode::FOUND,
+            headers: vec![("location", location.to_string())],
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The response header, with the headers every own response carries.
+    pub fn to_response_header(&self) -> pingora::Result<ResponseHeader> {
+        let mut header = ResponseHeader::build(self.status, Some(self.headers.len() + 4))?;
+        for (name, value) in &self.headers {
+            header.append_header(*name, value.as_str())?;
+        }
+        header.insert_header("content-length", self.body.len().to_string())?;
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| *name == "cache-control")
+        {
+            header.insert_header("cache-control", "no-store")?;
+        }
+        header.insert_header("x-content-type-options", "nosniff")?;
+        header.insert_header("referrer-policy", "no-referrer")?;
+        header.insert_header("content-security-policy", CONTENT_SECURITY_POLICY)?;
+        header.insert_header("x-frame-options", "DENY")?;
+        Ok(header)
+    }
+}
+
+/// A short random id tying an error page to its log line.
+pub fn new_correlation_id() -> String {
+    let mut bytes = [0u8; 9];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+// === pages ===
+
+/// Escapes text for HTML.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A complete page around `body` (already HTML).
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:Marianne,Arial,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#161616}}
+h1{{font-size:1.6rem}} .en{{color:#666}} .id{{font-family:monospace;color:#666}} .button{{display:inline-block;background:#000091;color:#fff;padding:.6rem 1rem;text-decoration:none;margin:.3rem 0;border:0;font:inherit;cursor:pointer}}</style>
+</head><body><main>
+{body}
+</main></body></html>
+"#,
+        title = escape_html(title),
+    )
+}
+
+/// An error a visitor can meet, with what to show and what to log.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    /// Bounded label for metrics.
+    pub reason: &'static str,
+    pub title: &'static str,
+    pub detail_fr: String,
+    pub detail_en: String,
+    /// Detail for the operator; never shown, never secret.
+    pub log: String,
+}
+
+impl PageError {
+    pub fn new(
+        status: StatusCode,
+        reason: &'static str,
+        title: &'static str,
+        detail_fr: impl Into<String>,
+        detail_en: impl Into<String>,
+    ) -> Self {
+        PageError {
+            status,
+            reason,
+            title,
+            detail_fr: detail_fr.into(),
+            detail_en: detail_en.into(),
+            log: String::new(),
+        }
+    }
+
+    /// The same error, with `log` as its detail for the operator.
+    pub fn logged(mut self, log: impl Into<String>) -> Self {
+        self.log = log.into();
+        self
+    }
+
+    /// A request without a valid session, from a script (browsers are redirected).
+    pub fn no_session() -> Self {
+        PageError::new(
+            StatusCode::UNAUTHORIZED,
+            "no_session",
+            "Connexion requise",
+            "Cette ressource demande d'être connecté. Ouvrez l'application dans votre navigateur pour vous connecter.",
+            "This resource requires signing in. Open the application in your browser to sign in.",
+        )
+        .logged("request without a valid session")
+    }
+
+    /// A path under `/.guichet/` that is none of guichet's endpoints.
+    pub fn not_found() -> Self {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Page introuvable",
+            "Cette page de la passerelle n'existe pas.",
+            "This gateway page does not exist.",
+        )
+    }
+
+    /// `?provider=` names no configured provider.
+    pub fn unknown_provider(id: &str) -> Self {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_provider",
+            "Fournisseur d'identité inconnu",
+            "Le fournisseur d'identité demandé n'est pas proposé ici.",
+            "The requested identity provider is not offered here.",
+        )
+        .logged(format!("unknown provider id {id:?}"))
+    }
+
+    /// A callback whose `state` this browser cannot vouch for; `log` says why.
+    pub fn state_invalid(log: &str) -> Self {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "state_invalid",
+            "Lien de connexion expiré ou déjà utilisé",
+            "Cette connexion a expiré, a déjà été utilisée, ou a été commencée dans un autre navigateur. Recommencez depuis l'application.",
+            "This sign-in has expired, was already used, or was started in another browser. Please start again from the application.",
+        )
+        .logged(log)
+    }
+
+    /// The provider sent the browser back with `error=` (and maybe `error_description`).
+    pub fn provider_error(error: &str, description: &str) -> Self {
+        let short: String = error.chars().take(64).collect();
+        let (status, title, fr, en) = match error {
+            "access_denied" => (
+                StatusCode::FORBIDDEN,
+                "Connexion annulée",
+                "La connexion a été annulée ou refusée auprès du fournisseur d'identité.",
+                "Sign-in was cancelled or refused at the identity provider.",
+            ),
+            "temporarily_unavailable" | "server_error" => (
+                StatusCode::BAD_GATEWAY,
+                "Service d'identification indisponible",
+                "Le fournisseur d'identité rencontre un problème. Réessayez plus tard.",
+                "The identity provider has a problem. Please try again later.",
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "Connexion impossible",
+                "Le fournisseur d'identité a refusé la demande de connexion.",
+                "The identity provider refused the sign-in request.",
+            ),
+        };
+        PageError::new(
+            status,
+            "provider_error",
+            title,
+            format!("{fr} (code : {short})"),
+            format!("{en} (code: {short})"),
+        )
+        .logged(format!(
+            "provider returned error={short:?} error_description={:?}",
+            description.chars().take(200).collect::<String>()
+        ))
+    }
+
+    /// A post-logout return whose `state` guichet did not send (or already saw).
+    pub fn logout_state_invalid() -> Self {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "logout_state_invalid",
+            "Retour de déconnexion inattendu",
+            "Ce retour de déconnexion ne correspond à aucune déconnexion demandée ici. Si vous étiez connecté, votre session sur ce site est de toute façon terminée.",
+            "This sign-out return matches no sign-out started here. If you were signed in, your session on this site has ended anyway.",
+        )
+        .logged("logged-out with an unknown or already used state")
+    }
+
+    /// The application could not be reached or answered badly: `code` is the status to show
+    /// (502, 504, 4xx for a request pingora refused, 500); `log` is pingora's error.
+    pub fn upstream(status: StatusCode, log: String) -> Self {
+        let (title, fr, en) = match status.as_u16() {
+            504 => (
+                "Application trop lente",
+                "L'application n'a pas répondu à temps. Réessayez dans un instant.",
+                "The application did not answer in time. Please try again shortly.",
+            ),
+            502 => (
+                "Application injoignable",
+                "L'application est momentanément injoignable. Réessayez dans un instant.",
+                "The application cannot be reached right now. Please try again shortly.",
+            ),
+            400..=499 => (
+                "Requête invalide",
+                "La requête n'a pas pu être traitée.",
+                "The request could not be processed.",
+            ),
+            _ => (
+                "Erreur interne",
+                "Une erreur inattendue est survenue.",
+                "An unexpected error occurred.",
+            ),
+        };
+        PageError::new(status, "upstream", title, fr, en).logged(log)
+    }
+
+    pub fn from_oidc(error: &OidcError) -> Self {
+        let (title, fr, en) = match error {
+            OidcError::NotReady => (
+                "Service d'identification indisponible",
+                "Le fournisseur d'identité ne répond pas pour le moment. Réessayez dans quelques minutes.",
+                "The identity provider is not available yet. Please try again in a few minutes.",
+            ),
+            OidcError::Unreachable { .. } | OidcError::BadResponse { .. } => (
+                "Service d'identification injoignable",
+                "Le fournisseur d'identité n'a pas pu être joint ou a répondu de façon inattendue. Réessayez plus tard.",
+                "The identity provider could not be reached or answered unexpectedly. Please try again later.",
+            ),
+            OidcError::Timeout { .. } => (
+                "Service d'identification trop lent",
+                "Le fournisseur d'identité n'a pas répondu à temps. Réessayez plus tard.",
+                "The identity provider did not answer in time. Please try again later.",
+            ),
+            OidcError::CodeRejected(_)
+            | OidcError::IdTokenInvalid(_)
+            | OidcError::UserInfoInvalid(_) => (
+                "Connexion refusée",
+                "La réponse du fournisseur d'identité n'a pas pu être vérifiée. Recommencez la connexion.",
+                "The identity provider's answer could not be verified. Please sign in again.",
+            ),
+            OidcError::AcrTooLow { .. } => (
+                "Niveau de sécurité insuffisant",
+                "La connexion a été faite avec un niveau de sécurité (eIDAS) inférieur à celui que demande cette application. Reconnectez-vous avec un moyen d'identification plus fort.",
+                "You signed in with a lower assurance level (eIDAS) than this application requires. Please sign in again with a stronger method.",
+            ),
+            OidcError::MissingClaims(_) => (
+                "Informations manquantes",
+                "Le fournisseur d'identité n'a pas transmis toutes les informations obligatoires pour cette application (par exemple si leur partage a été refusé).",
+                "The identity provider did not send all the information this application requires (for instance if sharing it was refused).",
+            ),
+            OidcError::Configuration(_) => (
+                "Erreur de configuration",
+                "La passerelle est mal configurée. Contactez l'administrateur en indiquant la référence ci-dessous.",
+                "The gateway is misconfigured. Please contact the administrator with the reference below.",
+            ),
+        };
+        PageError::new(error.status(), error.reason(), title, fr, en).logged(error.to_string())
+    }
+}
+
+/// Renders an error page and writes its one log line (5xx at `error`, 4xx at `info`).
+pub fn render_error(error: &PageError, correlation_id: &str) -> Reply {
+    if error.status.is_server_error() {
+        tracing::error!(correlation_id, status = error.status.as_u16(), reason = error.reason, detail = %error.log, "{}", error.title);
+    } else {
+        tracing::info!(correlation_id, status = error.status.as_u16(), reason = error.reason, detail = %error.log, "{}", error.title);
+    }
+    let body = format!(
+        r#"<h1>{title}</h1>
+<p>{fr}</p>
+<p class="en" lang="en">{en}</p>
+<p><a class="button" href="/">Revenir à l'accueil / Back to the start page</a></p>
+<p class="id">Référence / Reference : {id} — {status}</p>"#,
+        title = escape_html(error.title),
+        fr = escape_html(&error.detail_fr),
+        en = escape_html(&error.detail_en),
+        id = escape_html(correlation_id),
+        status = error.status.as_u16(),
+    );
+    Reply::html(error.status, page(error.title, &body))
+}
+
+/// The page of `/.guichet/logout` reached from another site (a link, a redirect, a form) or
+/// without any origin signal: it asks the visitor to confirm, and its button posts from this
+/// origin.
+pub fn logout_confirmation() -> Reply {
+    let body = format!(
+        r#"<h1>Se déconnecter ?</h1>
+<p>Confirmez que vous voulez vous déconnecter de cette application et de votre service d'identification.</p>
+<p class="en" lang="en">Please confirm that you want to sign out of this application and of your identity provider.</p>
+<form method="post" action="{logout}">
+<button type="submit" class="button">Se déconnecter / Sign out</button>
+</form>
+<p><a href="/">Annuler et revenir à l'application / Cancel</a></p>"#,
+        logout = Route::Logout.path()
+    );
+    Reply::html(StatusCode::OK, page("Confirmer la déconnexion", &body))
+}
+
+/// "You are signed out."
+pub fn logged_out() -> Reply {
+    let body = r#"<h1>Vous êtes déconnecté</h1>
+<p>Votre session est terminée.</p>
+<p class="en" lang="en">You are signed out.</p>
+<p><a class="button" href="/">Se reconnecter / Sign in again</a></p>"#;
+    Reply::html(StatusCode::OK, page("Déconnexion", body))
+}

@@ -1,0 +1,325 @@
+//! The pingora `ProxyHttp` implementation: the request pipeline drawn in `ARCHITECTURE.md`, and
+//! nothing else. Each phase is a few lines calling one named function of another module:
+//!
+//! - `request_filter`: [`GatewayProxy::admit`] — own routes (`endpoints`), the session
+//!   (`session`), or the way to sign in (`visitor`);
+//! - `upstream_request_filter`: [`GatewayProxy::prepare_upstream`] — guichet's cookies out
+//!   (`cookies`), forwarding headers (`forwarded`), identity in (`assertion::forward`);
+//! - `fail_to_proxy`: the page for an upstream failure (`pages`);
+//! - `logging`: [`GatewayProxy::record`] — metrics and the access line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http::StatusCode;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::assertion::unix_now;
+use crate::cookies;
+use crate::gateway::Gateway;
+use crate::http::endpoints::{self, session_id};
+use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
+use crate::http::pages::{new_correlation_id, render_error, PageError, Reply};
+use crate::http::routes::{login_path, Route};
+use crate::http::visitor::{unauthenticated, Unauthenticated};
+use crate::session::Session;
+
+/// What happened to a request, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Proxied,
+    LoginRedirect,
+    Unauthorized,
+    OwnEndpoint,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Proxied => "proxied",
+            Outcome::LoginRedirect => "login_redirect",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::OwnEndpoint => "own_endpoint",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// Per-request state.
+pub struct RequestContext {
+    pub session: Option<Arc<Session>>,
+    pub outcome: Outcome,
+    /// The client's valid `X-Request-Id`, or a fresh one; passed upstream, shown on error pages.
+    pub correlation_id: String,
+    pub started: Instant,
+    pub upstream_sent: Option<Instant>,
+    pub upstream_latency: Option<Duration>,
+}
+
+/// The proxy service.
+pub struct GatewayProxy {
+    gateway: Arc<Gateway>,
+    forwarded: ForwardedHeaders,
+}
+
+/// Writes a reply guichet made itself (HEAD gets the header only).
+async fn write_reply(session: &mut HttpSession, reply: Reply) -> Result<()> {
+    let header = reply.to_response_header()?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+/// The status shown for an error pingora met while proxying: 504 for an upstream timeout, 502
+/// for another upstream failure, 400 for a bad request, 500 for guichet's own; 0 when the client
+/// went away (nothing to show).
+fn failure_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+impl GatewayProxy {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        let forwarded = ForwardedHeaders::new(&gateway.settings);
+        GatewayProxy { gateway, forwarded }
+    }
+
+    /// The session named by the request's cookie, if it is live.
+    async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
+        let id = session_id(request, &self.gateway.settings.session.cookie_name)?;
+        let found = self.gateway.sessions.get(&id).await;
+        self.gateway
+            .metrics
+            .session_lookups
+            .with_label_values(&[if found.is_some() { "hit" } else { "miss" }])
+            .inc();
+        found
+    }
+
+    /// What to do with a request: `None` to proxy it (with its session in `ctx`), or the reply
+    /// guichet sends itself (an own route, a login redirect, a 401).
+    async fn admit(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Option<Reply> {
+        ctx.correlation_id = match request.headers.get("x-request-id") {
+            Some(id) if valid_request_id(id.as_bytes()) => {
+                String::from_utf8_lossy(id.as_bytes()).into_owned()
+            }
+            _ => new_correlation_id(),
+        };
+        if let Some(route) = Route::from_path(request.uri.path()) {
+            ctx.outcome = Outcome::OwnEndpoint;
+            return Some(
+                endpoints::handle(&self.gateway, route, request, &ctx.correlation_id).await,
+            );
+        }
+        if let Some(live) = self.load_session(request).await {
+            ctx.session = Some(live);
+            return None;
+        }
+        Some(match unauthenticated(request) {
+            Unauthenticated::RedirectToLogin => {
+                ctx.outcome = Outcome::LoginRedirect;
+                let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                Reply::redirect(&login_path(target, &[]))
+            }
+            Unauthenticated::Reject => {
+                ctx.outcome = Outcome::Unauthorized;
+                render_error(&PageError::no_session(), &ctx.correlation_id)
+            }
+        })
+    }
+
+    /// The request as the application receives it: without guichet's cookies, with the
+    /// forwarding headers guichet sets, and with the identity of the session (if any) only.
+    fn prepare_upstream(
+        &self,
+        upstream: &mut RequestHeader,
+        peer: Option<std::net::IpAddr>,
+        ctx: &RequestContext,
+    ) -> Result<()> {
+        cookies::rewrite_for_upstream(upstream, &self.gateway.cookies);
+        self.forwarded.apply(upstream, peer, &ctx.correlation_id)?;
+        self.gateway
+            .forwarder
+            .apply(upstream, ctx.session.as_deref(), unix_now())
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot attach the identity");
+                Error::explain(ErrorType::InternalError, "identity forwarding failed")
+            })
+    }
+
+    /// Metrics for a finished request, and its access log line (no query values, the subject
+    /// hashed).
+    fn record(&self, session: &HttpSession, ctx: &RequestContext) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let metrics = &self.gateway.metrics;
+        let outcome = ctx.outcome.as_str();
+        let duration = ctx.started.elapsed();
+        metrics
+            .requests
+            .with_label_values(&[outcome, crate::metrics::status_class(status)])
+            .inc();
+        metrics
+            .request_duration
+            .with_label_values(&[outcome])
+            .observe(duration.as_secs_f64());
+        let bytes_in = session.body_bytes_read() as u64;
+        let bytes_out = session.body_bytes_sent() as u64;
+        metrics.bytes.with_label_values(&["in"]).inc_by(bytes_in);
+        metrics.bytes.with_label_values(&["out"]).inc_by(bytes_out);
+        if self.gateway.settings.access_log {
+            let request = session.req_header();
+            tracing::info!(
+                target: "access",
+                correlation_id = %ctx.correlation_id,
+                method = %request.method,
+                path = %loggable_path(&request.uri),
+                status,
+                outcome,
+                duration_ms = duration.as_secs_f64() * 1000.0,
+                upstream_ms = ctx.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
+                provider = ctx.session.as_ref().map(|s| s.provider()),
+                sub_hash = ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
+                bytes_in,
+                bytes_out,
+                "request"
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestContext {
+            session: None,
+            outcome: Outcome::Proxied,
+            correlation_id: String::new(),
+            started: Instant::now(),
+            upstream_sent: None,
+            upstream_latency: None,
+        }
+    }
+
+    /// Serves `/.guichet/…` here, lets requests with a live session through (keeping the session
+    /// in `ctx`), and answers the others with a login redirect (browsers) or a 401. `Ok(true)`
+    /// means the response was written and proxying stops.
+    async fn request_filter(&self, session: &mut HttpSession, ctx: &mut Self::CTX) -> Result<bool> {
+        match self.admit(session.req_header(), ctx).await {
+            Some(reply) => write_reply(session, reply).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The configured upstream, with its time-outs.
+    async fn upstream_peer(
+        &self,
+        _session: &mut HttpSession,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let upstream = &self.gateway.settings.upstream;
+        let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// Rewrites the request for the application ([`GatewayProxy::prepare_upstream`]).
+    async fn upstream_request_filter(
+        &self,
+        session: &mut HttpSession,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        self.prepare_upstream(upstream_request, peer, ctx)?;
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Upstream unreachable (502) or too slow (504): a page instead of pingora's bare status.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut HttpSession,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        ctx.outcome = Outcome::Error;
+        let code = failure_status(e);
+        if code == 0 {
+            tracing::debug!(error = %e, "client went away");
+        } else if session.response_written().is_none() {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let reply = render_error(
+                &PageError::upstream(status, e.to_string()),
+                &ctx.correlation_id,
+            );
+            if let Err(write_error) = write_reply(session, reply).await {
+                tracing::debug!(error = %write_error, "could not write the error page");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// guichet writes its own single log line for every failure it renders (`fail_to_proxy`),
+    /// with the correlation id shown to the visitor; pingora's line would be a second one.
+    fn suppress_error_log(&self, _session: &HttpSession, _ctx: &Self::CTX, _error: &Error) -> bool {
+        true
+    }
+
+    /// Measures how long the application took to answer.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut HttpSession,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if !upstream_response.status.is_informational() {
+            if let Some(sent) = ctx.upstream_sent.take() {
+                let latency = sent.elapsed();
+                self.gateway
+                    .metrics
+                    .upstream_response
+                    .observe(latency.as_secs_f64());
+                ctx.upstream_latency = Some(latency);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the request ([`GatewayProxy::record`]).
+    async fn logging(&self, session: &mut HttpSession, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        self.record(session, ctx);
+    }
+}
