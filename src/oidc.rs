@@ -30,7 +30,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{
-    acr_satisfies, AcrRequest, ProviderKind, ProviderSettings, TokenAuthMethod, UserinfoFormat,
+    acr_satisfies, AcrRequest, ProviderKind, ProviderSettings, Spelled, TokenAuthMethod,
+    UserinfoFormat,
 };
 use crate::identity::Identity;
 use crate::jose::{self, ClientKeys};

@@ -1,6 +1,8 @@
 //! Provider presets: what a `kind` (and its `environment`, `platform`) implies, from the
 //! federations' public documentation. Every value can be overridden in `[[provider]]`.
 
+use super::spelling::Spelled;
+
 /// The federations guichet knows, plus any standard OpenID provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -10,6 +12,17 @@ pub enum ProviderKind {
     FranceConnectV1,
     FranceConnectV2,
     FranceConnectPlus,
+}
+
+impl Spelled for ProviderKind {
+    const SPELLINGS: &'static [(&'static str, Self)] = &[
+        ("oidc", ProviderKind::Oidc),
+        ("proconnect", ProviderKind::ProConnect),
+        ("agentconnect", ProviderKind::AgentConnect),
+        ("franceconnect-v1", ProviderKind::FranceConnectV1),
+        ("franceconnect-v2", ProviderKind::FranceConnectV2),
+        ("franceconnect-plus", ProviderKind::FranceConnectPlus),
+    ];
 }
 
 /// How the required authentication level is asked for.
@@ -27,6 +40,14 @@ pub enum UserinfoFormat {
     Any,
     Json,
     Jwt,
+}
+
+impl Spelled for UserinfoFormat {
+    const SPELLINGS: &'static [(&'static str, Self)] = &[
+        ("any", UserinfoFormat::Any),
+        ("json", UserinfoFormat::Json),
+        ("jwt", UserinfoFormat::Jwt),
+    ];
 }
 
 /// The values a kind implies.
@@ -77,29 +98,6 @@ const FRANCECONNECT_PIVOT: &[&str] = &[
 ];
 
 impl ProviderKind {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "oidc" => ProviderKind::Oidc,
-            "proconnect" => ProviderKind::ProConnect,
-            "agentconnect" => ProviderKind::AgentConnect,
-            "franceconnect-v1" => ProviderKind::FranceConnectV1,
-            "franceconnect-v2" => ProviderKind::FranceConnectV2,
-            "franceconnect-plus" => ProviderKind::FranceConnectPlus,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Oidc => "oidc",
-            ProviderKind::ProConnect => "proconnect",
-            ProviderKind::AgentConnect => "agentconnect",
-            ProviderKind::FranceConnectV1 => "franceconnect-v1",
-            ProviderKind::FranceConnectV2 => "franceconnect-v2",
-            ProviderKind::FranceConnectPlus => "franceconnect-plus",
-        }
-    }
-
     /// A federation's brand and "what is it?" page, for its official button; `None` for `oidc`.
     pub fn federation_brand(self) -> Option<(&'static str, &'static str)> {
         let preset = self.preset();
