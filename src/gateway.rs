@@ -77,14 +77,7 @@ impl Gateway {
             .map(|s| SharedStore::new(s, metrics.shared_store_errors.clone()).map(Arc::new))
             .transpose()
             .map_err(StartError::SharedStore)?;
-        // One secret for the deployment: shared by the replicas, or this process's own.
-        let key = settings
-            .session
-            .shared
-            .as_ref()
-            .map_or_else(DeploymentKey::random, |shared| {
-                DeploymentKey::from_secret(shared.key.expose().as_bytes())
-            });
+        let key = deployment_key(&settings);
         let context = deployment_context(
             settings.public_url.as_str(),
             settings.providers.iter().map(|p| p.id.as_str()),
@@ -164,6 +157,14 @@ impl Gateway {
     /// Every provider has loaded its metadata.
     pub fn is_ready(&self) -> bool {
         self.providers.iter().all(|p| p.is_ready())
+    }
+}
+
+/// One secret for the deployment: the one the replicas share, or this process's own.
+fn deployment_key(settings: &Settings) -> DeploymentKey {
+    match &settings.session.shared {
+        Some(shared) => DeploymentKey::from_secret(shared.key.expose().as_bytes()),
+        None => DeploymentKey::random(),
     }
 }
 

@@ -331,31 +331,11 @@ impl ClientKeys {
                 kid: header.kid,
             });
         }
-        for key in candidates {
-            let Ok(cek) = content_key(&header, &key.secret, &encrypted_key, cek_len) else {
-                continue;
-            };
-            if cek.len() != cek_len {
-                continue;
-            }
-            let payload = Payload {
-                msg: &sealed,
-                aad: header_b64.as_bytes(),
-            };
-            let nonce = &Nonce::from(iv);
-            let opened = match cek_len {
-                32 => Aes256Gcm::new_from_slice(&cek)
-                    .map_err(|_| JweError::Decrypt)?
-                    .decrypt(nonce, payload),
-                _ => Aes128Gcm::new_from_slice(&cek)
-                    .map_err(|_| JweError::Decrypt)?
-                    .decrypt(nonce, payload),
-            };
-            if let Ok(plaintext) = opened {
-                return Ok(plaintext);
-            }
-        }
-        Err(JweError::Decrypt)
+        candidates
+            .into_iter()
+            .filter_map(|key| content_key(&header, &key.secret, &encrypted_key, cek_len).ok())
+            .find_map(|cek| open_gcm(&cek, cek_len, &iv, &sealed, header_b64.as_bytes()))
+            .ok_or(JweError::Decrypt)
     }
 }
 
@@ -464,6 +444,31 @@ fn b64(part: &str) -> Result<Vec<u8>, JweError> {
     URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| JweError::Malformed("a part is not base64url"))
+}
+
+/// AES-GCM decryption with a content key of `cek_len` bytes; `None` when it does not open.
+fn open_gcm(
+    cek: &[u8],
+    cek_len: usize,
+    iv: &[u8; 12],
+    sealed: &[u8],
+    aad: &[u8],
+) -> Option<Vec<u8>> {
+    if cek.len() != cek_len {
+        return None;
+    }
+    let payload = Payload { msg: sealed, aad };
+    let nonce = &Nonce::from(*iv);
+    match cek_len {
+        32 => Aes256Gcm::new_from_slice(cek)
+            .ok()?
+            .decrypt(nonce, payload)
+            .ok(),
+        _ => Aes128Gcm::new_from_slice(cek)
+            .ok()?
+            .decrypt(nonce, payload)
+            .ok(),
+    }
 }
 
 /// The content encryption key: RSA-OAEP unwrapping, or ECDH-ES key agreement (direct).

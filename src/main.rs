@@ -110,62 +110,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Keygen { out, algorithm } => keygen(&out, &algorithm),
-        Command::Check { config } => match config::load(&config) {
-            Ok(settings) => {
-                // Building the gateway checks what the file only names (assertion keys).
-                let gateway = match guichet::gateway::Gateway::new(settings.clone())
-                    .and_then(|gateway| server::check_tls(&settings).map(|()| gateway))
-                {
-                    Ok(gateway) => gateway,
-                    Err(e) => {
-                        eprintln!("{}: {e}", config.display());
-                        return ExitCode::FAILURE;
-                    }
-                };
-                println!(
-                    "{}: OK — listen {}, upstream {}, {} provider(s): {}",
-                    config.display(),
-                    settings.listen,
-                    settings.upstream.address,
-                    settings.providers.len(),
-                    settings
-                        .providers
-                        .iter()
-                        .map(|p| p.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                match &settings.session.shared {
-                    // The scheme only: the rest of the URL may hold a password.
-                    Some(shared) => println!(
-                        "sessions: shared by replicas in {}:// (recheck {:?}, timeout {:?})",
-                        shared.url.expose().split("://").next().unwrap_or("redis"),
-                        shared.recheck,
-                        shared.timeout
-                    ),
-                    None => println!("sessions: in this process's memory"),
-                }
-                for provider in &gateway.providers {
-                    println!("{}", provider.settings.describe());
-                    // The kids to compare with what the federation shows as registered.
-                    for key in provider.keys.public_keys() {
-                        println!(
-                            "  published at /.guichet/provider-jwks.json: {} key, kid {}",
-                            match key.common.public_key_use {
-                                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption) => "encryption",
-                                _ => "signing",
-                            },
-                            key.common.key_id.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check { config } => check(&config),
         Command::Run {
             config,
             upgrade,
@@ -194,30 +139,85 @@ fn main() -> ExitCode {
             client_jwks_uri,
         } => {
             init_logging("info", false);
-            let addresses = DemoAddresses {
-                gateway,
-                provider,
-                franceconnect,
-                franceconnect_plus,
-                app,
-            };
-            if provider_only {
-                let Some(flavour) = demo::Flavour::parse(&flavour) else {
-                    eprintln!("unknown --flavour {flavour:?}: use agentconnect, franceconnect, franceconnect-v1 or franceconnect-plus");
-                    return ExitCode::FAILURE;
-                };
-                run_mock_provider(
-                    flavour,
+            if !provider_only {
+                let addresses = DemoAddresses {
+                    gateway,
                     provider,
-                    client_secret.unwrap_or_default(),
-                    redirect_uri,
-                    client_jwks_uri,
-                )
-            } else {
-                run_demo(&addresses, upstream)
+                    franceconnect,
+                    franceconnect_plus,
+                    app,
+                };
+                return run_demo(&addresses, upstream);
             }
+            let Some(flavour) = demo::Flavour::parse(&flavour) else {
+                eprintln!("unknown --flavour {flavour:?}: use agentconnect, franceconnect, franceconnect-v1 or franceconnect-plus");
+                return ExitCode::FAILURE;
+            };
+            run_mock_provider(
+                flavour,
+                provider,
+                client_secret.unwrap_or_default(),
+                redirect_uri,
+                client_jwks_uri,
+            )
         }
     }
+}
+
+/// `guichet check`: loads the file and builds the gateway (which loads the keys and TLS files
+/// the file only names), then prints the effective settings, never a secret.
+fn check(config: &std::path::Path) -> ExitCode {
+    let settings = match config::load(config) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = match guichet::gateway::Gateway::new(settings.clone())
+        .and_then(|gateway| server::check_tls(&settings).map(|()| gateway))
+    {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let ids: Vec<&str> = settings.providers.iter().map(|p| p.id.as_str()).collect();
+    println!(
+        "{}: OK — listen {}, upstream {}, {} provider(s): {}",
+        config.display(),
+        settings.listen,
+        settings.upstream.address,
+        ids.len(),
+        ids.join(", ")
+    );
+    match &settings.session.shared {
+        // The scheme only: the rest of the URL may hold a password.
+        Some(shared) => println!(
+            "sessions: shared by replicas in {}:// (recheck {:?}, timeout {:?})",
+            shared.url.expose().split("://").next().unwrap_or("redis"),
+            shared.recheck,
+            shared.timeout
+        ),
+        None => println!("sessions: in this process's memory"),
+    }
+    for provider in &gateway.providers {
+        println!("{}", provider.settings.describe());
+        // The kids to compare with what the federation shows as registered.
+        for key in provider.keys.public_keys() {
+            println!(
+                "  published at {}: {} key, kid {}",
+                Route::ProviderJwks.path(),
+                match key.common.public_key_use {
+                    Some(jsonwebtoken::jwk::PublicKeyUse::Encryption) => "encryption",
+                    _ => "signing",
+                },
+                key.common.key_id.as_deref().unwrap_or("")
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn keygen(out: &std::path::Path, algorithm: &str) -> ExitCode {

@@ -245,8 +245,62 @@ impl HeaderPlan {
         identity: &Identity,
         tokens: ForwardedTokens<'_>,
     ) -> Vec<(HeaderName, HeaderValue)> {
-        let amr = crate::identity::join_list(&identity.amr);
-        let mut own: Vec<(String, Cow<'_, str>)> = vec![
+        let own = self.own_headers(identity, &tokens);
+        let (mapped, derived) = self.claim_headers(identity);
+        let mut ambiguous: Vec<&str> = derived
+            .iter()
+            .enumerate()
+            .filter(|(i, (name, _))| derived[..*i].iter().any(|(other, _)| other == name))
+            .map(|(_, (name, _))| name.as_str())
+            .collect();
+        ambiguous.dedup();
+        if !ambiguous.is_empty() {
+            tracing::debug!(headers = %ambiguous.join(","), "claims whose names fold to the same header; not forwarded");
+        }
+        let derived = derived
+            .iter()
+            .filter(|(name, _)| !ambiguous.contains(&name.as_str()));
+        let mut headers = Vec::with_capacity(own.len() + mapped.len() + derived.size_hint().0 + 1);
+        let mut fallbacks: Vec<&str> = Vec::new();
+        for (i, (name, value)) in own.iter().chain(mapped.iter()).chain(derived).enumerate() {
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            let taken = headers.iter().any(|(existing, _)| *existing == header)
+                || (i >= own.len() && self.reserved.iter().any(|reserved| reserved == name));
+            if taken {
+                tracing::debug!(header = %name, "header name already used by guichet or another claim; not forwarded");
+                continue;
+            }
+            let encoding = self
+                .settings
+                .encodings
+                .get(name)
+                .copied()
+                .unwrap_or(self.settings.encoding);
+            let (value, fell_back) = encode(value, encoding);
+            if fell_back {
+                fallbacks.push(name);
+            }
+            headers.push((header, value));
+        }
+        if !fallbacks.is_empty() {
+            tracing::debug!(headers = %fallbacks.join(","), "values percent-encoded: not representable in the configured encoding");
+            if let Ok(value) = HeaderValue::from_str(&fallbacks.join(",")) {
+                headers.push((HeaderName::from_static(FALLBACK_HEADER), value));
+            }
+        }
+        headers
+    }
+
+    /// guichet's own headers for an identity: `sub`, `provider`, `acr`, `amr`, and the tokens
+    /// configured to be forwarded.
+    fn own_headers<'a>(
+        &self,
+        identity: &'a Identity,
+        tokens: &ForwardedTokens<'a>,
+    ) -> Vec<(String, Cow<'a, str>)> {
+        let mut own: Vec<(String, Cow<'a, str>)> = vec![
             ("x-guichet-sub".into(), Cow::Borrowed(identity.sub.as_str())),
             (
                 "x-guichet-provider".into(),
@@ -256,21 +310,39 @@ impl HeaderPlan {
         if let Some(acr) = &identity.acr {
             own.push(("x-guichet-acr".into(), Cow::Borrowed(acr)));
         }
-        if !amr.is_empty() {
+        if !identity.amr.is_empty() {
+            let amr = crate::identity::join_list(&identity.amr);
             own.push(("x-guichet-amr".into(), Cow::Owned(amr)));
         }
-        if self.settings.forward_access_token {
-            if let Some(token) = tokens.access_token {
-                own.push(("x-guichet-access-token".into(), Cow::Borrowed(token)));
+        let forwarded = [
+            (
+                self.settings.forward_access_token,
+                "x-guichet-access-token",
+                tokens.access_token,
+            ),
+            (
+                self.settings.forward_id_token,
+                "x-guichet-id-token",
+                tokens.id_token,
+            ),
+        ];
+        for (enabled, name, token) in forwarded {
+            if let (true, Some(token)) = (enabled, token) {
+                own.push((name.into(), Cow::Borrowed(token)));
             }
         }
-        if self.settings.forward_id_token {
-            if let Some(token) = tokens.id_token {
-                own.push(("x-guichet-id-token".into(), Cow::Borrowed(token)));
-            }
-        }
-        let mut mapped: Vec<(String, Cow<'_, str>)> = Vec::new();
-        let mut derived: Vec<(String, Cow<'_, str>)> = Vec::new();
+        own
+    }
+
+    /// The claims' headers: those whose name the configuration maps (and the preset's), and
+    /// those whose name is derived from the claim's.
+    #[allow(clippy::type_complexity)]
+    fn claim_headers<'a>(
+        &self,
+        identity: &'a Identity,
+    ) -> (Vec<(String, Cow<'a, str>)>, Vec<(String, Cow<'a, str>)>) {
+        let mut mapped = Vec::new();
+        let mut derived = Vec::new();
         let overrides = self.provider_claims.get(&identity.provider);
         for (claim, value) in &identity.claims {
             let configured = overrides
@@ -298,59 +370,7 @@ impl HeaderPlan {
                 }
             }
         }
-        // Derived names taken by two claims: neither is sent.
-        let mut ambiguous: Vec<&str> = derived
-            .iter()
-            .enumerate()
-            .filter(|(i, (name, _))| derived[..*i].iter().any(|(other, _)| other == name))
-            .map(|(_, (name, _))| name.as_str())
-            .collect();
-        ambiguous.dedup();
-        if !ambiguous.is_empty() {
-            tracing::debug!(headers = %ambiguous.join(","), "claims whose names fold to the same header; not forwarded");
-        }
-
-        let mut headers: Vec<(HeaderName, HeaderValue)> =
-            Vec::with_capacity(own.len() + mapped.len() + derived.len() + 1);
-        let mut fallbacks: Vec<&str> = Vec::new();
-        let derived_kept = derived
-            .iter()
-            .filter(|(name, _)| !ambiguous.contains(&name.as_str()));
-        let own_count = own.len();
-        for (i, (name, value)) in own
-            .iter()
-            .chain(mapped.iter())
-            .chain(derived_kept)
-            .enumerate()
-        {
-            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
-                continue;
-            };
-            let taken = headers.iter().any(|(existing, _)| *existing == header)
-                || (i >= own_count && self.reserved.iter().any(|reserved| reserved == name));
-            if taken {
-                tracing::debug!(header = %name, "header name already used by guichet or another claim; not forwarded");
-                continue;
-            }
-            let encoding = self
-                .settings
-                .encodings
-                .get(name)
-                .copied()
-                .unwrap_or(self.settings.encoding);
-            let (value, fell_back) = encode(value, encoding);
-            if fell_back {
-                fallbacks.push(name);
-            }
-            headers.push((header, value));
-        }
-        if !fallbacks.is_empty() {
-            tracing::debug!(headers = %fallbacks.join(","), "values percent-encoded: not representable in the configured encoding");
-            if let Ok(value) = HeaderValue::from_str(&fallbacks.join(",")) {
-                headers.push((HeaderName::from_static(FALLBACK_HEADER), value));
-            }
-        }
-        headers
+        (mapped, derived)
     }
 }
 

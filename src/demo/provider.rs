@@ -710,28 +710,7 @@ impl MockProvider {
                 &json!({"error": error, "error_description": description}),
             )
         };
-        let (client_id, client_secret) = match authorization.and_then(|a| a.strip_prefix("Basic "))
-        {
-            Some(basic) => {
-                let decoded = STANDARD
-                    .decode(basic.trim())
-                    .ok()
-                    .and_then(|d| String::from_utf8(d).ok())
-                    .unwrap_or_default();
-                let (id, secret) = decoded.split_once(':').unwrap_or_default();
-                let decode = |s: &str| {
-                    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default()
-                };
-                (decode(id), decode(secret))
-            }
-            None => (
-                get("client_id").to_string(),
-                get("client_secret").to_string(),
-            ),
-        };
+        let (client_id, client_secret) = client_credentials(authorization, &form);
         if self.flavour == Flavour::FranceConnectPlus {
             if let Err(reason) = self.check_client_assertion(&form).await {
                 return oauth_error(401, "invalid_client", &reason);
@@ -874,6 +853,31 @@ impl MockProvider {
         let state = params.get("state").map(String::as_str).unwrap_or("");
         redirect(&with_query(target, &[("state", state)]))
     }
+}
+
+/// The client's id and secret: from HTTP Basic (`client_secret_basic`, each part
+/// form-urlencoded) or from the form (`client_secret_post`).
+fn client_credentials(
+    authorization: Option<&str>,
+    form: &HashMap<String, String>,
+) -> (String, String) {
+    let Some(basic) = authorization.and_then(|a| a.strip_prefix("Basic ")) else {
+        let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+        return (get("client_id"), get("client_secret"));
+    };
+    let decoded = STANDARD
+        .decode(basic.trim())
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok())
+        .unwrap_or_default();
+    let (id, secret) = decoded.split_once(':').unwrap_or_default();
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    (decode(id), decode(secret))
 }
 
 #[async_trait]
