@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use guichet::assertion::forward::IdentityForwarder;
-use guichet::assertion::{unix_now, AssertionSigner, HeaderPlan, RequestSigner};
+use guichet::assertion::{AssertionSigner, HeaderPlan, RequestSigner};
+use guichet::clock::unix_now;
 use guichet::config::{AssertionSettings, Secret, SignatureSettings};
 use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};

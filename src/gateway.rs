@@ -12,27 +12,26 @@ use crate::http::routes::Route;
 use crate::login_state::{LoginStates, LOGIN_STATE_TTL};
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
+use crate::one_time::OneTimeStore;
 use crate::seal::{deployment_context, DeploymentKey, Purpose};
 use crate::session::{EndListener, SessionPlan, SessionStore};
 use crate::shared::{Entry, SharedStore};
 
 /// Shared, immutable after start (the stores and providers have their own interior locking).
 pub struct Gateway {
-    pub settings: Settings,
-    pub sessions: SessionStore,
-    pub logins: LoginStates,
-    pub cookies: CookieNames,
-    pub providers: Vec<Arc<Provider>>,
-    pub metrics: Arc<Metrics>,
+    settings: Settings,
+    sessions: SessionStore,
+    logins: LoginStates,
+    cookies: CookieNames,
+    providers: Vec<Arc<Provider>>,
+    metrics: Arc<Metrics>,
     /// Strips the client's identity headers and adds the session's, signed.
-    pub forwarder: IdentityForwarder,
+    forwarder: IdentityForwarder,
     /// `state` values sent with RP-initiated logouts, checked when the provider sends the
     /// browser back to `/.guichet/logged-out`.
-    pub logouts: moka::future::Cache<String, ()>,
+    logouts: OneTimeStore,
     /// The JWK Set served at `/.guichet/provider-jwks.json`: every provider's client keys.
-    pub provider_jwks: bytes::Bytes,
-    /// `[session.shared]`: the store several replicas share.
-    pub shared: Option<Arc<SharedStore>>,
+    provider_jwks: bytes::Bytes,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -95,7 +94,9 @@ impl Gateway {
             settings.session.login_cookie_prefix.clone(),
             settings.session.secure,
         );
+        let mut logouts = OneTimeStore::new(Entry::Logout, LOGIN_STATE_TTL, 100_000);
         if let Some(shared) = &shared {
+            logouts = logouts.with_shared(shared.clone());
             sessions = sessions.with_shared(
                 shared.clone(),
                 key.sealer(Purpose::Session, &context),
@@ -109,14 +110,10 @@ impl Gateway {
         };
         Ok(Gateway {
             cookies,
-            logouts: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOGIN_STATE_TTL)
-                .build(),
+            logouts,
             forwarder: IdentityForwarder::new(headers, assertion, signature),
             sessions,
             logins,
-            shared,
             providers,
             provider_jwks,
             metrics,
@@ -124,30 +121,46 @@ impl Gateway {
         })
     }
 
-    /// Remembers the `state` of an RP-initiated logout (in the shared store when there is one:
-    /// the provider may send the browser back to another replica).
-    pub async fn remember_logout(&self, state: String) {
-        if let Some(shared) = &self.shared {
-            if shared
-                .put(Entry::Logout, &state, "1", LOGIN_STATE_TTL)
-                .await
-                .is_ok()
-            {
-                return;
-            }
-        }
-        self.logouts.insert(state, ()).await;
+    /// The validated settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    /// Whether `state` is a logout's, used once.
-    pub async fn take_logout(&self, state: &str) -> bool {
-        if self.logouts.remove(state).await.is_some() {
-            return true;
-        }
-        match &self.shared {
-            Some(shared) => shared.delete(Entry::Logout, state).await.unwrap_or(false),
-            None => false,
-        }
+    pub fn sessions(&self) -> &SessionStore {
+        &self.sessions
+    }
+
+    /// Logins in progress (kept in the visitors' cookies).
+    pub fn logins(&self) -> &LoginStates {
+        &self.logins
+    }
+
+    /// The names of guichet's cookies.
+    pub fn cookies(&self) -> &CookieNames {
+        &self.cookies
+    }
+
+    pub fn providers(&self) -> &[Arc<Provider>] {
+        &self.providers
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The identity forwarding applied to every proxied request.
+    pub fn forwarder(&self) -> &IdentityForwarder {
+        &self.forwarder
+    }
+
+    /// The `state`s of RP-initiated logouts, each accepted back once at `logged-out`.
+    pub fn logouts(&self) -> &OneTimeStore {
+        &self.logouts
+    }
+
+    /// `/.guichet/provider-jwks.json`: every provider's public client keys.
+    pub fn provider_jwks(&self) -> bytes::Bytes {
+        self.provider_jwks.clone()
     }
 
     pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assertion;
+pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod jose;
 pub mod login_state;
 pub mod metrics;
 pub mod oidc;
+pub mod one_time;
 pub mod seal;
 pub mod server;
 pub mod session;

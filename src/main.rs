@@ -202,7 +202,7 @@ fn check(config: &std::path::Path) -> ExitCode {
         ),
         None => println!("sessions: in this process's memory"),
     }
-    for provider in &gateway.providers {
+    for provider in gateway.providers() {
         println!("{}", provider.settings.describe());
         // The kids to compare with what the federation shows as registered.
         for key in provider.keys.public_keys() {

@@ -91,7 +91,7 @@ fn untrusted_handover(metadata: &std::fs::Metadata) -> Option<String> {
 /// Takes the sessions an old process handed over, if any, and deletes the file. A file that is
 /// not this user's alone is refused (and left for the operator to look at).
 pub async fn take_handover(gateway: &Gateway) {
-    let path = handover_path(&gateway.settings);
+    let path = handover_path(gateway.settings());
     let Ok(metadata) = std::fs::symlink_metadata(&path) else {
         return;
     };
@@ -105,7 +105,7 @@ pub async fn take_handover(gateway: &Gateway) {
     let _ = std::fs::remove_file(&path);
     match serde_json::from_slice(&text) {
         Ok(dumped) => {
-            let restored = gateway.sessions.restore(dumped).await;
+            let restored = gateway.sessions().restore(dumped).await;
             tracing::info!(restored, "sessions taken over from the previous process");
         }
         Err(e) => {
@@ -147,8 +147,8 @@ impl Signals {
     fn write_handover(&self) {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let path = handover_path(&self.gateway.settings);
-        let dumped = self.gateway.sessions.dump();
+        let path = handover_path(self.gateway.settings());
+        let dumped = self.gateway.sessions().dump();
         let count = dumped.len();
         let written = serde_json::to_vec(&dumped)
             .map_err(std::io::Error::other)
@@ -197,7 +197,7 @@ pub fn check_tls(settings: &Settings) -> Result<(), StartError> {
 pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gateway>, StartError> {
     check_tls(&settings)?;
     let gateway = Arc::new(Gateway::new(settings)?);
-    let settings = &gateway.settings;
+    let settings = &gateway.settings();
 
     let mut options = HttpServerOptions::default();
     // HTTP/2 without TLS (prior knowledge), for clients and load balancers that use it.
@@ -236,14 +236,14 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
     server.add_service(background_service(
         "provider discovery",
         Discovery {
-            providers: gateway.providers.clone(),
+            providers: gateway.providers().to_vec(),
         },
     ));
 
     if let Some(listen) = settings.metrics_listen {
         let app = MetricsApp {
-            metrics: gateway.metrics.clone(),
-            sessions: gateway.sessions.clone(),
+            metrics: gateway.metrics().clone(),
+            sessions: gateway.sessions().clone(),
         };
         let mut metrics = Service::new("guichet metrics".to_string(), app);
         metrics.add_tcp(&listen.to_string());

@@ -104,12 +104,7 @@ impl StoreKey {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::clock::unix_millis as now_millis;
 
 /// A random URL-safe token of 32 bytes (43 characters), for `state` and `nonce`.
 pub fn random_token() -> String {

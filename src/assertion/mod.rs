@@ -614,16 +614,10 @@ impl RequestSigner {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::unix_now;
 
     #[test]
     fn namespace_matches_every_spelling() {

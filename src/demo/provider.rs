@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -292,11 +291,7 @@ pub struct MockProvider {
     http: openidconnect::reqwest::Client,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::clock::unix_now as now;
 
 fn json_response(status: u16, body: &Value) -> Response<Vec<u8>> {
     respond(status, "application/json", body.to_string().into_bytes())

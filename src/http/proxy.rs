@@ -18,7 +18,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::assertion::unix_now;
+use crate::clock::unix_now;
 use crate::cookies;
 use crate::gateway::Gateway;
 use crate::http::endpoints::{self, session_id};
@@ -104,16 +104,16 @@ fn failure_status(e: &Error) -> u16 {
 
 impl GatewayProxy {
     pub fn new(gateway: Arc<Gateway>) -> Self {
-        let forwarded = ForwardedHeaders::new(&gateway.settings);
+        let forwarded = ForwardedHeaders::new(gateway.settings());
         GatewayProxy { gateway, forwarded }
     }
 
     /// The session named by the request's cookie, if it is live.
     async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
-        let id = session_id(request, &self.gateway.settings.session.cookie_name)?;
-        let found = self.gateway.sessions.get(&id).await;
+        let id = session_id(request, &self.gateway.settings().session.cookie_name)?;
+        let found = self.gateway.sessions().get(&id).await;
         self.gateway
-            .metrics
+            .metrics()
             .session_lookups
             .with_label_values(&[if found.is_some() { "hit" } else { "miss" }])
             .inc();
@@ -160,10 +160,10 @@ impl GatewayProxy {
         peer: Option<std::net::IpAddr>,
         ctx: &RequestContext,
     ) -> Result<()> {
-        cookies::rewrite_for_upstream(upstream, &self.gateway.cookies);
+        cookies::rewrite_for_upstream(upstream, self.gateway.cookies());
         self.forwarded.apply(upstream, peer, &ctx.correlation_id)?;
         self.gateway
-            .forwarder
+            .forwarder()
             .apply(upstream, ctx.session.as_deref(), unix_now())
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot attach the identity");
@@ -175,7 +175,7 @@ impl GatewayProxy {
     /// hashed).
     fn record(&self, session: &HttpSession, ctx: &RequestContext) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let metrics = &self.gateway.metrics;
+        let metrics = &self.gateway.metrics();
         let outcome = ctx.outcome.as_str();
         let duration = ctx.started.elapsed();
         metrics
@@ -190,7 +190,7 @@ impl GatewayProxy {
         let bytes_out = session.body_bytes_sent() as u64;
         metrics.bytes.with_label_values(&["in"]).inc_by(bytes_in);
         metrics.bytes.with_label_values(&["out"]).inc_by(bytes_out);
-        if self.gateway.settings.access_log {
+        if self.gateway.settings().access_log {
             let request = session.req_header();
             tracing::info!(
                 target: "access",
@@ -242,7 +242,7 @@ impl ProxyHttp for GatewayProxy {
         _session: &mut HttpSession,
         _ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = &self.gateway.settings.upstream;
+        let upstream = &self.gateway.settings().upstream;
         let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);
@@ -309,7 +309,7 @@ impl ProxyHttp for GatewayProxy {
             if let Some(sent) = ctx.upstream_sent.take() {
                 let latency = sent.elapsed();
                 self.gateway
-                    .metrics
+                    .metrics()
                     .upstream_response
                     .observe(latency.as_secs_f64());
                 ctx.upstream_latency = Some(latency);

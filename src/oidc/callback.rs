@@ -121,7 +121,7 @@ impl Provider {
                 .client_assertion(
                     &self.settings.client_id,
                     &endpoint,
-                    crate::assertion::unix_now(),
+                    crate::clock::unix_now(),
                 )
                 .map_err(OidcError::Configuration)?;
             exchange = exchange

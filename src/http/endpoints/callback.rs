@@ -4,7 +4,7 @@
 use pingora::http::RequestHeader;
 
 use super::{query_param, session_id};
-use crate::assertion::unix_now;
+use crate::clock::unix_now;
 use crate::cookies::set_cookie;
 use crate::gateway::Gateway;
 use crate::http::pages::{PageError, Reply};
@@ -18,7 +18,7 @@ pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Repl
         // Consume the state so it cannot be replayed after a refusal (its cookie expires).
         if let Some(login) = state.and_then(|state| take_login(gateway, request, &state).ok()) {
             gateway
-                .metrics
+                .metrics()
                 .login(&login.provider, "failed", "provider_error");
         }
         let description = query_param(request, "error_description").unwrap_or_default();
@@ -37,15 +37,15 @@ pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Repl
     let started = std::time::Instant::now();
     let result = provider.finish_login(&code, &login).await;
     gateway
-        .metrics
+        .metrics()
         .callback_duration
         .with_label_values(&[provider.id()])
         .observe(started.elapsed().as_secs_f64());
     let outcome = result.map_err(|e| {
-        gateway.metrics.login(provider.id(), "failed", e.reason());
+        gateway.metrics().login(provider.id(), "failed", e.reason());
         PageError::from_oidc(&e)
     })?;
-    if !gateway.logins.complete(&state).await {
+    if !gateway.logins().complete(&state).await {
         return Err(invalid_state(
             gateway,
             "login state already used on another replica",
@@ -58,13 +58,15 @@ pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Repl
         created_at_unix: unix_now(),
     };
     let reply = start_session(gateway, request, record, &login.return_to).await?;
-    gateway.metrics.login(provider.id(), "completed", "");
-    Ok(reply.with_header("set-cookie", gateway.logins.clear(&state)))
+    gateway.metrics().login(provider.id(), "completed", "");
+    Ok(reply.with_header("set-cookie", gateway.logins().clear(&state)))
 }
 
 /// A refused `state`, counted and explained in the log.
 fn invalid_state(gateway: &Gateway, log: &str) -> PageError {
-    gateway.metrics.login("unknown", "failed", "state_invalid");
+    gateway
+        .metrics()
+        .login("unknown", "failed", "state_invalid");
     PageError::state_invalid(log)
 }
 
@@ -76,7 +78,7 @@ fn take_login(
 ) -> Result<LoginState, PageError> {
     let cookies = request.headers.get_all("cookie").iter();
     gateway
-        .logins
+        .logins()
         .take(state, cookies, unix_now())
         .map_err(|error| {
             invalid_state(
@@ -98,17 +100,17 @@ async fn start_session(
     record: SessionRecord,
     return_to: &str,
 ) -> Result<Reply, PageError> {
-    let settings = &gateway.settings.session;
+    let settings = &gateway.settings().session;
     if let Some(old) = session_id(request, &settings.cookie_name) {
-        gateway.sessions.remove(&old).await;
+        gateway.sessions().remove(&old).await;
     }
-    let Some((id, session)) = gateway.sessions.create(record).await else {
+    let Some((id, session)) = gateway.sessions().create(record).await else {
         return Err(invalid_state(
             gateway,
             "state names a provider no longer configured",
         ));
     };
-    gateway.metrics.sessions_created.inc();
+    gateway.metrics().sessions_created.inc();
     tracing::info!(provider = %session.provider(), sub_hash = %session.sub_hash, "login completed");
     Ok(Reply::redirect(return_to).with_header(
         "set-cookie",

@@ -14,7 +14,7 @@ pub fn healthz() -> Reply {
 /// `/.guichet/readyz`: 200 once every provider's metadata is loaded, else 503 naming them.
 pub fn readyz(gateway: &Gateway) -> Reply {
     let waiting: Vec<&str> = gateway
-        .providers
+        .providers()
         .iter()
         .filter(|p| !p.is_ready())
         .map(|p| p.id())
@@ -33,7 +33,7 @@ pub fn readyz(gateway: &Gateway) -> Reply {
 pub fn jwks(gateway: &Gateway) -> Reply {
     jwk_set(
         gateway
-            .forwarder
+            .forwarder()
             .assertion()
             .map_or_else(|| Bytes::from_static(b"{\"keys\":[]}"), |a| a.jwks()),
     )
@@ -42,7 +42,7 @@ pub fn jwks(gateway: &Gateway) -> Reply {
 /// `/.guichet/provider-jwks.json`: the providers' view of guichet, its encryption (`use: enc`)
 /// and client-assertion (`use: sig`) keys.
 pub fn provider_jwks(gateway: &Gateway) -> Reply {
-    jwk_set(gateway.provider_jwks.clone())
+    jwk_set(gateway.provider_jwks().clone())
 }
 
 /// A public JWK Set, cacheable for five minutes.

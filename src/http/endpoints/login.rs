@@ -5,7 +5,7 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 
 use super::query_param;
-use crate::assertion::unix_now;
+use crate::clock::unix_now;
 use crate::gateway::Gateway;
 use crate::http::pages::{escape_html, page, PageError, Reply};
 use crate::http::routes::login_path;
@@ -34,20 +34,20 @@ pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, 
         Some(id) => gateway
             .provider(&id)
             .ok_or_else(|| PageError::unknown_provider(&id))?,
-        None if gateway.providers.len() == 1 => &gateway.providers[0],
+        None if gateway.providers().len() == 1 => &gateway.providers()[0],
         None => return Ok(chooser(gateway, request, &return_to)),
     };
     let expires = unix_now() + LOGIN_STATE_TTL.as_secs();
     let (url, login) = provider
         .start_login(&return_to, &hints(request), expires)
         .map_err(|e| {
-            gateway.metrics.login(provider.id(), "failed", e.reason());
+            gateway.metrics().login(provider.id(), "failed", e.reason());
             PageError::from_oidc(&e)
         })?;
-    gateway.metrics.login(provider.id(), "started", "");
+    gateway.metrics().login(provider.id(), "started", "");
     let mut reply = Reply::redirect(url.as_str());
     for cookie in gateway
-        .logins
+        .logins()
         .begin(&login, request.headers.get_all("cookie").iter())
     {
         reply = reply.with_header("set-cookie", cookie);
@@ -62,7 +62,7 @@ pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, 
 fn chooser(gateway: &Gateway, request: &RequestHeader, return_to: &str) -> Reply {
     let hints = hints(request);
     let mut items = String::new();
-    for provider in &gateway.providers {
+    for provider in gateway.providers() {
         let mut extra: Vec<(&str, &str)> = vec![("provider", provider.id())];
         extra.extend(hints.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let href = login_path(return_to, &extra);

@@ -34,25 +34,25 @@ pub fn is_same_origin(request: &RequestHeader, public_url: &url::Url) -> bool {
 /// `/.guichet/logout`: from this origin, drops the session, then RP-initiated logout at its
 /// provider; from anywhere else, a page asking to confirm.
 pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
-    if !is_same_origin(request, &gateway.settings.public_url) {
+    if !is_same_origin(request, &gateway.settings().public_url) {
         return pages::logout_confirmation();
     }
-    let settings = &gateway.settings.session;
+    let settings = &gateway.settings().session;
     let mut target = Route::LoggedOut.path().to_string();
     if let Some(id) = session_id(request, &settings.cookie_name) {
-        if let Some(session) = gateway.sessions.remove(&id).await {
+        if let Some(session) = gateway.sessions().remove(&id).await {
             gateway
-                .metrics
+                .metrics()
                 .sessions_ended
                 .with_label_values(&["logout"])
                 .inc();
             let state = random_token();
-            let logged_out = Route::LoggedOut.url(&gateway.settings.public_url);
+            let logged_out = Route::LoggedOut.url(&gateway.settings().public_url);
             if let Some(url) = gateway
                 .provider(session.provider())
                 .and_then(|p| p.logout_url(&session.id_token, &state, &logged_out))
             {
-                gateway.remember_logout(state).await;
+                gateway.logouts().put(state).await;
                 target = url.to_string();
             }
         }
@@ -66,7 +66,7 @@ pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
 /// `GET /.guichet/logged-out[?state=…]`: the provider's `state` must be one guichet sent.
 pub async fn logged_out(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
     if let Some(state) = query_param(request, "state") {
-        if !gateway.take_logout(&state).await {
+        if !gateway.logouts().take(&state).await {
             return Err(PageError::logout_state_invalid());
         }
     }
