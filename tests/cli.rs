@@ -39,11 +39,7 @@ fn with_scratch_key(path: &str) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("assertion.pem");
     if !key.exists() {
-        let status = Command::new(BIN)
-            .args(["keygen", "--out", key.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        support::keygen(&key, "ES256");
     }
     // Real files for the ones the example names under /etc/guichet: `check` loads them.
     let certs = support::TestCerts::generate(&dir);

@@ -15,14 +15,6 @@ fn shown<'a>(page: &'a str, header: &str) -> Option<&'a str> {
     Some(&page[start..end])
 }
 
-/// The href of the mock provider's link for test person `index`.
-fn person_link(page: &str, index: usize) -> String {
-    let needle = format!("&amp;agent={index}\"");
-    let end = page.find(&needle).expect("person link");
-    let start = page[..end].rfind("href=\"").expect("href") + 6;
-    page[start..end + needle.len() - 1].replace("&amp;", "&")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_button_of_the_demo_signs_in() {
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
@@ -96,7 +88,7 @@ async fn each_button_of_the_demo_signs_in() {
         assert_eq!(authorize.status, 200, "{provider}: {}", authorize.body);
         let confirm = format!(
             "http://127.0.0.1:{port}{}",
-            person_link(&authorize.body, person)
+            support::agent_link(&authorize.body, person)
         );
         let back = browser.get(&confirm).await;
         assert_eq!(back.status, 302, "{provider}: {}", back.body);

@@ -389,28 +389,22 @@ async fn franceconnect_v2_pivot_identity_and_a_forged_userinfo_signature() {
 /// Writes an RSA (openssl) or P-256 (`guichet keygen`) private key and returns its path.
 fn key_file(dir: &std::path::Path, name: &str, rsa: bool) -> PathBuf {
     let path = dir.join(name);
-    let status = if rsa {
-        Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&path)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl must be installed (scripts/setup-test-peers.sh)")
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_guichet"))
-            .args(["keygen", "--out"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .status()
-            .expect("guichet keygen")
-    };
+    if !rsa {
+        return support::keygen(&path, "ES256");
+    }
+    let status = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl must be installed (scripts/setup-test-peers.sh)");
     assert!(status.success(), "cannot make {name}");
     path
 }

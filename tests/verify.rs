@@ -153,12 +153,7 @@ async fn run_all(request: &Value, expect: &Expectation) -> Vec<(&'static str, bo
 /// Starts a stack signing assertions with a fresh key, and captures what the app receives.
 async fn signed_stack(name: &str, lifetime: &str) -> (Stack, Value, PathBuf) {
     let dir = scratch_dir(&format!("{name}-keys"));
-    let key = dir.join("assertion.pem");
-    let status = Command::new(BIN)
-        .args(["keygen", "--out", key.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let key = support::keygen(&dir.join("assertion.pem"), "ES256");
     std::fs::write(dir.join("hmac.key"), HMAC_KEY).unwrap();
     let extra = format!(
         "\n[assertion]\nkeys = [\"{}\"]\nlifetime = \"{lifetime}\"\n\n[signature]\nkey_file = \"{}\"\n",
@@ -355,12 +350,7 @@ fn keygen_never_overwrites_a_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_client_supplied_identity_header_survives_in_any_spelling() {
     let dir = scratch_dir("strip-keys");
-    let key = dir.join("assertion.pem");
-    assert!(Command::new(BIN)
-        .args(["keygen", "--out", key.to_str().unwrap()])
-        .status()
-        .unwrap()
-        .success());
+    let key = support::keygen(&dir.join("assertion.pem"), "ES256");
     let extra = format!(
         "headers = {{ uid = \"X-Agent-Id\" }}\n\n[headers]\npreset = \"oauth2-proxy\"\nclaims = {{ email = \"X-Remote-Mail\" }}\n\n\
          [assertion]\nkeys = [\"{}\"]\nheader = \"X-App-Identity\"\n\n[signature]\nkey = \"{HMAC_KEY}\"\nheader = \"X-App-Signature\"\n",

@@ -2,7 +2,7 @@
 //! struct denies unknown keys, so a typo stops start-up instead of being silently ignored.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -420,4 +420,46 @@ fn default_token_auth_method() -> String {
 }
 fn default_http_timeout() -> String {
     "10s".into()
+}
+
+/// A secret as the file may give it: inline, the name of an environment variable, or a file.
+pub type SecretSource<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a Path>);
+
+impl SharedSection {
+    pub fn url_source(&self) -> SecretSource<'_> {
+        (
+            self.url.as_deref(),
+            self.url_env.as_deref(),
+            self.url_file.as_deref(),
+        )
+    }
+
+    pub fn key_source(&self) -> SecretSource<'_> {
+        (
+            self.key.as_deref(),
+            self.key_env.as_deref(),
+            self.key_file.as_deref(),
+        )
+    }
+}
+
+impl SignatureSection {
+    pub fn key_source(&self) -> SecretSource<'_> {
+        (
+            self.key.as_deref(),
+            self.key_env.as_deref(),
+            self.key_file.as_deref(),
+        )
+    }
+}
+
+impl ProviderSection {
+    pub fn client_secret_source(&self) -> SecretSource<'_> {
+        let file = self.client_secret_file.as_deref();
+        (
+            self.client_secret.as_deref(),
+            self.client_secret_env.as_deref(),
+            file,
+        )
+    }
 }

@@ -148,15 +148,7 @@ pub(super) fn proofs(
     });
     let signature = file.signature.as_ref().and_then(|section| {
         let header = header_name(check, "signature.header", &section.header);
-        let key = check.secret(
-            "signature.key",
-            (
-                section.key.as_deref(),
-                section.key_env.as_deref(),
-                section.key_file.as_deref(),
-            ),
-            32,
-        )?;
+        let key = check.secret("signature.key", section.key_source(), 32)?;
         Some(SignatureSettings { header, key })
     });
     if let (Some(a), Some(s)) = (&assertion, &signature) {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::FileConfig;
+use super::file::{FileConfig, SecretSource};
 use super::settings::{Secret, Settings};
 use super::spelling::Spelled;
 use super::{Environment, Problem};
@@ -103,7 +103,7 @@ impl Checker<'_> {
     pub fn secret(
         &mut self,
         key: &str,
-        (inline, env_name, file): (Option<&str>, Option<&str>, Option<&Path>),
+        (inline, env_name, file): SecretSource<'_>,
         min_len: usize,
     ) -> Option<Secret> {
         let given = [inline.is_some(), env_name.is_some(), file.is_some()];

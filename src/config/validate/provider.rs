@@ -185,11 +185,7 @@ fn credentials(
         Some(section.token_auth_method.as_str()),
         TokenAuthMethod::ClientSecretPost,
     );
-    let given = (
-        section.client_secret.as_deref(),
-        section.client_secret_env.as_deref(),
-        section.client_secret_file.as_deref(),
-    );
+    let given = section.client_secret_source();
     let secret_given = given.0.is_some() || given.1.is_some() || given.2.is_some();
     let secret = if method == TokenAuthMethod::PrivateKeyJwt && !secret_given {
         Some(None)

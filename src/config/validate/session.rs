@@ -74,15 +74,7 @@ fn max_memory(check: &mut Checker, text: &str) -> u64 {
 
 fn shared(check: &mut Checker, section: &SharedSection) -> Option<SharedSettings> {
     let url = check
-        .secret(
-            "session.shared.url",
-            (
-                section.url.as_deref(),
-                section.url_env.as_deref(),
-                section.url_file.as_deref(),
-            ),
-            0,
-        )
+        .secret("session.shared.url", section.url_source(), 0)
         .and_then(|url| store_url(check, &url));
     let ca = section
         .ca_file
@@ -106,15 +98,7 @@ fn shared(check: &mut Checker, section: &SharedSection) -> Option<SharedSettings
             "only for a TLS store: use a rediss:// URL",
         );
     }
-    let key = check.secret(
-        "session.shared.key",
-        (
-            section.key.as_deref(),
-            section.key_env.as_deref(),
-            section.key_file.as_deref(),
-        ),
-        32,
-    );
+    let key = check.secret("session.shared.key", section.key_source(), 32);
     Some(SharedSettings {
         recheck: check.duration("session.shared.recheck", &section.recheck),
         timeout: check.duration("session.shared.timeout", &section.timeout),
