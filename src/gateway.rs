@@ -43,8 +43,8 @@ pub enum StartError {
     Assertion(#[from] AssertionError),
     #[error("server.tls: cannot load the certificate or key: {0}")]
     Tls(String),
-    #[error("{0}")]
-    SharedStore(String),
+    #[error(transparent)]
+    SharedStore(#[from] crate::shared::StoreError),
 }
 
 impl Gateway {
@@ -74,8 +74,7 @@ impl Gateway {
             .shared
             .as_ref()
             .map(|s| SharedStore::new(s, metrics.shared_store_errors.clone()).map(Arc::new))
-            .transpose()
-            .map_err(StartError::SharedStore)?;
+            .transpose()?;
         let key = deployment_key(&settings);
         let context = deployment_context(
             settings.public_url.as_str(),

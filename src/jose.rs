@@ -67,6 +67,15 @@ pub enum JweError {
     Decrypt,
 }
 
+/// Why a `private_key_jwt` client assertion could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAssertionError {
+    #[error("private_key_jwt needs a signing key")]
+    NoKey,
+    #[error("cannot sign the client assertion: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
 enum Secret {
     Rsa(Box<RsaPrivateKey>),
     P256(p256::SecretKey),
@@ -255,11 +264,8 @@ impl ClientKeys {
         client_id: &str,
         token_endpoint: &str,
         now: u64,
-    ) -> Result<String, String> {
-        let key = self
-            .signing
-            .first()
-            .ok_or("private_key_jwt needs a signing key")?;
+    ) -> Result<String, ClientAssertionError> {
+        let key = self.signing.first().ok_or(ClientAssertionError::NoKey)?;
         let mut header = jsonwebtoken::Header::new(key.algorithm);
         header.kid = Some(key.kid.clone());
         let claims = serde_json::json!({
@@ -270,7 +276,7 @@ impl ClientKeys {
             "iat": now,
             "exp": now + CLIENT_ASSERTION_LIFETIME,
         });
-        jsonwebtoken::encode(&header, &claims, &key.key).map_err(|e| e.to_string())
+        Ok(jsonwebtoken::encode(&header, &claims, &key.key)?)
     }
 
     /// Decrypts a compact JWE and returns its plaintext (for guichet's providers: a signed JWT).

@@ -56,6 +56,8 @@ pub enum StoreError {
     Redis(String),
     #[error("shared store: not reconnecting yet after a failure")]
     Backoff,
+    #[error("session.shared: {0}")]
+    Configuration(String),
 }
 
 struct Connection {
@@ -81,7 +83,7 @@ impl SharedStore {
     pub fn new(
         settings: &SharedSettings,
         errors: prometheus::IntCounterVec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StoreError> {
         let client = match &settings.ca {
             // rediss:// with a private CA.
             Some(ca) => redis::Client::build_with_tls(
@@ -94,9 +96,11 @@ impl SharedStore {
             None => redis::Client::open(settings.url.expose()),
         }
         // The error names the problem, never the URL (it may hold a password).
-        .map_err(|e| match e.detail() {
-            Some(detail) => format!("session.shared: {:?}: {detail}", e.kind()),
-            None => format!("session.shared: {:?}", e.kind()),
+        .map_err(|e| {
+            StoreError::Configuration(match e.detail() {
+                Some(detail) => format!("{:?}: {detail}", e.kind()),
+                None => format!("{:?}", e.kind()),
+            })
         })?;
         Ok(SharedStore {
             client,

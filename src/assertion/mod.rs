@@ -392,6 +392,10 @@ pub enum AssertionError {
     Signing(#[from] jsonwebtoken::errors::Error),
     #[error("invalid header name {0:?}")]
     HeaderName(String),
+    #[error("{0:?} keys cannot be generated: use ES256 or EdDSA")]
+    UnsupportedAlgorithm(Algorithm),
+    #[error("cannot encode the new key: {0}")]
+    Encoding(#[from] p256::pkcs8::Error),
 }
 
 struct AssertionKey {
@@ -525,14 +529,13 @@ pub fn assertion_claims(identity: &Identity) -> Map<String, Value> {
 }
 
 /// Writes a private key for `guichet keygen`: PKCS#8 PEM, P-256 (ES256) or Ed25519 (EdDSA).
-pub fn generate_key_pem(algorithm: Algorithm) -> Result<String, String> {
+pub fn generate_key_pem(algorithm: Algorithm) -> Result<String, AssertionError> {
     match algorithm {
         Algorithm::ES256 => {
             let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-            secret
-                .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
-                .map(|pem| pem.to_string())
-                .map_err(|e| e.to_string())
+            Ok(secret
+                .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)?
+                .to_string())
         }
         Algorithm::EdDSA => {
             // PKCS#8 v1 wrapping of a raw Ed25519 seed (RFC 8410, section 7).
@@ -548,7 +551,7 @@ pub fn generate_key_pem(algorithm: Algorithm) -> Result<String, String> {
                 "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
             ))
         }
-        other => Err(format!("{other:?} is not supported: use ES256 or EdDSA")),
+        other => Err(AssertionError::UnsupportedAlgorithm(other)),
     }
 }
 

@@ -20,7 +20,9 @@ mod validate;
 mod tests;
 
 pub use file::*;
-pub use presets::{acr_satisfies, AcrRequest, Preset, ProviderKind, UserinfoFormat};
+pub use presets::{
+    acr_satisfies, AcrRequest, DocumentedEndpoints, Preset, ProviderKind, UserinfoFormat,
+};
 pub use settings::*;
 pub use spelling::Spelled;
 pub use validate::validate;

@@ -50,6 +50,29 @@ impl Spelled for UserinfoFormat {
     ];
 }
 
+/// Endpoints a federation documents instead of publishing a discovery document: the issuer
+/// followed by these paths. Its id_token is signed with the client secret (HS256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentedEndpoints {
+    /// The path all endpoints share, after the issuer.
+    pub base: &'static str,
+    pub authorize: &'static str,
+    pub token: &'static str,
+    pub userinfo: &'static str,
+    pub jwks: &'static str,
+    pub logout: &'static str,
+}
+
+/// FranceConnect v1 (`/api/v1/…`).
+const FRANCECONNECT_V1_ENDPOINTS: DocumentedEndpoints = DocumentedEndpoints {
+    base: "/api/v1",
+    authorize: "/api/v1/authorize",
+    token: "/api/v1/token",
+    userinfo: "/api/v1/userinfo",
+    jwks: "/api/v1/jwks",
+    logout: "/api/v1/logout",
+};
+
 /// The values a kind implies.
 #[derive(Clone, Debug)]
 pub struct Preset {
@@ -66,6 +89,10 @@ pub struct Preset {
     pub hints: &'static [&'static str],
     /// Claims a login must deliver, else it is refused.
     pub mandatory_claims: &'static [&'static str],
+    /// Endpoints documented rather than discovered (FranceConnect v1).
+    pub documented_endpoints: Option<DocumentedEndpoints>,
+    /// The federation encrypts id_token and userinfo (JWE) to the client's keys.
+    pub encrypts_tokens: bool,
 }
 
 const PROCONNECT_SCOPES: &[&str] = &[
@@ -161,6 +188,8 @@ impl ProviderKind {
                 userinfo: UserinfoFormat::Any,
                 hints: &["login_hint"],
                 mandatory_claims: &[],
+                documented_endpoints: None,
+                encrypts_tokens: false,
             },
             ProviderKind::ProConnect | ProviderKind::AgentConnect => Preset {
                 display_name: if self == ProviderKind::ProConnect {
@@ -180,6 +209,8 @@ impl ProviderKind {
                 userinfo: UserinfoFormat::Jwt,
                 hints: &["idp_hint", "login_hint", "siret_hint"],
                 mandatory_claims: &["given_name", "usual_name", "email", "uid"],
+                documented_endpoints: None,
+                encrypts_tokens: false,
             },
             ProviderKind::FranceConnectV1 => Preset {
                 display_name: "FranceConnect",
@@ -191,6 +222,8 @@ impl ProviderKind {
                 userinfo: UserinfoFormat::Json,
                 hints: &["idp_hint"],
                 mandatory_claims: FRANCECONNECT_PIVOT,
+                documented_endpoints: Some(FRANCECONNECT_V1_ENDPOINTS),
+                encrypts_tokens: false,
             },
             ProviderKind::FranceConnectV2 => Preset {
                 display_name: "FranceConnect",
@@ -202,6 +235,8 @@ impl ProviderKind {
                 userinfo: UserinfoFormat::Jwt,
                 hints: &["idp_hint"],
                 mandatory_claims: FRANCECONNECT_PIVOT,
+                documented_endpoints: None,
+                encrypts_tokens: false,
             },
             ProviderKind::FranceConnectPlus => Preset {
                 display_name: "FranceConnect+",
@@ -213,6 +248,8 @@ impl ProviderKind {
                 userinfo: UserinfoFormat::Jwt,
                 hints: &["idp_hint"],
                 mandatory_claims: FRANCECONNECT_PIVOT,
+                documented_endpoints: None,
+                encrypts_tokens: true,
             },
         }
     }

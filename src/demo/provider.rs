@@ -379,10 +379,14 @@ impl MockProvider {
         Ok(MockProvider {
             flavour,
             issuer: issuer.trim_end_matches('/').to_string(),
-            base_path: if flavour == Flavour::FranceConnectV1 {
-                "/api/v1".to_string()
-            } else {
-                parsed.path().trim_end_matches('/').to_string()
+            // FranceConnect v1 serves the endpoints its preset documents.
+            base_path: match flavour {
+                Flavour::FranceConnectV1 => crate::config::ProviderKind::FranceConnectV1
+                    .preset()
+                    .documented_endpoints
+                    .map_or("", |paths| paths.base)
+                    .to_string(),
+                _ => parsed.path().trim_end_matches('/').to_string(),
             },
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),

@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// Why a token the provider sent could not be unwrapped to a signed JWT.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum UnwrapError {
+    #[error("the provider sent it encrypted (JWE) but no encryption_keys are configured")]
+    NoEncryptionKeys,
+    #[error(transparent)]
+    Jwe(#[from] jose::JweError),
+    #[error("the decrypted content is not text")]
+    NotText,
+}
+
 /// `at_hash` (OpenID Connect Core §3.1.3.6): base64url of the left half of the access token's
 /// digest with the hash of the id_token's signing algorithm. Computed here rather than through the
 /// verification key, which an HMAC-signed id_token does not have in the JWKS.
@@ -68,7 +79,7 @@ impl Provider {
                 })?;
         let signed = self
             .decrypt_if_encrypted(raw)
-            .map_err(OidcError::IdTokenInvalid)?;
+            .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
         let id_token = signed
             .parse::<ProviderIdToken>()
             .map_err(|e| OidcError::IdTokenInvalid(format!("not a signed JWT: {e}")))?;
@@ -123,7 +134,7 @@ impl Provider {
                     &endpoint,
                     crate::clock::unix_now(),
                 )
-                .map_err(OidcError::Configuration)?;
+                .map_err(|e| OidcError::Configuration(e.to_string()))?;
             exchange = exchange
                 .add_extra_param(
                     "client_assertion_type",
@@ -180,19 +191,17 @@ impl Provider {
 
     /// A JWE (five parts) is decrypted with the configured encryption keys; its content must be
     /// a signed JWT, returned as text. A JWS is returned as it is.
-    pub(super) fn decrypt_if_encrypted(&self, token: &str) -> Result<String, String> {
+    pub(super) fn decrypt_if_encrypted(&self, token: &str) -> Result<String, UnwrapError> {
         if !jose::is_jwe(token) {
             return Ok(token.trim().to_string());
         }
         if !self.keys.can_decrypt() {
-            return Err(
-                "the provider sent it encrypted (JWE) but no encryption_keys are configured".into(),
-            );
+            return Err(UnwrapError::NoEncryptionKeys);
         }
-        let plaintext = self.keys.decrypt(token).map_err(|e| e.to_string())?;
+        let plaintext = self.keys.decrypt(token)?;
         String::from_utf8(plaintext)
             .map(|text| text.trim().to_string())
-            .map_err(|_| "the decrypted content is not text".into())
+            .map_err(|_| UnwrapError::NotText)
     }
 
     /// Verifies signature, `iss`, `aud`, `exp`/`iat` (bounded skew), `nonce` and `at_hash`;

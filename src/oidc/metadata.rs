@@ -3,37 +3,36 @@
 
 use super::userinfo::serde_plain_alg;
 use super::*;
+use crate::config::DocumentedEndpoints;
 
-/// FranceConnect v1's endpoints below its issuer (`/api/v1/authorize`, `token`, `userinfo`,
-/// `logout`); id_tokens signed HS256 with the client secret, so no JWKS.
-pub(super) fn franceconnect_v1_metadata(issuer: IssuerUrl) -> Result<Metadata, OidcError> {
+/// The metadata of a federation that documents its endpoints instead of publishing a discovery
+/// document (FranceConnect v1): the issuer followed by the documented paths, HS256 id_tokens.
+pub(super) fn documented_metadata(
+    issuer: IssuerUrl,
+    paths: &DocumentedEndpoints,
+) -> Result<Metadata, OidcError> {
     use openidconnect::core::{CoreResponseType, CoreSubjectIdentifierType};
     use openidconnect::{
         AuthUrl, EmptyAdditionalProviderMetadata, EndSessionUrl, JsonWebKeySetUrl,
         LogoutProviderMetadata, ResponseTypes, TokenUrl, UserInfoUrl,
     };
     let base = issuer.as_str().trim_end_matches('/').to_string();
+    let url = |path: &str| format!("{base}{path}");
     let bad = |e: url::ParseError| OidcError::Configuration(format!("issuer: {e}"));
     let metadata = Metadata::new(
         issuer,
-        AuthUrl::new(format!("{base}/api/v1/authorize")).map_err(bad)?,
-        JsonWebKeySetUrl::new(format!("{base}/api/v1/jwks")).map_err(bad)?,
+        AuthUrl::new(url(paths.authorize)).map_err(bad)?,
+        JsonWebKeySetUrl::new(url(paths.jwks)).map_err(bad)?,
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],
         vec![CoreSubjectIdentifierType::Public],
         vec![CoreJwsSigningAlgorithm::HmacSha256],
         LogoutProviderMetadata {
-            end_session_endpoint: Some(
-                EndSessionUrl::new(format!("{base}/api/v1/logout")).map_err(bad)?,
-            ),
+            end_session_endpoint: Some(EndSessionUrl::new(url(paths.logout)).map_err(bad)?),
             additional_metadata: EmptyAdditionalProviderMetadata {},
         },
     )
-    .set_token_endpoint(Some(
-        TokenUrl::new(format!("{base}/api/v1/token")).map_err(bad)?,
-    ))
-    .set_userinfo_endpoint(Some(
-        UserInfoUrl::new(format!("{base}/api/v1/userinfo")).map_err(bad)?,
-    ));
+    .set_token_endpoint(Some(TokenUrl::new(url(paths.token)).map_err(bad)?))
+    .set_userinfo_endpoint(Some(UserInfoUrl::new(url(paths.userinfo)).map_err(bad)?));
     Ok(metadata)
 }
 
@@ -43,8 +42,8 @@ impl Provider {
     pub async fn discover(&self) -> Result<(), OidcError> {
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Configuration(format!("issuer: {e}")))?;
-        if self.settings.kind == ProviderKind::FranceConnectV1 {
-            self.store(franceconnect_v1_metadata(issuer)?);
+        if let Some(paths) = &self.settings.kind.preset().documented_endpoints {
+            self.store(documented_metadata(issuer, paths)?);
             return Ok(());
         }
         let started = Instant::now();
@@ -92,7 +91,7 @@ impl Provider {
                 )));
             }
         }
-        let encrypts = self.settings.kind == ProviderKind::FranceConnectPlus;
+        let encrypts = self.settings.kind.preset().encrypts_tokens;
         let announced = [
             (
                 "id_token",

@@ -162,7 +162,7 @@ impl Provider {
             .map_err(|_| OidcError::UserInfoInvalid("JWT is not UTF-8".into()))?;
         let inner = self
             .decrypt_if_encrypted(text)
-            .map_err(OidcError::UserInfoInvalid)?;
+            .map_err(|e| OidcError::UserInfoInvalid(e.to_string()))?;
         if inner.starts_with('{') && self.settings.userinfo_format != UserinfoFormat::Jwt {
             // Encrypted but not signed: the TLS channel vouches for it, as for JSON.
             return serde_json::from_str::<Value>(&inner).map_err(|e| {
