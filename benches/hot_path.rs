@@ -6,7 +6,6 @@
 //! signed assertion (`reuse`), and only about one request per two-thirds of the assertion's
 //! lifetime per session pays for `sign`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,32 +17,31 @@ use guichet::config::{AssertionSettings, Secret, SignatureSettings};
 use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};
 use guichet::http::forwarded::ForwardedHeaders;
-use guichet::identity::{Claim, Identity};
+use guichet::identity::Identity;
 use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
 use pingora::http::RequestHeader;
 
 fn identity() -> Identity {
-    Identity {
-        provider: "agentconnect".into(),
-        sub: "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80".into(),
-        acr: Some("eidas1".into()),
-        amr: vec!["pwd".into()],
-        claims: BTreeMap::from(
-            [
-                ("given_name", "Hélène Marie"),
-                ("usual_name", "Dupré-Lefèvre"),
-                ("email", "helene.dupre-lefevre@interieur.gouv.fr"),
-                ("uid", "hdupre"),
-                ("siret", "21920023500014"),
-                ("siren", "219200235"),
-                ("organizational_unit", "Direction du numérique"),
-                ("belonging_population", "agent"),
-                ("phone_number", "+33 1 23 45 67 89"),
-                ("idp_id", "fia1v2"),
-            ]
-            .map(|(k, v)| (k.to_string(), Claim::from(v))),
-        ),
-    }
+    let claims = [
+        ("given_name", "Hélène Marie"),
+        ("usual_name", "Dupré-Lefèvre"),
+        ("email", "helene.dupre-lefevre@interieur.gouv.fr"),
+        ("uid", "hdupre"),
+        ("siret", "21920023500014"),
+        ("siren", "219200235"),
+        ("organizational_unit", "Direction du numérique"),
+        ("belonging_population", "agent"),
+        ("phone_number", "+33 1 23 45 67 89"),
+        ("idp_id", "fia1v2"),
+    ];
+    let mut identity =
+        Identity::new("agentconnect", "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80").with_acr("eidas1");
+    identity.amr = vec!["pwd".into()];
+    claims
+        .into_iter()
+        .fold(identity, |identity, (name, value)| {
+            identity.with_claim(name, value)
+        })
 }
 
 fn browser_request(cookie: &str) -> RequestHeader {

@@ -76,6 +76,12 @@ impl Claim {
     }
 }
 
+impl From<Vec<String>> for Claim {
+    fn from(items: Vec<String>) -> Self {
+        Claim::List(items)
+    }
+}
+
 impl From<&str> for Claim {
     fn from(text: &str) -> Self {
         Claim::Text(text.to_string())
@@ -100,6 +106,29 @@ pub fn join_list(items: &[String]) -> String {
 }
 
 impl Identity {
+    /// An identity with no claim, level or method yet (see the `with_` methods).
+    pub fn new(provider: &str, sub: &str) -> Self {
+        Identity {
+            provider: provider.to_string(),
+            sub: sub.to_string(),
+            acr: None,
+            amr: Vec::new(),
+            claims: BTreeMap::new(),
+        }
+    }
+
+    /// The same identity with one more claim.
+    pub fn with_claim(mut self, name: &str, value: impl Into<Claim>) -> Self {
+        self.claims.insert(name.to_string(), value.into());
+        self
+    }
+
+    /// The same identity signed in at level `acr`.
+    pub fn with_acr(mut self, acr: &str) -> Self {
+        self.acr = Some(acr.to_string());
+        self
+    }
+
     /// Merges the id_token claims and the userinfo claims (userinfo wins for a claim both carry).
     /// Both must be JSON objects whose `sub` was already checked by the caller.
     pub fn from_claims(

@@ -646,13 +646,7 @@ mod tests {
 
     fn record() -> SessionRecord {
         SessionRecord {
-            identity: Identity {
-                provider: "p".into(),
-                sub: "s".into(),
-                acr: None,
-                amr: vec![],
-                claims: [("given_name".to_string(), Claim::from("Hélène"))].into(),
-            },
+            identity: Identity::new("p", "s").with_claim("given_name", "Hélène"),
             id_token: "secret-token".into(),
             access_token: Some("access".into()),
             created_at_unix: SystemTime::now()

@@ -74,7 +74,7 @@ impl IdentityForwarder {
 mod tests {
     use super::*;
     use crate::config::{Secret, SignatureSettings};
-    use crate::identity::{Claim, Identity};
+    use crate::identity::Identity;
     use crate::session::{SessionPlan, SessionRecord};
 
     #[test]
@@ -93,13 +93,7 @@ mod tests {
             providers: vec!["p".into()],
         }
         .build(SessionRecord {
-            identity: Identity {
-                provider: "p".into(),
-                sub: "real".into(),
-                acr: None,
-                amr: vec![],
-                claims: [("uid".to_string(), Claim::from("u1"))].into(),
-            },
+            identity: Identity::new("p", "real").with_claim("uid", "u1"),
             id_token: String::new(),
             access_token: None,
             created_at_unix: 0,

@@ -665,18 +665,12 @@ mod tests {
     }
 
     fn identity() -> Identity {
-        Identity {
-            provider: "agentconnect".into(),
-            sub: "abc".into(),
-            acr: Some("eidas1".into()),
-            amr: vec![],
-            claims: BTreeMap::from([
-                ("given_name".to_string(), Claim::from("Jean-Édouard")),
-                ("usual_name".to_string(), Claim::from("Lœvenbruck")),
-                ("email".to_string(), Claim::from("j@x.fr")),
-                ("bad name".to_string(), Claim::from("x")),
-            ]),
-        }
+        Identity::new("agentconnect", "abc")
+            .with_acr("eidas1")
+            .with_claim("given_name", "Jean-Édouard")
+            .with_claim("usual_name", "Lœvenbruck")
+            .with_claim("email", "j@x.fr")
+            .with_claim("bad name", "x")
     }
 
     fn plan(headers: HeaderSettings) -> HeaderPlan {

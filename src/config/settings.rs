@@ -243,6 +243,46 @@ fn paths(list: &[(PathBuf, Secret)]) -> String {
 }
 
 impl ProviderSettings {
+    /// A provider as its kind's preset makes it, for a client id and secret at an issuer (the
+    /// demo's mock providers, tests): the preset's scopes, acr, PKCE, userinfo format, hints
+    /// and mandatory claims; `client_secret_post`; a 10-second bound on provider calls.
+    pub fn from_preset(
+        id: &str,
+        kind: ProviderKind,
+        issuer: String,
+        (client_id, client_secret): (&str, &str),
+    ) -> Self {
+        let preset = kind.preset();
+        let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        ProviderSettings {
+            id: id.into(),
+            kind,
+            display_name: match preset.display_name {
+                "" => id.to_string(),
+                name => name.to_string(),
+            },
+            issuer,
+            client_id: client_id.into(),
+            client_secret: Some(Secret::new(client_secret)),
+            scopes: strings(preset.scopes)
+                .into_iter()
+                .filter(|s| s != "openid")
+                .collect(),
+            acr: strings(preset.acr),
+            acr_request: preset.acr_request,
+            pkce: preset.pkce,
+            token_auth_method: TokenAuthMethod::ClientSecretPost,
+            encryption_keys: vec![],
+            signing_keys: vec![],
+            userinfo: true,
+            userinfo_format: preset.userinfo,
+            hints: strings(preset.hints),
+            mandatory_claims: strings(preset.mandatory_claims),
+            http_timeout: Duration::from_secs(10),
+            claim_headers: BTreeMap::new(),
+        }
+    }
+
     /// The effective settings, for `guichet check` (the secret masked).
     pub fn describe(&self) -> String {
         format!(

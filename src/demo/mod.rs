@@ -151,33 +151,19 @@ fn preset_provider(
     client_secret: &str,
     scopes: &[&str],
 ) -> ProviderSettings {
-    let preset = kind.preset();
-    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
-    ProviderSettings {
-        id: id.into(),
+    let mut provider = ProviderSettings::from_preset(
+        id,
         kind,
-        display_name: display_name.into(),
-        issuer: provider_issuer(address),
-        client_id: DEMO_CLIENT_ID.into(),
-        client_secret: Some(Secret::new(client_secret)),
-        scopes: scopes
-            .iter()
-            .filter(|s| **s != "openid")
-            .map(|s| s.to_string())
-            .collect(),
-        acr: strings(preset.acr),
-        acr_request: preset.acr_request,
-        pkce: preset.pkce,
-        token_auth_method: TokenAuthMethod::ClientSecretPost,
-        encryption_keys: vec![],
-        signing_keys: vec![],
-        userinfo: true,
-        userinfo_format: preset.userinfo,
-        hints: strings(preset.hints),
-        mandatory_claims: strings(preset.mandatory_claims),
-        http_timeout: std::time::Duration::from_secs(10),
-        claim_headers: Default::default(),
-    }
+        provider_issuer(address),
+        (DEMO_CLIENT_ID, client_secret),
+    );
+    provider.display_name = display_name.into();
+    provider.scopes = scopes
+        .iter()
+        .filter(|s| **s != "openid")
+        .map(|s| s.to_string())
+        .collect();
+    provider
 }
 
 /// The mock provider's issuer for a listen address.

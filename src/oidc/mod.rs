@@ -400,17 +400,9 @@ mod tests {
     #[test]
     fn an_email_said_unverified_is_recognised() {
         use crate::identity::Claim;
-        let mut identity = Identity {
-            provider: "p".into(),
-            sub: "s".into(),
-            acr: None,
-            amr: vec![],
-            claims: [
-                ("email".to_string(), Claim::from("x@y.fr")),
-                ("email_verified".to_string(), Claim::from("false")),
-            ]
-            .into(),
-        };
+        let mut identity = Identity::new("p", "s")
+            .with_claim("email", "x@y.fr")
+            .with_claim("email_verified", "false");
         assert!(unverified_email(&identity));
         identity
             .claims
@@ -439,27 +431,11 @@ mod tests {
     }
 
     fn settings(issuer: String, timeout: Duration) -> ProviderSettings {
-        ProviderSettings {
-            id: "p".into(),
-            display_name: "p".into(),
-            issuer,
-            client_id: "c".into(),
-            client_secret: Some(crate::config::Secret::new("s")),
-            scopes: vec![],
-            kind: ProviderKind::Oidc,
-            acr: vec![],
-            acr_request: AcrRequest::AcrValues,
-            pkce: true,
-            token_auth_method: TokenAuthMethod::ClientSecretPost,
-            encryption_keys: vec![],
-            signing_keys: vec![],
-            userinfo: true,
-            userinfo_format: UserinfoFormat::Any,
-            hints: vec![],
-            mandatory_claims: vec![],
-            http_timeout: timeout,
-            claim_headers: Default::default(),
-        }
+        let mut settings =
+            ProviderSettings::from_preset("p", ProviderKind::Oidc, issuer, ("c", "s"));
+        settings.scopes = vec![];
+        settings.http_timeout = timeout;
+        settings
     }
 
     fn announced(extra: serde_json::Value) -> Metadata {
