@@ -21,26 +21,16 @@ use guichet::identity::Identity;
 use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
 use pingora::http::RequestHeader;
 
+/// The demo's first test agent, with every claim AgentConnect sends.
 fn identity() -> Identity {
-    let claims = [
-        ("given_name", "Hélène Marie"),
-        ("usual_name", "Dupré-Lefèvre"),
-        ("email", "helene.dupre-lefevre@interieur.gouv.fr"),
-        ("uid", "hdupre"),
-        ("siret", "21920023500014"),
-        ("siren", "219200235"),
-        ("organizational_unit", "Direction du numérique"),
-        ("belonging_population", "agent"),
-        ("phone_number", "+33 1 23 45 67 89"),
-        ("idp_id", "fia1v2"),
-    ];
-    let mut identity =
-        Identity::new("agentconnect", "7f6c1e54-3b8a-4d8e-9a0f-2c1d5e6f7a80").with_acr("eidas1");
+    let agent = &guichet::demo::provider::AGENTS[0];
+    let mut identity = Identity::new("agentconnect", agent.sub).with_acr("eidas1");
     identity.amr = vec!["pwd".into()];
-    claims
-        .into_iter()
+    agent
+        .claims
+        .iter()
         .fold(identity, |identity, (name, value)| {
-            identity.with_claim(name, value)
+            identity.with_claim(name, *value)
         })
 }
 
