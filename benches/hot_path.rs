@@ -169,7 +169,7 @@ fn bench(c: &mut Criterion) {
             b.iter_batched_ref(
                 || request.clone(),
                 |upstream| {
-                    cookies::rewrite_for_upstream(upstream, &names);
+                    names.rewrite_for_upstream(upstream);
                     forwarded.apply(upstream, peer, "abc123").unwrap();
                 },
                 criterion::BatchSize::SmallInput,

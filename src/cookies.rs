@@ -28,6 +28,21 @@ impl CookieNames {
     pub fn is_ours(&self, name: &[u8]) -> bool {
         name == self.session.as_bytes() || name.starts_with(self.login_prefix.as_bytes())
     }
+
+    /// The session id in the request's session cookie, if well-formed.
+    pub fn session_id(&self, request: &RequestHeader) -> Option<crate::session::SessionId> {
+        find(
+            request.headers.get_all(http::header::COOKIE).iter(),
+            &self.session,
+        )
+        .and_then(crate::session::SessionId::from_cookie_value)
+    }
+
+    /// The request's `Cookie` headers rewritten for the application (see
+    /// [`rewrite_for_upstream`]).
+    pub fn rewrite_for_upstream(&self, request: &mut RequestHeader) {
+        rewrite_for_upstream(request, self)
+    }
 }
 
 /// The `(name, value)` pairs of one `Cookie` header, as bytes, leading and trailing spaces and

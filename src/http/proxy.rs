@@ -19,9 +19,8 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::clock::unix_now;
-use crate::cookies;
 use crate::gateway::Gateway;
-use crate::http::endpoints::{self, session_id};
+use crate::http::endpoints;
 use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
 use crate::http::pages::{new_correlation_id, render_error, PageError, Reply};
 use crate::http::routes::{login_path, Route};
@@ -110,7 +109,7 @@ impl GatewayProxy {
 
     /// The session named by the request's cookie, if it is live.
     async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
-        let id = session_id(request, &self.gateway.settings().session.cookie_name)?;
+        let id = self.gateway.cookies().session_id(request)?;
         let found = self.gateway.sessions().get(&id).await;
         self.gateway
             .metrics()
@@ -160,7 +159,7 @@ impl GatewayProxy {
         peer: Option<std::net::IpAddr>,
         ctx: &RequestContext,
     ) -> Result<()> {
-        cookies::rewrite_for_upstream(upstream, self.gateway.cookies());
+        self.gateway.cookies().rewrite_for_upstream(upstream);
         self.forwarded.apply(upstream, peer, &ctx.correlation_id)?;
         self.gateway
             .forwarder()

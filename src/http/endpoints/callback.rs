@@ -3,7 +3,7 @@
 
 use pingora::http::RequestHeader;
 
-use super::{query_param, session_id};
+use super::query_param;
 use crate::clock::unix_now;
 use crate::cookies::set_cookie;
 use crate::gateway::Gateway;
@@ -101,7 +101,7 @@ async fn start_session(
     return_to: &str,
 ) -> Result<Reply, PageError> {
     let settings = &gateway.settings().session;
-    if let Some(old) = session_id(request, &settings.cookie_name) {
+    if let Some(old) = gateway.cookies().session_id(request) {
         gateway.sessions().remove(&old).await;
     }
     let Some((id, session)) = gateway.sessions().create(record).await else {

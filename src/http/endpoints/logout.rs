@@ -3,7 +3,7 @@
 
 use pingora::http::RequestHeader;
 
-use super::{query_param, session_id};
+use super::query_param;
 use crate::cookies::clear_cookie;
 use crate::gateway::Gateway;
 use crate::http::pages::{self, PageError, Reply};
@@ -39,7 +39,7 @@ pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     }
     let settings = &gateway.settings().session;
     let mut target = Route::LoggedOut.path().to_string();
-    if let Some(id) = session_id(request, &settings.cookie_name) {
+    if let Some(id) = gateway.cookies().session_id(request) {
         if let Some(session) = gateway.sessions().remove(&id).await {
             gateway
                 .metrics()

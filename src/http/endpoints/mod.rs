@@ -9,11 +9,9 @@ mod logout;
 
 use pingora::http::RequestHeader;
 
-use crate::cookies;
 use crate::gateway::Gateway;
 use crate::http::pages::{render_error, PageError, Reply};
 use crate::http::routes::Route;
-use crate::session::SessionId;
 
 pub use logout::is_same_origin;
 
@@ -23,12 +21,6 @@ fn query_param(request: &RequestHeader, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
-}
-
-/// The session id in the request's session cookie, if well-formed.
-pub fn session_id(request: &RequestHeader, name: &str) -> Option<SessionId> {
-    cookies::find(request.headers.get_all("cookie").iter(), name)
-        .and_then(SessionId::from_cookie_value)
 }
 
 /// Serves a path under `/.guichet/`: `None` when it names none of guichet's routes.
