@@ -21,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "guichet",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GUICHET_GIT_HASH"), ")"),
     about = "Authenticating reverse proxy for AgentConnect/ProConnect and FranceConnect"
 )]
 struct Cli {

@@ -321,3 +321,24 @@ fn unsupported_kinds_and_bad_presets_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let output = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with(&format!("guichet {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let hash = text
+        .trim()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    assert!(
+        hash == "unknown" || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+}
