@@ -1,6 +1,7 @@
 //! The callback: the code exchanged, the id_token decrypted if need be and verified (signature,
 //! `iss`, `aud`, times, `nonce`, `at_hash`, `acr`), and the identity built.
 
+use super::transport::BoundedClient;
 use super::*;
 
 /// Why a token the provider sent could not be unwrapped to a signed JWT.
@@ -143,15 +144,13 @@ impl Provider {
                 .add_extra_param("client_assertion", assertion);
         }
         let started = Instant::now();
-        let result = exchange.request_async(&self.http).await;
+        let result = exchange.request_async(&BoundedClient(&self.http)).await;
         self.record("token", result.is_ok(), started);
         result.map_err(|e| match e {
             RequestTokenError::ServerResponse(response) => {
                 OidcError::CodeRejected(response.error().as_ref().to_string())
             }
-            RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
-                transport_error("token", &inner)
-            }
+            RequestTokenError::Request(inner) => provider_http_error("token", &inner),
             other => OidcError::BadResponse {
                 step: "token",
                 reason: error_chain(&other),

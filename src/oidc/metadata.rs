@@ -1,6 +1,7 @@
 //! The provider's metadata: discovery (or FranceConnect v1's documented endpoints), what it
 //! announces checked against the configured keys, and the JWKS refreshed when a key is unknown.
 
+use super::transport::BoundedClient;
 use super::userinfo::serde_plain_alg;
 use super::*;
 use crate::config::DocumentedEndpoints;
@@ -47,7 +48,7 @@ impl Provider {
             return Ok(());
         }
         let started = Instant::now();
-        let result = Metadata::discover_async(issuer, &self.http).await;
+        let result = Metadata::discover_async(issuer, &BoundedClient(&self.http)).await;
         self.record("discovery", result.is_ok(), started);
         self.record_refresh("discovery", result.is_ok());
         let metadata = result.map_err(|e| document_error("discovery", &e))?;
@@ -145,7 +146,8 @@ impl Provider {
             *last = Some(Instant::now());
         }
         let started = Instant::now();
-        let result = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await;
+        let result =
+            JsonWebKeySet::fetch_async(metadata.jwks_uri(), &BoundedClient(&self.http)).await;
         self.record("jwks", result.is_ok(), started);
         self.record_refresh("jwks", result.is_ok());
         let jwks = result.map_err(|e| document_error("jwks", &e))?;

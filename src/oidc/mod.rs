@@ -42,6 +42,7 @@ use crate::session::random_token;
 mod callback;
 mod login;
 mod metadata;
+mod transport;
 mod userinfo;
 
 /// Clock skew accepted on `exp` and `iat`.
@@ -188,15 +189,24 @@ fn transport_error(step: &'static str, error: &reqwest::Error) -> OidcError {
     }
 }
 
+/// A call to a provider that gave no answer guichet reads: transport trouble, or too long.
+fn provider_http_error(step: &'static str, error: &transport::ProviderHttpError) -> OidcError {
+    match error {
+        transport::ProviderHttpError::Transport(inner) => transport_error(step, inner),
+        other => OidcError::BadResponse {
+            step,
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// A failed discovery or JWKS fetch: transport trouble, or a document guichet cannot use.
 fn document_error(
     step: &'static str,
-    error: &openidconnect::DiscoveryError<openidconnect::HttpClientError<reqwest::Error>>,
+    error: &openidconnect::DiscoveryError<transport::ProviderHttpError>,
 ) -> OidcError {
     match error {
-        openidconnect::DiscoveryError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
-            transport_error(step, inner)
-        }
+        openidconnect::DiscoveryError::Request(inner) => provider_http_error(step, inner),
         _ => OidcError::BadResponse {
             step,
             reason: error_chain(error),
@@ -547,6 +557,40 @@ mod tests {
         let error = provider.discover().await.unwrap_err();
         assert!(matches!(error, OidcError::Unreachable { .. }), "{error}");
         assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_provider_answer_is_refused_not_read() {
+        // Answers every request with a 2 MiB body announced as JSON.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let body = vec![b' '; 2 << 20];
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(&body).await;
+                });
+            }
+        });
+        let provider = Provider::new(
+            settings(format!("http://{address}"), Duration::from_secs(5)),
+            "http://127.0.0.1/.guichet/callback",
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let error = provider.discover().await.unwrap_err();
+        assert!(
+            matches!(&error, OidcError::BadResponse { step: "discovery", reason } if reason.contains("longer than")),
+            "{error}"
+        );
     }
 
     #[test]
