@@ -103,7 +103,7 @@ fn bench(c: &mut Criterion) {
         identity: identity(),
         id_token: "x".into(),
         access_token: None,
-        created_at_unix: unix_now(),
+        created_at_ms: unix_now() * 1000,
     };
     let (id, _) = runtime.block_on(store.create(record)).unwrap();
     let forwarded = ForwardedHeaders::new(&settings);
@@ -170,7 +170,7 @@ fn bench(c: &mut Criterion) {
                 || request.clone(),
                 |upstream| {
                     names.rewrite_for_upstream(upstream);
-                    forwarded.apply(upstream, peer, "abc123").unwrap();
+                    forwarded.apply(upstream, peer, "abc123", false).unwrap();
                 },
                 criterion::BatchSize::SmallInput,
             )

@@ -13,6 +13,7 @@ use crate::login_state::{LoginStates, LOGIN_STATE_TTL};
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
 use crate::one_time::OneTimeStore;
+use crate::policy::RouteTable;
 use crate::seal::{deployment_context, DeploymentKey, Purpose};
 use crate::session::{EndListener, SessionPlan, SessionStore};
 use crate::shared::{Entry, SharedStore};
@@ -32,6 +33,8 @@ pub struct Gateway {
     logouts: OneTimeStore,
     /// The JWK Set served at `/.guichet/provider-jwks.json`: every provider's client keys.
     provider_jwks: bytes::Bytes,
+    /// `[[route]]`, compiled.
+    routes: RouteTable,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -111,6 +114,7 @@ impl Gateway {
             cookies,
             logouts,
             forwarder: IdentityForwarder::new(headers, assertion, signature),
+            routes: RouteTable::new(settings.routes.clone()),
             sessions,
             logins,
             providers,
@@ -155,6 +159,11 @@ impl Gateway {
     /// The `state`s of RP-initiated logouts, each accepted back once at `logged-out`.
     pub fn logouts(&self) -> &OneTimeStore {
         &self.logouts
+    }
+
+    /// The routes, compiled.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
     }
 
     /// `/.guichet/provider-jwks.json`: every provider's public client keys.

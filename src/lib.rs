@@ -18,6 +18,7 @@ pub mod login_state;
 pub mod metrics;
 pub mod oidc;
 pub mod one_time;
+pub mod policy;
 pub mod seal;
 pub mod server;
 pub mod session;

@@ -122,14 +122,16 @@ pub struct SessionRecord {
     pub id_token: String,
     /// The access token, kept only when it is forwarded (`headers.forward_access_token`).
     pub access_token: Option<String>,
-    pub created_at_unix: u64,
+    /// When the visitor signed in, in milliseconds since the Unix epoch (the absolute lifetime
+    /// counts from it).
+    pub created_at_ms: u64,
 }
 
 impl fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionRecord")
             .field("provider", &self.identity.provider)
-            .field("created_at_unix", &self.created_at_unix)
+            .field("created_at_ms", &self.created_at_ms)
             .finish_non_exhaustive()
     }
 }
@@ -167,10 +169,10 @@ impl Session {
             identity: self.identity.clone(),
             id_token: self.id_token.clone(),
             access_token: self.access_token.clone(),
-            created_at_unix: self
+            created_at_ms: self
                 .created_at
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+                .map_or(0, |d| d.as_millis() as u64),
         }
     }
 
@@ -265,7 +267,7 @@ impl SessionPlan {
             assertion: RwLock::new(None),
             id_token: record.id_token,
             access_token,
-            created_at: std::time::UNIX_EPOCH + Duration::from_secs(record.created_at_unix),
+            created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
             identity: record.identity,
             checked: AtomicU64::new(0),
         })
@@ -649,10 +651,7 @@ mod tests {
             identity: Identity::new("p", "s").with_claim("given_name", "Hélène"),
             id_token: "secret-token".into(),
             access_token: Some("access".into()),
-            created_at_unix: SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
+            created_at_ms: now_millis(),
         }
     }
 
@@ -716,13 +715,7 @@ mod tests {
             &settings(Duration::from_millis(250), Duration::from_millis(1400)),
             plan(),
         );
-        let mut young = record();
-        // Created at the start of the current second: at most 1 s old.
-        young.created_at_unix = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let (id, session) = store.create(young).await.unwrap();
+        let (id, session) = store.create(record()).await.unwrap();
         let deadline = session.created_at + Duration::from_millis(1400);
         while SystemTime::now() + Duration::from_millis(150) < deadline {
             assert!(store.get(&id).await.is_some());
@@ -768,7 +761,7 @@ mod tests {
         let old = SessionStore::new(&settings, plan());
         let (id, _) = old.create(record()).await.unwrap();
         let mut stale = record();
-        stale.created_at_unix -= 7200;
+        stale.created_at_ms -= 7_200_000;
         let (stale_id, _) = old.create(stale).await.unwrap();
         let mut gone = record();
         gone.identity.provider = "removed".into();

@@ -357,7 +357,7 @@ async fn what_the_store_returns_is_authenticated_bound_and_bounded() {
         redis::cmd("SET")
             .arg(format!("guichet:session:{}", store_key(&plain)))
             .arg(format!(
-                "{{\"identity\":{{\"provider\":\"agentconnect\",\"sub\":\"{sub}\",\"acr\":\"eidas3\",\"amr\":[],\"claims\":{{}}}},\"id_token\":\"x\",\"access_token\":null,\"created_at_unix\":1}}"
+                "{{\"identity\":{{\"provider\":\"agentconnect\",\"sub\":\"{sub}\",\"acr\":\"eidas3\",\"amr\":[],\"claims\":{{}}}},\"id_token\":\"x\",\"access_token\":null,\"created_at_ms\":1000}}"
             )),
     )
     .await;

@@ -96,7 +96,7 @@ mod tests {
             identity: Identity::new("p", "real").with_claim("uid", "u1"),
             id_token: String::new(),
             access_token: None,
-            created_at_unix: 0,
+            created_at_ms: 0,
         })
         .unwrap();
         let forged = || {

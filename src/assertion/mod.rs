@@ -939,7 +939,7 @@ mod tests {
                 identity: identity(),
                 id_token: String::new(),
                 access_token: None,
-                created_at_unix: unix_now(),
+                created_at_ms: unix_now() * 1000,
             })
             .unwrap();
         let t0 = 1_000_000;

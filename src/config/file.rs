@@ -28,6 +28,42 @@ pub struct FileConfig {
     pub signature: Option<SignatureSection>,
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderSection>,
+    /// Named upstreams beside `[upstream]`, for routes (`[upstreams.api]`).
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSection>,
+    /// Routes, tried in file order (`[[route]]`).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+}
+
+/// `[[route]]`: a set of paths (and methods) and what they require.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// For logs; default `route[i]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A path prefix, segment-aware: `/static/` matches `/static` and `/static/x`, not `/staticx`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Or an exact path.
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// Or a glob: `*` one segment, `**` any number of them.
+    #[serde(default)]
+    pub glob: Option<String>,
+    /// Default: every method.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// `none`, `optional` or `required` (default).
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// A name from `[upstreams]`; default `[upstream]`.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Without a session: `redirect` or `401`; default browsers redirected, scripts 401.
+    #[serde(default)]
+    pub unauthenticated: Option<String>,
 }
 
 /// `[headers]`: which identity headers the application receives, and how values are encoded.
@@ -170,7 +206,7 @@ fn default_shutdown_timeout() -> String {
 }
 
 /// `[upstream]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSection {
     /// `http://host:port` of the protected application.

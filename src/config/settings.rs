@@ -71,6 +71,10 @@ pub struct Settings {
     pub assertion: Option<AssertionSettings>,
     pub signature: Option<SignatureSettings>,
     pub providers: Vec<ProviderSettings>,
+    /// Named upstreams (`[upstreams.NAME]`), by name, for routes.
+    pub upstreams: Vec<(String, UpstreamSettings)>,
+    /// `[[route]]`, in file order.
+    pub routes: Vec<crate::policy::Route>,
 }
 
 /// How a header value is written.

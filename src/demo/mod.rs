@@ -78,6 +78,8 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         headers: crate::config::HeaderSettings::default(),
         assertion: None,
         signature: None,
+        upstreams: Vec::new(),
+        routes: Vec::new(),
         providers: vec![
             agentconnect_provider(addresses.provider, client_secret),
             franceconnect_provider(addresses.franceconnect, client_secret),

@@ -50,7 +50,6 @@ pub struct ForwardedHeaders {
     proto: HeaderValue,
     /// `public_url`'s host and port, as `Host` and `X-Forwarded-Host`.
     host: HeaderValue,
-    pass_host: bool,
     trusted: Vec<Cidr>,
     removed: Vec<HeaderName>,
 }
@@ -70,7 +69,6 @@ impl ForwardedHeaders {
                 "http"
             }),
             host: HeaderValue::from_str(&host).unwrap_or_else(|_| HeaderValue::from_static("")),
-            pass_host: settings.upstream.pass_host,
             trusted: settings.trusted_proxies.clone(),
             removed: REMOVED
                 .iter()
@@ -111,12 +109,14 @@ impl ForwardedHeaders {
         )
     }
 
-    /// Rewrites the request's forwarding headers for the application.
+    /// Rewrites the request's forwarding headers for the application (`pass_host`: the
+    /// upstream's, to keep the visitor's `Host`).
     pub fn apply(
         &self,
         request: &mut RequestHeader,
         peer: Option<IpAddr>,
         request_id: &str,
+        pass_host: bool,
     ) -> pingora::Result<()> {
         let client = self.client_address(request, peer);
         let forwarded_for = match peer {
@@ -154,7 +154,7 @@ impl ForwardedHeaders {
             request.insert_header("x-real-ip", client.to_canonical().to_string())?;
         }
         request.insert_header("x-forwarded-proto", self.proto.clone())?;
-        let host = if self.pass_host {
+        let host = if pass_host {
             request
                 .headers
                 .get(http::header::HOST)

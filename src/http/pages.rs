@@ -173,6 +173,18 @@ impl PageError {
         .logged("request without a valid session")
     }
 
+    /// A path with `.` or `..` segments (browsers never send them) while routes are configured.
+    pub fn dot_segments() -> Self {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "dot_segments",
+            "Requête invalide",
+            "L'adresse demandée contient des segments « . » ou « .. » : elle n'a pas pu être traitée.",
+            "The requested address contains '.' or '..' segments: it could not be processed.",
+        )
+        .logged("path with dot segments refused (routes are configured)")
+    }
+
     /// A path under `/.guichet/` that is none of guichet's endpoints.
     pub fn not_found() -> Self {
         PageError::new(

@@ -19,12 +19,14 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::clock::unix_now;
+use crate::config::UpstreamSettings;
 use crate::gateway::Gateway;
 use crate::http::endpoints;
 use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
 use crate::http::pages::{new_correlation_id, render_error, PageError, Reply};
 use crate::http::routes::{login_path, Route};
-use crate::http::visitor::{unauthenticated, Unauthenticated};
+use crate::http::visitor::{has_dot_segments, unauthenticated, Unauthenticated};
+use crate::policy::{Auth, WithoutSession};
 use crate::session::Session;
 
 /// What happened to a request, for metrics and logs.
@@ -58,6 +60,8 @@ pub struct RequestContext {
     pub started: Instant,
     pub upstream_sent: Option<Instant>,
     pub upstream_latency: Option<Duration>,
+    /// The route's upstream (index in `Settings::upstreams`; `None`: `[upstream]`).
+    pub upstream: Option<usize>,
 }
 
 /// The proxy service.
@@ -107,6 +111,15 @@ impl GatewayProxy {
         GatewayProxy { gateway, forwarded }
     }
 
+    /// The upstream of the request's route.
+    fn upstream(&self, ctx: &RequestContext) -> &UpstreamSettings {
+        let settings = self.gateway.settings();
+        match ctx.upstream {
+            Some(index) => &settings.upstreams[index].1,
+            None => &settings.upstream,
+        }
+    }
+
     /// The session named by the request's cookie, if it is live.
     async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
         let id = self.gateway.cookies().session_id(request)?;
@@ -134,21 +147,56 @@ impl GatewayProxy {
                 endpoints::handle(&self.gateway, route, request, &ctx.correlation_id).await,
             );
         }
+        let routes = self.gateway.routes();
+        if !routes.is_empty() && has_dot_segments(request.uri.path()) {
+            // Matched against routes, such a path could reach elsewhere in the application.
+            ctx.outcome = Outcome::Error;
+            return Some(render_error(
+                &PageError::dot_segments(),
+                &ctx.correlation_id,
+            ));
+        }
+        let route = routes.find(&request.method, request.uri.path());
+        ctx.upstream = route.upstream;
+        match route.auth {
+            Auth::None => return None,
+            Auth::Optional => {
+                ctx.session = self.load_session(request).await;
+                return None;
+            }
+            Auth::Required => {}
+        }
         if let Some(live) = self.load_session(request).await {
             ctx.session = Some(live);
             return None;
         }
-        Some(match unauthenticated(request) {
-            Unauthenticated::RedirectToLogin => {
-                ctx.outcome = Outcome::LoginRedirect;
-                let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
-                Reply::redirect(&login_path(target, &[]))
+        Some(self.without_session(request, route.without_session, ctx))
+    }
+
+    /// The answer to a visitor without a session on a route that requires one: the login
+    /// redirect, or a 401 whose `WWW-Authenticate` names the login URL.
+    fn without_session(
+        &self,
+        request: &RequestHeader,
+        mode: WithoutSession,
+        ctx: &mut RequestContext,
+    ) -> Reply {
+        let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let login = login_path(target, &[]);
+        let redirect = match mode {
+            WithoutSession::Redirect => true,
+            WithoutSession::Reject => false,
+            WithoutSession::ByClient => {
+                unauthenticated(request) == Unauthenticated::RedirectToLogin
             }
-            Unauthenticated::Reject => {
-                ctx.outcome = Outcome::Unauthorized;
-                render_error(&PageError::no_session(), &ctx.correlation_id)
-            }
-        })
+        };
+        if redirect {
+            ctx.outcome = Outcome::LoginRedirect;
+            return Reply::redirect(&login);
+        }
+        ctx.outcome = Outcome::Unauthorized;
+        render_error(&PageError::no_session(), &ctx.correlation_id)
+            .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
     }
 
     /// The request as the application receives it: without guichet's cookies, with the
@@ -160,7 +208,9 @@ impl GatewayProxy {
         ctx: &RequestContext,
     ) -> Result<()> {
         self.gateway.cookies().rewrite_for_upstream(upstream);
-        self.forwarded.apply(upstream, peer, &ctx.correlation_id)?;
+        let pass_host = self.upstream(ctx).pass_host;
+        self.forwarded
+            .apply(upstream, peer, &ctx.correlation_id, pass_host)?;
         self.gateway
             .forwarder()
             .apply(upstream, ctx.session.as_deref(), unix_now())
@@ -222,6 +272,7 @@ impl ProxyHttp for GatewayProxy {
             started: Instant::now(),
             upstream_sent: None,
             upstream_latency: None,
+            upstream: None,
         }
     }
 
@@ -239,9 +290,9 @@ impl ProxyHttp for GatewayProxy {
     async fn upstream_peer(
         &self,
         _session: &mut HttpSession,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = &self.gateway.settings().upstream;
+        let upstream = self.upstream(ctx);
         let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);

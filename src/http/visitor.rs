@@ -95,16 +95,29 @@ fn normalise_return_path(target: &str) -> Option<String> {
     (out.len() <= MAX_RETURN_PATH).then_some(out)
 }
 
+/// A `.` segment, also written `%2e` (any case), as browsers read it.
+fn is_dot(segment: &str) -> bool {
+    segment == "." || segment.eq_ignore_ascii_case("%2e")
+}
+
+/// A `..` segment, in any mix of `.` and `%2e`.
+fn is_dot_dot(segment: &str) -> bool {
+    matches!(segment.len(), 2 | 4 | 6)
+        && (segment == ".."
+            || segment.eq_ignore_ascii_case(".%2e")
+            || segment.eq_ignore_ascii_case("%2e.")
+            || segment.eq_ignore_ascii_case("%2e%2e"))
+}
+
+/// Whether a path has `.` or `..` segments (which a browser would have removed): such a path
+/// cannot be matched against routes safely, since the application may resolve it elsewhere.
+pub fn has_dot_segments(path: &str) -> bool {
+    path.split('/')
+        .any(|segment| is_dot(segment) || is_dot_dot(segment))
+}
+
 /// RFC 3986 §5.2.4, with the WHATWG URL rule that `%2e` (any case) in a segment counts as `.`.
 fn remove_dot_segments(path: &str) -> String {
-    let is_dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
-    let is_dot_dot = |s: &str| {
-        matches!(s.len(), 2 | 4 | 6)
-            && (s == ".."
-                || s.eq_ignore_ascii_case(".%2e")
-                || s.eq_ignore_ascii_case("%2e.")
-                || s.eq_ignore_ascii_case("%2e%2e"))
-    };
     let mut output: Vec<&str> = Vec::new();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let last = segments.len().saturating_sub(1);

@@ -4,6 +4,7 @@
 
 mod headers;
 mod provider;
+mod routes;
 mod server;
 mod session;
 mod upstream;
@@ -165,6 +166,17 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
     let headers = headers::headers(&mut check, &file.headers);
     let (assertion, signature) = headers::proofs(&mut check, file, &server.public_url);
     let providers = provider::all(&mut check, &file.providers);
+    let upstreams: Vec<_> = file
+        .upstreams
+        .iter()
+        .map(|(name, section)| {
+            (
+                name.clone(),
+                upstream::named(&mut check, &format!("upstreams.{name}"), section),
+            )
+        })
+        .collect();
+    let routes = routes::all(&mut check, &file.routes, &upstreams);
     if !check.problems.is_empty() {
         return Err(check.problems);
     }
@@ -188,5 +200,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         assertion,
         signature,
         providers,
+        upstreams,
+        routes,
     })
 }

@@ -9,10 +9,16 @@ use crate::config::file::UpstreamSection;
 use crate::config::settings::UpstreamSettings;
 
 pub(super) fn settings(check: &mut Checker, section: &UpstreamSection) -> UpstreamSettings {
-    let connect_timeout = check.duration("upstream.connect_timeout", &section.connect_timeout);
-    let read_timeout = check.duration("upstream.read_timeout", &section.read_timeout);
+    named(check, "upstream", section)
+}
+
+/// An upstream section at `key` (`upstream`, `upstreams.api`).
+pub(super) fn named(check: &mut Checker, key: &str, section: &UpstreamSection) -> UpstreamSettings {
+    let connect_timeout =
+        check.duration(&format!("{key}.connect_timeout"), &section.connect_timeout);
+    let read_timeout = check.duration(&format!("{key}.read_timeout"), &section.read_timeout);
     if let Some(path) = &section.ca_file {
-        check.existing_file("upstream.ca_file", path);
+        check.existing_file(&format!("{key}.ca_file"), path);
     }
     let fallback = UpstreamSettings {
         address: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -27,7 +33,7 @@ pub(super) fn settings(check: &mut Checker, section: &UpstreamSection) -> Upstre
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
         _ => {
             check.problem(
-                "upstream.url",
+                format!("{key}.url"),
                 format!(
                     "expected an absolute http(s) URL such as \"http://127.0.0.1:9000\", got {:?}",
                     section.url
@@ -38,7 +44,7 @@ pub(super) fn settings(check: &mut Checker, section: &UpstreamSection) -> Upstre
     };
     if url.path() != "/" || url.query().is_some() {
         check.problem(
-            "upstream.url",
+            format!("{key}.url"),
             "must not have a path or query: requests are forwarded with their own path",
         );
     }
@@ -52,7 +58,7 @@ pub(super) fn settings(check: &mut Checker, section: &UpstreamSection) -> Upstre
         Some(a) => a,
         None => {
             check.problem(
-                "upstream.url",
+                format!("{key}.url"),
                 format!("cannot resolve host {host:?} of the upstream"),
             );
             return fallback;

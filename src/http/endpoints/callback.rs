@@ -55,7 +55,7 @@ pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Repl
         identity: outcome.identity,
         id_token: outcome.id_token,
         access_token: Some(outcome.access_token),
-        created_at_unix: unix_now(),
+        created_at_ms: crate::clock::unix_millis(),
     };
     let reply = start_session(gateway, request, record, &login.return_to).await?;
     gateway.metrics().login(provider.id(), "completed", "");

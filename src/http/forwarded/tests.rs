@@ -1,11 +1,10 @@
 use super::*;
 use proptest::prelude::*;
 
-fn forwarded(trusted: &[&str], pass_host: bool) -> ForwardedHeaders {
+fn forwarded(trusted: &[&str]) -> ForwardedHeaders {
     ForwardedHeaders {
         proto: HeaderValue::from_static("https"),
         host: HeaderValue::from_static("app.example.gouv.fr"),
-        pass_host,
         trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
         removed: REMOVED.iter().map(|n| HeaderName::from_static(n)).collect(),
     }
@@ -46,8 +45,8 @@ fn header(request: &RequestHeader, name: &str) -> Vec<String> {
 fn nothing_the_client_says_about_the_way_reaches_the_application() {
     let peer: IpAddr = "203.0.113.9".parse().unwrap();
     let mut request = hostile_request();
-    forwarded(&[], false)
-        .apply(&mut request, Some(peer), "rid")
+    forwarded(&[])
+        .apply(&mut request, Some(peer), "rid", false)
         .unwrap();
     assert_eq!(header(&request, "host"), ["app.example.gouv.fr"]);
     assert_eq!(
@@ -74,8 +73,10 @@ fn nothing_the_client_says_about_the_way_reaches_the_application() {
 fn a_trusted_proxy_s_chain_is_kept_and_the_client_found_in_it() {
     let proxy: IpAddr = "10.0.0.5".parse().unwrap();
     let mut request = hostile_request();
-    let trusted = forwarded(&["10.0.0.0/8", "8.8.8.8"], true);
-    trusted.apply(&mut request, Some(proxy), "rid").unwrap();
+    let trusted = forwarded(&["10.0.0.0/8", "8.8.8.8"]);
+    trusted
+        .apply(&mut request, Some(proxy), "rid", true)
+        .unwrap();
     assert_eq!(
         header(&request, "x-forwarded-for"),
         ["6.6.6.6, 7.7.7.7, 8.8.8.8, 10.0.0.5"]
@@ -87,7 +88,12 @@ fn a_trusted_proxy_s_chain_is_kept_and_the_client_found_in_it() {
     // A peer outside the list has its chain replaced.
     let mut request = hostile_request();
     trusted
-        .apply(&mut request, Some("192.0.2.1".parse().unwrap()), "rid")
+        .apply(
+            &mut request,
+            Some("192.0.2.1".parse().unwrap()),
+            "rid",
+            true,
+        )
         .unwrap();
     assert_eq!(header(&request, "x-forwarded-for"), ["192.0.2.1"]);
     // A garbled chain from a trusted proxy: the proxy itself is the client.

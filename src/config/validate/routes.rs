@@ -1,0 +1,141 @@
+//! `[[route]]`: each route's pattern (exactly one of `path`, `exact`, `glob`), methods, `auth`,
+//! upstream and answer without a session; a route that an earlier one shadows entirely is a
+//! problem (it would never be used).
+
+use http::Method;
+
+use super::Checker;
+use crate::config::file::RouteSection;
+use crate::config::settings::UpstreamSettings;
+use crate::http::visitor::has_dot_segments;
+use crate::policy::{Auth, Pattern, Route, WithoutSession};
+
+pub(super) fn all(
+    check: &mut Checker,
+    sections: &[RouteSection],
+    upstreams: &[(String, UpstreamSettings)],
+) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for (index, section) in sections.iter().enumerate() {
+        let key = format!("route[{index}]");
+        let Some(route) = route(check, &key, section, upstreams) else {
+            continue;
+        };
+        if let Some(earlier) = routes.iter().find(|earlier| shadows(earlier, &route)) {
+            check.problem(
+                key,
+                format!(
+                    "never used: route {:?} before it matches all its requests",
+                    earlier.name
+                ),
+            );
+        }
+        routes.push(route);
+    }
+    routes
+}
+
+fn route(
+    check: &mut Checker,
+    key: &str,
+    section: &RouteSection,
+    upstreams: &[(String, UpstreamSettings)],
+) -> Option<Route> {
+    let before = check.problems.len();
+    let pattern = pattern(check, key, section);
+    let methods = section.methods.as_ref().map(|methods| {
+        methods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| {
+                match Method::from_bytes(text.to_ascii_uppercase().as_bytes()) {
+                    Ok(method) => Some(method),
+                    Err(_) => {
+                        check.problem(
+                            format!("{key}.methods[{i}]"),
+                            format!("{text:?} is not an HTTP method"),
+                        );
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+    let upstream = section.upstream.as_ref().and_then(|name| {
+        let found = upstreams.iter().position(|(known, _)| known == name);
+        if found.is_none() {
+            check.problem(
+                format!("{key}.upstream"),
+                format!("no [upstreams.{name}] section names this upstream"),
+            );
+        }
+        found
+    });
+    let auth = check.choice(
+        &format!("{key}.auth"),
+        section.auth.as_deref(),
+        Auth::Required,
+    );
+    let without_session = check.choice(
+        &format!("{key}.unauthenticated"),
+        section.unauthenticated.as_deref(),
+        WithoutSession::ByClient,
+    );
+    if check.problems.len() != before {
+        return None;
+    }
+    Some(Route {
+        name: section.name.clone().unwrap_or_else(|| key.to_string()),
+        pattern: pattern?,
+        methods,
+        auth,
+        upstream,
+        without_session,
+    })
+}
+
+/// Exactly one of `path`, `exact`, `glob`: an absolute path without dot segments.
+fn pattern(check: &mut Checker, key: &str, section: &RouteSection) -> Option<Pattern> {
+    let given: Vec<(&str, Pattern)> = [
+        ("path", section.path.clone().map(Pattern::Prefix)),
+        ("exact", section.exact.clone().map(Pattern::Exact)),
+        ("glob", section.glob.clone().map(Pattern::Glob)),
+    ]
+    .into_iter()
+    .filter_map(|(name, pattern)| pattern.map(|p| (name, p)))
+    .collect();
+    let [(name, pattern)] = &given[..] else {
+        check.problem(key, "give exactly one of path, exact or glob");
+        return None;
+    };
+    let (Pattern::Prefix(text) | Pattern::Exact(text) | Pattern::Glob(text)) = pattern;
+    if !text.starts_with('/') || has_dot_segments(text) || text.contains(['?', '#']) {
+        check.problem(
+            format!("{key}.{name}"),
+            format!("expected an absolute path such as \"/static/\", without dot segments or query, got {text:?}"),
+        );
+        return None;
+    }
+    Some(pattern.clone())
+}
+
+/// Whether `earlier` matches every request `later` could match (so `later` is never used):
+/// for every method `later` allows, and a path prefix covering `later`'s literal paths.
+fn shadows(earlier: &Route, later: &Route) -> bool {
+    let methods_covered = match (&earlier.methods, &later.methods) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => b.iter().all(|m| a.contains(m)),
+    };
+    let covers = |prefix: &str, path: &str| {
+        let prefix = prefix.trim_end_matches('/');
+        path == prefix || path.starts_with(&format!("{prefix}/"))
+    };
+    let paths_covered = match (&earlier.pattern, &later.pattern) {
+        (Pattern::Prefix(a), Pattern::Prefix(b) | Pattern::Exact(b)) => covers(a, b),
+        (Pattern::Prefix(a), Pattern::Glob(b)) => covers(a, b.split('*').next().unwrap_or("")),
+        (Pattern::Exact(a), Pattern::Exact(b)) | (Pattern::Glob(a), Pattern::Glob(b)) => a == b,
+        _ => false,
+    };
+    methods_covered && paths_covered
+}
