@@ -18,6 +18,7 @@ use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};
 use guichet::http::forwarded::ForwardedHeaders;
 use guichet::identity::Identity;
+use guichet::policy::{Pattern, Route, RouteTable};
 use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
 use pingora::http::RequestHeader;
 
@@ -176,6 +177,32 @@ fn bench(c: &mut Criterion) {
             )
         },
     );
+    group.finish();
+
+    // 1,000 routes (exact paths, prefixes, globs); the request matches one near the end.
+    let routes: Vec<Route> = (0..1000)
+        .map(|i| {
+            let pattern = match i % 3 {
+                0 => Pattern::Exact(format!("/app{i}/page")),
+                1 => Pattern::Prefix(format!("/static{i}/")),
+                _ => Pattern::Glob(format!("/api{i}/*/export")),
+            };
+            Route {
+                name: format!("r{i}"),
+                pattern,
+                ..Route::default_route()
+            }
+        })
+        .collect();
+    let table = RouteTable::new(routes);
+    let get = http::Method::GET;
+    let mut group = c.benchmark_group("routes");
+    group.bench_function("find the route of a request among 1,000", |b| {
+        b.iter(|| table.find(&get, "/api998/42/export"))
+    });
+    group.bench_function("find the default route (no match) among 1,000", |b| {
+        b.iter(|| table.find(&get, "/dossiers/42"))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("assertion");

@@ -21,13 +21,13 @@ pub async fn start_upstream() -> SocketAddr {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(serve_upstream(stream));
+            tokio::spawn(serve_upstream(stream, addr.port()));
         }
     });
     addr
 }
 
-async fn serve_upstream(stream: TcpStream) {
+async fn serve_upstream(stream: TcpStream, port: u16) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -106,8 +106,9 @@ async fn serve_upstream(stream: TcpStream) {
         for (n, v) in &headers {
             body.push_str(&format!("{n}: {v}\n"));
         }
-        let extra = "content-type: text/plain; charset=utf-8\r\nx-upstream: yes\r\n";
-        if !respond(&mut reader, extra, &body).await {
+        // `x-upstream` names this application by its port (tests with several upstreams).
+        let extra = format!("content-type: text/plain; charset=utf-8\r\nx-upstream: {port}\r\n");
+        if !respond(&mut reader, &extra, &body).await {
             return;
         }
     }
