@@ -48,6 +48,9 @@ pub struct Metrics {
     /// refused (`unauthenticated`, `malformed`, `unknown_provider`), and lookups not made for
     /// lack of budget (`budget`).
     pub shared_store_refused: IntCounterVec,
+    /// `guichet_access_denied_total{route, reason}`: signed-in requests a route's rules refused
+    /// (`provider`, `organisation`, `email_domain`, `claim`).
+    pub access_denied: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -138,6 +141,11 @@ impl Metrics {
                 "Calls to the shared session store that failed or timed out, by entry (session, login, logout) and operation (put, put_new, get, delete)",
                 &["entry", "operation"],
             ),
+            access_denied: counter(
+                "guichet_access_denied_total",
+                "Signed-in requests refused by a route's rules, by route name and reason (provider, organisation, email_domain, claim)",
+                &["route", "reason"],
+            ),
             shared_store_refused: counter(
                 "guichet_shared_store_refused_total",
                 "Session entries read from the shared store and refused (unauthenticated, malformed, unknown_provider), and lookups not made for lack of budget (budget)",
@@ -171,6 +179,7 @@ impl Metrics {
             Box::new(metrics.session_lookups.clone()),
             Box::new(metrics.shared_store_errors.clone()),
             Box::new(metrics.shared_store_refused.clone()),
+            Box::new(metrics.access_denied.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,

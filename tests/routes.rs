@@ -205,6 +205,15 @@ auth = "sometimes"
 methods = ["GET", "NOT A METHOD"]
 [[route]]
 path = "relative/../x"
+[[route]]
+path = "/y/"
+[[route.allow]]
+[[route]]
+path = "/z/"
+providers = ["nope"]
+[[route.allow]]
+siret_file = "/nonexistent/sirets.txt"
+email_domain = []
 "#,
     )
     .unwrap();
@@ -221,10 +230,155 @@ path = "relative/../x"
         "route[3].auth: expected \"none\", \"optional\" or \"required\"",
         "route[3].methods[1]",
         "route[4].path: expected an absolute path",
+        "route[5].allow[0]: an empty allow block would let every signed-in visitor in",
+        "route[6].providers[0]: no [[provider]] has id \"nope\"",
+        "route[6].allow[0].siret_file: cannot read /nonexistent/sirets.txt",
+        "route[6].allow[0].email_domain: no accepted value",
     ] {
         assert!(
             stderr.contains(expected),
             "{expected} missing in:\n{stderr}"
         );
     }
+}
+
+/// Signs in with provider `provider` as the mock's person `agent`, starting at `path`.
+async fn sign_in(browser: &mut Browser, stack: &Stack, provider: &str, agent: usize, path: &str) {
+    let login = browser
+        .get(&stack.url(&format!("/.guichet/login?provider={provider}&rd={path}")))
+        .await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let page = browser.get(login.location.as_deref().unwrap()).await;
+    let base = login.location.as_deref().unwrap();
+    let origin = &base[..base[8..].find('/').unwrap() + 8];
+    let confirm = format!("{origin}{}", support::agent_link(&page.body, agent));
+    let done = browser.confirm(&confirm).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_rules_and_provider_restrictions_refuse_with_a_clear_403() {
+    let dir = support::scratch_dir("routes-rules-files");
+    let sirets = dir.join("sirets.txt");
+    std::fs::write(
+        &sirets,
+        "# the ministry's establishments\n 21920023500014 \n\n11000201100045 # closed\n",
+    )
+    .unwrap();
+    let routes = format!(
+        r#"
+[[route]]
+name = "ministry"
+path = "/ministry/"
+[[route.allow]]
+siret = ["21920023500014"]
+
+[[route]]
+name = "mail"
+path = "/mail/"
+[[route.allow]]
+email_domain = ["interieur.gouv.fr"]
+[[route.allow]]
+provider = ["franceconnect"]
+
+[[route]]
+name = "listed"
+path = "/listed/"
+[[route.allow]]
+siret_file = "{}"
+
+[[route]]
+name = "citizens"
+path = "/citizens/"
+providers = ["franceconnect"]
+"#,
+        sirets.display()
+    );
+    let stack = Stack::start(
+        "routes-rules",
+        GatewayOptions {
+            extra: routes,
+            franceconnect: true,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+
+    // Hélène (agent 0): interieur.gouv.fr, SIRET 21920023500014. Jean-Édouard (agent 1):
+    // finances.gouv.fr, SIRET 11000201100044.
+    let mut helene = Browser::new();
+    sign_in(&mut helene, &stack, "agentconnect", 0, "/").await;
+    let mut jean = Browser::new();
+    sign_in(&mut jean, &stack, "agentconnect", 1, "/").await;
+    for path in ["/ministry/x", "/mail/x", "/listed/x"] {
+        let page = helene.get(&stack.url(path)).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert_eq!(echoed(&page.body, "x-guichet-siret"), ["21920023500014"]);
+    }
+    for (path, sentence) in [
+        ("/ministry/x", "Votre organisation n&#39;est pas autorisée"),
+        ("/mail/x", "Votre adresse de messagerie"),
+        ("/listed/x", "Votre organisation n&#39;est pas autorisée"),
+    ] {
+        let page = jean.get(&stack.url(path)).await;
+        assert_eq!(page.status, 403, "{path}");
+        assert!(page.body.contains(sentence), "{path}: {}", page.body);
+        assert!(page.body.contains("Référence"), "correlation id shown");
+        assert!(
+            !page.body.contains("21920023500014") && !page.body.contains("interieur"),
+            "accepted values never listed"
+        );
+    }
+    // A script gets a short 403.
+    let script = jean
+        .client
+        .get(stack.url("/ministry/x"))
+        .header("cookie", jean.cookie_header())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 403);
+    assert_eq!(
+        script.text().await.unwrap(),
+        "access denied (organisation)\n"
+    );
+
+    // A route for another federation: the agent is refused with a way to sign in there...
+    let page = helene.get(&stack.url("/citizens/page")).await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("providers=franceconnect"),
+        "{}",
+        page.body
+    );
+    // ...and a visitor without a session is sent straight to that federation.
+    let mut visitor = Browser::new();
+    let first = visitor.get(&stack.url("/citizens/page")).await;
+    assert_eq!(first.status, 302);
+    let login = first.location.unwrap();
+    assert!(login.contains("providers=franceconnect"), "{login}");
+    let to_provider = visitor.get(&stack.url(&login)).await;
+    assert_eq!(to_provider.status, 302, "{}", to_provider.body);
+    assert!(
+        to_provider
+            .location
+            .unwrap()
+            .starts_with(&format!("http://127.0.0.1:{}/", stack.franceconnect_port)),
+        "straight to FranceConnect"
+    );
+
+    let metrics = stack.metrics().await;
+    for line in [
+        "guichet_access_denied_total{reason=\"organisation\",route=\"ministry\"} 2",
+        "guichet_access_denied_total{reason=\"email_domain\",route=\"mail\"} 1",
+        "guichet_access_denied_total{reason=\"provider\",route=\"citizens\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in {metrics}");
+    }
+    let log = stack.gateway.log_text();
+    assert!(
+        log.contains("outcome=\"denied\"") || log.contains("outcome=denied"),
+        "{log}"
+    );
 }

@@ -64,6 +64,20 @@ pub struct RouteSection {
     /// Without a session: `redirect` or `401`; default browsers redirected, scripts 401.
     #[serde(default)]
     pub unauthenticated: Option<String>,
+    /// The providers whose sessions this route accepts (and whose buttons its login offers).
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
+    /// `[[route.allow]]`: with blocks, access needs one block whose every key matches.
+    #[serde(default)]
+    pub allow: Vec<BTreeMap<String, AllowValue>>,
+}
+
+/// A key of an allow block: the accepted values, or (`<claim>_file`) a file listing them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AllowValue {
+    Values(Vec<String>),
+    File(PathBuf),
 }
 
 /// `[headers]`: which identity headers the application receives, and how values are encoded.

@@ -16,6 +16,7 @@ use rand::RngCore;
 
 use crate::http::routes::Route;
 use crate::oidc::OidcError;
+use crate::policy::Denial;
 
 /// What guichet's own pages allow: no script, no frame, styles only inline, forms only to
 /// itself, images only its own or inline.
@@ -135,6 +136,8 @@ pub struct PageError {
     pub detail_en: String,
     /// Detail for the operator; never shown, never secret.
     pub log: String,
+    /// A way out other than the start page: (label, href).
+    pub link: Option<Box<(&'static str, String)>>,
 }
 
 impl PageError {
@@ -152,6 +155,7 @@ impl PageError {
             detail_fr: detail_fr.into(),
             detail_en: detail_en.into(),
             log: String::new(),
+            link: None,
         }
     }
 
@@ -183,6 +187,36 @@ impl PageError {
             "The requested address contains '.' or '..' segments: it could not be processed.",
         )
         .logged("path with dot segments refused (routes are configured)")
+    }
+
+    /// A signed-in visitor a route's rules refuse: which requirement, never the accepted values.
+    pub fn access_denied(denial: Denial) -> Self {
+        let (fr, en) = match denial {
+            Denial::Provider => (
+                "Cette partie de l'application n'accepte pas le service d'identification avec lequel vous êtes connecté.",
+                "This part of the application does not accept the identity provider you signed in with.",
+            ),
+            Denial::Organisation => (
+                "Votre organisation n'est pas autorisée à accéder à cette application.",
+                "Your organisation is not allowed to use this application.",
+            ),
+            Denial::EmailDomain => (
+                "Votre adresse de messagerie n'appartient pas à un domaine autorisé pour cette application.",
+                "Your email address does not belong to a domain allowed for this application.",
+            ),
+            Denial::Claim => (
+                "Votre compte ne remplit pas les conditions d'accès à cette application.",
+                "Your account does not meet this application's access conditions.",
+            ),
+        };
+        PageError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "Accès refusé",
+            fr,
+            en,
+        )
+        .logged(format!("denied: {}", denial.reason()))
     }
 
     /// A path under `/.guichet/` that is none of guichet's endpoints.
@@ -351,12 +385,20 @@ pub fn render_error(error: &PageError, correlation_id: &str) -> Reply {
         r#"<h1>{title}</h1>
 <p>{fr}</p>
 <p class="en" lang="en">{en}</p>
-<p><a class="button" href="/">Revenir à l'accueil / Back to the start page</a></p>
+{link}<p><a class="button" href="/">Revenir à l'accueil / Back to the start page</a></p>
 <p class="id">Référence / Reference : {id} — {status}</p>"#,
         title = escape_html(error.title),
         fr = escape_html(&error.detail_fr),
         en = escape_html(&error.detail_en),
         id = escape_html(correlation_id),
+        link = error
+            .link
+            .as_deref()
+            .map_or(String::new(), |(label, href)| format!(
+                "<p><a class=\"button\" href=\"{}\">{}</a></p>\n",
+                escape_html(href),
+                escape_html(label)
+            )),
         status = error.status.as_u16(),
     );
     Reply::html(error.status, page(error.title, &body))

@@ -26,7 +26,7 @@ use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
 use crate::http::pages::{new_correlation_id, render_error, PageError, Reply};
 use crate::http::routes::{login_path, Route};
 use crate::http::visitor::{has_dot_segments, unauthenticated, Unauthenticated};
-use crate::policy::{Auth, WithoutSession};
+use crate::policy::{Auth, Denial, Route as PolicyRoute, WithoutSession};
 use crate::session::Session;
 
 /// What happened to a request, for metrics and logs.
@@ -36,6 +36,7 @@ pub enum Outcome {
     LoginRedirect,
     Unauthorized,
     OwnEndpoint,
+    Denied,
     Error,
 }
 
@@ -46,6 +47,7 @@ impl Outcome {
             Outcome::LoginRedirect => "login_redirect",
             Outcome::Unauthorized => "unauthorized",
             Outcome::OwnEndpoint => "own_endpoint",
+            Outcome::Denied => "denied",
             Outcome::Error => "error",
         }
     }
@@ -158,32 +160,71 @@ impl GatewayProxy {
         }
         let route = routes.find(&request.method, request.uri.path());
         ctx.upstream = route.upstream;
-        match route.auth {
-            Auth::None => return None,
-            Auth::Optional => {
-                ctx.session = self.load_session(request).await;
-                return None;
-            }
-            Auth::Required => {}
-        }
-        if let Some(live) = self.load_session(request).await {
-            ctx.session = Some(live);
+        if route.auth == Auth::None {
             return None;
         }
-        Some(self.without_session(request, route.without_session, ctx))
+        let live = self.load_session(request).await;
+        match (live, route.auth) {
+            (Some(live), _) => {
+                if let Err(denial) = route.admits(&live.identity) {
+                    return Some(self.deny(request, route, denial, ctx));
+                }
+                ctx.session = Some(live);
+                None
+            }
+            (None, Auth::Optional) => None,
+            (None, _) => Some(self.without_session(request, route, ctx)),
+        }
+    }
+
+    /// The answer to a signed-in visitor a route's rules refuse: 403, a page for browsers (with
+    /// a link to sign in with an accepted provider when the provider was the reason), a short
+    /// text for scripts; counted and logged with the reason.
+    fn deny(
+        &self,
+        request: &RequestHeader,
+        route: &PolicyRoute,
+        denial: Denial,
+        ctx: &mut RequestContext,
+    ) -> Reply {
+        ctx.outcome = Outcome::Denied;
+        self.gateway
+            .metrics()
+            .access_denied
+            .with_label_values(&[route.name.as_str(), denial.reason()])
+            .inc();
+        if unauthenticated(request) == Unauthenticated::Reject {
+            tracing::info!(correlation_id = %ctx.correlation_id, route = %route.name, reason = denial.reason(), "denied");
+            return Reply::text(
+                StatusCode::FORBIDDEN,
+                &format!("access denied ({})\n", denial.reason()),
+            );
+        }
+        let mut page = PageError::access_denied(denial);
+        if let (Some(providers), Denial::Provider) = (&route.providers, denial) {
+            let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            page.link = Some(Box::new((
+                "Se connecter avec un service accepté / Sign in with an accepted provider",
+                login_path(target, &[("providers", &providers.join(","))]),
+            )));
+        }
+        render_error(&page, &ctx.correlation_id)
     }
 
     /// The answer to a visitor without a session on a route that requires one: the login
-    /// redirect, or a 401 whose `WWW-Authenticate` names the login URL.
+    /// redirect (offering only the route's providers), or a 401 whose `WWW-Authenticate` names
+    /// the login URL.
     fn without_session(
         &self,
         request: &RequestHeader,
-        mode: WithoutSession,
+        route: &PolicyRoute,
         ctx: &mut RequestContext,
     ) -> Reply {
         let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let login = login_path(target, &[]);
-        let redirect = match mode {
+        let only = route.providers.as_ref().map(|p| p.join(","));
+        let extra: Vec<(&str, &str)> = only.iter().map(|p| ("providers", p.as_str())).collect();
+        let login = login_path(target, &extra);
+        let redirect = match route.without_session {
             WithoutSession::Redirect => true,
             WithoutSession::Reject => false,
             WithoutSession::ByClient => {

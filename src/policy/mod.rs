@@ -6,11 +6,13 @@
 //! ([`matcher::Matcher`]), so its cost does not grow with the number of routes.
 
 pub mod matcher;
+pub mod rules;
 
 use http::Method;
 
 use crate::config::Spelled;
 pub use matcher::Pattern;
+pub use rules::{AllowBlock, Denial, Requirement};
 
 /// Whether a route needs a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,10 @@ pub struct Route {
     /// Index in `Settings::upstreams`; `None`: `[upstream]`.
     pub upstream: Option<usize>,
     pub without_session: WithoutSession,
+    /// The providers whose sessions the route accepts; `None`: any.
+    pub providers: Option<Vec<String>>,
+    /// With blocks, a session needs one block whose every requirement holds.
+    pub allow: Vec<AllowBlock>,
 }
 
 impl Route {
@@ -73,7 +79,19 @@ impl Route {
             auth: Auth::Required,
             upstream: None,
             without_session: WithoutSession::ByClient,
+            providers: None,
+            allow: Vec::new(),
         }
+    }
+
+    /// Whether a signed-in identity may use this route; the requirement it misses if not.
+    pub fn admits(&self, identity: &crate::identity::Identity) -> Result<(), Denial> {
+        if let Some(providers) = &self.providers {
+            if !providers.contains(&identity.provider) {
+                return Err(Denial::Provider);
+            }
+        }
+        rules::admits(&self.allow, identity)
     }
 
     fn allows(&self, method: &Method) -> bool {
@@ -136,6 +154,8 @@ mod tests {
             auth,
             upstream: None,
             without_session: WithoutSession::ByClient,
+            providers: None,
+            allow: Vec::new(),
         }
     }
 

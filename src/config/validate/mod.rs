@@ -176,7 +176,8 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
             )
         })
         .collect();
-    let routes = routes::all(&mut check, &file.routes, &upstreams);
+    let provider_ids: Vec<&str> = file.providers.iter().map(|p| p.id.as_str()).collect();
+    let routes = routes::all(&mut check, &file.routes, &upstreams, &provider_ids);
     if !check.problems.is_empty() {
         return Err(check.problems);
     }

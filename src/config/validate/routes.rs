@@ -5,20 +5,23 @@
 use http::Method;
 
 use super::Checker;
-use crate::config::file::RouteSection;
+use std::collections::BTreeMap;
+
+use crate::config::file::{AllowValue, RouteSection};
 use crate::config::settings::UpstreamSettings;
 use crate::http::visitor::has_dot_segments;
-use crate::policy::{Auth, Pattern, Route, WithoutSession};
+use crate::policy::{AllowBlock, Auth, Pattern, Requirement, Route, WithoutSession};
 
 pub(super) fn all(
     check: &mut Checker,
     sections: &[RouteSection],
     upstreams: &[(String, UpstreamSettings)],
+    providers: &[&str],
 ) -> Vec<Route> {
     let mut routes: Vec<Route> = Vec::new();
     for (index, section) in sections.iter().enumerate() {
         let key = format!("route[{index}]");
-        let Some(route) = route(check, &key, section, upstreams) else {
+        let Some(route) = route(check, &key, section, upstreams, providers) else {
             continue;
         };
         if let Some(earlier) = routes.iter().find(|earlier| shadows(earlier, &route)) {
@@ -40,6 +43,7 @@ fn route(
     key: &str,
     section: &RouteSection,
     upstreams: &[(String, UpstreamSettings)],
+    providers: &[&str],
 ) -> Option<Route> {
     let before = check.problems.len();
     let pattern = pattern(check, key, section);
@@ -81,10 +85,29 @@ fn route(
         section.unauthenticated.as_deref(),
         WithoutSession::ByClient,
     );
+    let route_providers = section.providers.as_ref().map(|ids| {
+        for (i, id) in ids.iter().enumerate() {
+            if !providers.contains(&id.as_str()) {
+                check.problem(
+                    format!("{key}.providers[{i}]"),
+                    format!("no [[provider]] has id {id:?}"),
+                );
+            }
+        }
+        ids.clone()
+    });
+    let allow = section
+        .allow
+        .iter()
+        .enumerate()
+        .map(|(i, block)| allow_block(check, &format!("{key}.allow[{i}]"), block, providers))
+        .collect();
     if check.problems.len() != before {
         return None;
     }
     Some(Route {
+        providers: route_providers,
+        allow,
         name: section.name.clone().unwrap_or_else(|| key.to_string()),
         pattern: pattern?,
         methods,
@@ -92,6 +115,76 @@ fn route(
         upstream,
         without_session,
     })
+}
+
+/// One `[[route.allow]]` block: claim → accepted values, `<claim>_file` → a file of them (one a
+/// line, `#` comments), and the special keys `email_domain` and `provider`.
+fn allow_block(
+    check: &mut Checker,
+    key: &str,
+    block: &BTreeMap<String, AllowValue>,
+    providers: &[&str],
+) -> AllowBlock {
+    if block.is_empty() {
+        check.problem(
+            key,
+            "an empty allow block would let every signed-in visitor in",
+        );
+    }
+    let mut requirements = Vec::new();
+    for (name, value) in block {
+        let entry = format!("{key}.{name}");
+        let values: Vec<String> = match (name.strip_suffix("_file"), value) {
+            (Some(_), AllowValue::File(path)) => match std::fs::read_to_string(path) {
+                Ok(text) => text
+                    .lines()
+                    .map(|line| line.split('#').next().unwrap_or("").trim().to_string())
+                    .filter(|line| !line.is_empty())
+                    .collect(),
+                Err(e) => {
+                    check.problem(entry, format!("cannot read {}: {e}", path.display()));
+                    continue;
+                }
+            },
+            (None, AllowValue::Values(values)) => values.clone(),
+            (Some(_), AllowValue::Values(_)) => {
+                check.problem(entry, "a _file key names one file (a string)");
+                continue;
+            }
+            (None, AllowValue::File(_)) => {
+                check.problem(
+                    entry,
+                    "expected a list of accepted values, such as [\"a\", \"b\"]",
+                );
+                continue;
+            }
+        };
+        if values.is_empty() {
+            check.problem(entry.clone(), "no accepted value: nobody would match");
+        }
+        let claim = name.strip_suffix("_file").unwrap_or(name);
+        requirements.push(match claim {
+            "email_domain" => Requirement::EmailDomain(
+                values
+                    .iter()
+                    .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                    .collect(),
+            ),
+            "provider" => {
+                for id in &values {
+                    if !providers.contains(&id.as_str()) {
+                        check.problem(entry.clone(), format!("no [[provider]] has id {id:?}"));
+                    }
+                }
+                Requirement::Provider(values.into_iter().collect())
+            }
+            _ => Requirement::Claim {
+                name: claim.to_string(),
+                values: values.into_iter().collect(),
+            },
+        });
+    }
+    requirements
 }
 
 /// Exactly one of `path`, `exact`, `glob`: an absolute path without dot segments.

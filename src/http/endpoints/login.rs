@@ -6,11 +6,14 @@ use pingora::http::RequestHeader;
 
 use super::query_param;
 use crate::clock::unix_now;
+use std::sync::Arc;
+
 use crate::gateway::Gateway;
 use crate::http::pages::{escape_html, page, PageError, Reply};
 use crate::http::routes::login_path;
 use crate::http::visitor::safe_return_to;
 use crate::login_state::LOGIN_STATE_TTL;
+use crate::oidc::Provider;
 
 /// Longest hint (`login_hint`, `idp_hint`, `siret_hint`) passed on to a provider.
 const MAX_HINT_LEN: usize = 256;
@@ -30,12 +33,25 @@ fn hints(request: &RequestHeader) -> Vec<(String, String)> {
 /// `GET /.guichet/login?rd=/path[&provider=id]`: starts a login, or shows the chooser.
 pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
     let return_to = safe_return_to(query_param(request, "rd").as_deref());
+    // `providers=a,b`: a route accepts only these; the others are not offered.
+    let only = query_param(request, "providers");
+    let offered: Vec<&Arc<Provider>> = gateway
+        .providers()
+        .iter()
+        .filter(|p| {
+            only.as_deref()
+                .is_none_or(|ids| ids.split(',').any(|id| id == p.id()))
+        })
+        .collect();
     let provider = match query_param(request, "provider") {
         Some(id) => gateway
             .provider(&id)
             .ok_or_else(|| PageError::unknown_provider(&id))?,
-        None if gateway.providers().len() == 1 => &gateway.providers()[0],
-        None => return Ok(chooser(gateway, request, &return_to)),
+        None if offered.len() == 1 => offered[0],
+        None if offered.is_empty() => {
+            return Err(PageError::unknown_provider(only.as_deref().unwrap_or("")))
+        }
+        None => return Ok(chooser(&offered, request, &return_to)),
     };
     let expires = unix_now() + LOGIN_STATE_TTL.as_secs();
     let (url, login) = provider
@@ -59,10 +75,10 @@ pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, 
 /// avec …" and the "Qu'est-ce que … ?" link, in a new window), plain links that work without
 /// JavaScript and read well with a screen reader. A federation's button carries its official
 /// name; an `oidc` provider's, its `display_name`.
-fn chooser(gateway: &Gateway, request: &RequestHeader, return_to: &str) -> Reply {
+fn chooser(providers: &[&Arc<Provider>], request: &RequestHeader, return_to: &str) -> Reply {
     let hints = hints(request);
     let mut items = String::new();
-    for provider in gateway.providers() {
+    for provider in providers {
         let mut extra: Vec<(&str, &str)> = vec![("provider", provider.id())];
         extra.extend(hints.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let href = login_path(return_to, &extra);
