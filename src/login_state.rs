@@ -42,6 +42,10 @@ pub struct LoginState {
     pub return_to: String,
     /// Unix seconds after which the login is refused.
     pub expires: u64,
+    /// The levels this login asked for, above the provider's (a route's step-up); empty: the
+    /// provider's own.
+    #[serde(default)]
+    pub acr: Vec<String>,
 }
 
 impl std::fmt::Debug for LoginState {
@@ -217,6 +221,7 @@ mod tests {
             pkce_verifier: Some("v".into()),
             return_to: "/dossiers?id=1".into(),
             expires,
+            acr: vec![],
         }
     }
 

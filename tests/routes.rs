@@ -382,3 +382,81 @@ providers = ["franceconnect"]
         "{log}"
     );
 }
+
+/// Follows a login from guichet's redirect to the provider, signs in as `agent`, and returns
+/// the callback's answer.
+async fn complete_login(
+    browser: &mut Browser,
+    stack: &Stack,
+    login: &str,
+    agent: usize,
+) -> support::Page {
+    let to_provider = browser.get(&stack.url(login)).await;
+    assert_eq!(to_provider.status, 302, "{}", to_provider.body);
+    let authorize = to_provider.location.unwrap();
+    let page = browser.get(&authorize).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    browser
+        .confirm(&support::confirm_link(&page.body, agent, stack))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_above_the_session_s_level_steps_up() {
+    let stack = Stack::start(
+        "routes-step-up",
+        GatewayOptions {
+            extra: "[[route]]\nname = \"admin\"\npath = \"/admin/\"\nacr = [\"eidas2\"]\n".into(),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    // Hélène (agent 0) can reach eidas3; she signs in at the provider's default, eidas1.
+    let mut helene = Browser::new();
+    let page = helene.login(&stack, "/").await;
+    assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
+    let first_session = helene.cookies["guichet"].clone();
+
+    // The admin area asks for eidas2: a new login at the same provider, back to the same URL.
+    let step = helene.get(&stack.url("/admin/x?y=1")).await;
+    assert_eq!(step.status, 302);
+    let login = step.location.unwrap();
+    assert!(
+        login.contains("provider=agentconnect") && login.contains("acr=eidas2"),
+        "{login}"
+    );
+    let to_provider = helene.get(&stack.url(&login)).await;
+    let authorize = to_provider.location.clone().unwrap();
+    assert!(authorize.contains("prompt=login"), "{authorize}");
+    assert!(authorize.contains("eidas2"), "{authorize}");
+    let done = complete_login(&mut helene, &stack, &login, 0).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/admin/x?y=1"));
+    let admin = helene.get(&stack.url("/admin/x?y=1")).await;
+    assert_eq!(admin.status, 200);
+    assert_eq!(echoed(&admin.body, "x-guichet-acr"), ["eidas2"]);
+
+    // Zoé (agent 2) cannot reach eidas2: a clear page, no loop.
+    let mut zoe = Browser::new();
+    zoe.login(&stack, "/").await;
+    let step = zoe.get(&stack.url("/admin/")).await;
+    let done = complete_login(&mut zoe, &stack, &step.location.unwrap(), 2).await;
+    assert_eq!(done.status, 403, "{}", done.body);
+    assert!(done.body.contains("Niveau de sécurit"), "{}", done.body);
+
+    // The step-up signed in as another person (Jean, agent 1): the first session has ended.
+    let mut shared_desk = Browser::new();
+    shared_desk.login(&stack, "/").await;
+    let before = shared_desk.cookies["guichet"].clone();
+    let step = shared_desk.get(&stack.url("/admin/")).await;
+    let done = complete_login(&mut shared_desk, &stack, &step.location.unwrap(), 1).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    let mut stale = Browser::new();
+    stale.cookies.insert("guichet".into(), before);
+    assert_eq!(
+        stale.get(&stack.url("/")).await.status,
+        302,
+        "the old session ended"
+    );
+    assert_ne!(shared_desk.cookies["guichet"], first_session);
+}

@@ -67,6 +67,10 @@ pub struct RouteSection {
     /// The providers whose sessions this route accepts (and whose buttons its login offers).
     #[serde(default)]
     pub providers: Option<Vec<String>>,
+    /// The lowest authentication level this route accepts (eIDAS levels are ordered); a session
+    /// below it is sent through a new login asking for it (step-up).
+    #[serde(default)]
+    pub acr: Option<Vec<String>>,
     /// `[[route.allow]]`: with blocks, access needs one block whose every key matches.
     #[serde(default)]
     pub allow: Vec<BTreeMap<String, AllowValue>>,

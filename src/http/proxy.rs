@@ -169,6 +169,9 @@ impl GatewayProxy {
                 if let Err(denial) = route.admits(&live.identity) {
                     return Some(self.deny(request, route, denial, ctx));
                 }
+                if route.needs_step_up(live.identity.acr.as_deref()) {
+                    return Some(self.step_up(request, route, live.provider(), ctx));
+                }
                 ctx.session = Some(live);
                 None
             }
@@ -211,6 +214,29 @@ impl GatewayProxy {
         render_error(&page, &ctx.correlation_id)
     }
 
+    /// A session below the route's level: a new login at the same provider asking for the
+    /// route's level (and a fresh authentication), back to the same URL; a 401 naming it for
+    /// scripts.
+    fn step_up(
+        &self,
+        request: &RequestHeader,
+        route: &PolicyRoute,
+        provider: &str,
+        ctx: &mut RequestContext,
+    ) -> Reply {
+        let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let levels = route.acr.join(" ");
+        let login = login_path(target, &[("provider", provider), ("acr", &levels)]);
+        tracing::info!(correlation_id = %ctx.correlation_id, route = %route.name, "session below the route's level: step-up");
+        if unauthenticated(request) == Unauthenticated::RedirectToLogin {
+            ctx.outcome = Outcome::LoginRedirect;
+            return Reply::redirect(&login);
+        }
+        ctx.outcome = Outcome::Unauthorized;
+        render_error(&PageError::no_session(), &ctx.correlation_id)
+            .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
+    }
+
     /// The answer to a visitor without a session on a route that requires one: the login
     /// redirect (offering only the route's providers), or a 401 whose `WWW-Authenticate` names
     /// the login URL.
@@ -222,7 +248,11 @@ impl GatewayProxy {
     ) -> Reply {
         let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let only = route.providers.as_ref().map(|p| p.join(","));
-        let extra: Vec<(&str, &str)> = only.iter().map(|p| ("providers", p.as_str())).collect();
+        let levels = route.acr.join(" ");
+        let mut extra: Vec<(&str, &str)> = only.iter().map(|p| ("providers", p.as_str())).collect();
+        if !levels.is_empty() {
+            extra.push(("acr", &levels));
+        }
         let login = login_path(target, &extra);
         let redirect = match route.without_session {
             WithoutSession::Redirect => true,

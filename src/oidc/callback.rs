@@ -85,7 +85,7 @@ impl Provider {
             .parse::<ProviderIdToken>()
             .map_err(|e| OidcError::IdTokenInvalid(format!("not a signed JWT: {e}")))?;
         let (metadata, id_claims) = self
-            .verify_id_token(metadata, &id_token, &login.nonce, token.access_token())
+            .verify_id_token(metadata, &id_token, login, token.access_token())
             .await?;
         let sub = id_claims
             .get("sub")
@@ -209,10 +209,10 @@ impl Provider {
         &self,
         mut metadata: Arc<Metadata>,
         id_token: &ProviderIdToken,
-        nonce: &str,
+        login: &LoginState,
         access_token: &AccessToken,
     ) -> Result<(Arc<Metadata>, Value), OidcError> {
-        let nonce = Nonce::new(nonce.to_string());
+        let nonce = Nonce::new(login.nonce.clone());
         let mut refreshed = false;
         loop {
             let client = self.client(&metadata);
@@ -245,11 +245,13 @@ impl Provider {
                         }
                     }
                     let returned = claims.auth_context_ref().map(|acr| acr.as_str());
-                    if !acr_satisfies(returned, &self.settings.acr) {
-                        return Err(OidcError::AcrTooLow {
-                            returned: returned.map(str::to_string),
-                            required: self.settings.acr.clone(),
-                        });
+                    for required in [&self.settings.acr, &login.acr] {
+                        if !acr_satisfies(returned, required) {
+                            return Err(OidcError::AcrTooLow {
+                                returned: returned.map(str::to_string),
+                                required: required.clone(),
+                            });
+                        }
                     }
                     let value = serde_json::to_value(claims)
                         .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;

@@ -7,11 +7,14 @@ impl Provider {
     /// The URL to send the browser to, and the login state (valid until `expires`, Unix
     /// seconds) to keep until the callback. `hints` are the visitor's `idp_hint`, `login_hint`,
     /// `siret_hint`…: only those the provider's kind accepts are sent.
+    /// `step_up`: levels a route requires above the provider's; the login then asks for them
+    /// and for a fresh authentication (`prompt=login`).
     pub fn start_login(
         &self,
         return_to: &str,
         hints: &[(String, String)],
         expires: u64,
+        step_up: &[String],
     ) -> Result<(Url, LoginState), OidcError> {
         let metadata = self.current().ok_or(OidcError::NotReady)?;
         let client = self.client(&metadata);
@@ -31,17 +34,23 @@ impl Provider {
         for scope in &self.settings.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
-        if !self.settings.acr.is_empty() {
+        let acr = if step_up.is_empty() {
+            &self.settings.acr
+        } else {
+            request = request.add_extra_param("prompt", "login");
+            step_up
+        };
+        if !acr.is_empty() {
             match self.settings.acr_request {
                 AcrRequest::AcrValues => {
-                    for value in &self.settings.acr {
+                    for value in acr {
                         request = request
                             .add_auth_context_value(AuthenticationContextClass::new(value.clone()));
                     }
                 }
                 AcrRequest::ClaimsParameter => {
                     let claims = serde_json::json!({
-                        "id_token": {"acr": {"essential": true, "values": self.settings.acr}}
+                        "id_token": {"acr": {"essential": true, "values": acr}}
                     });
                     request = request.add_extra_param("claims", claims.to_string());
                 }
@@ -66,6 +75,7 @@ impl Provider {
             pkce_verifier,
             return_to: return_to.to_string(),
             expires,
+            acr: step_up.to_vec(),
         };
         Ok((url, login))
     }

@@ -67,6 +67,8 @@ pub struct Route {
     pub providers: Option<Vec<String>>,
     /// With blocks, a session needs one block whose every requirement holds.
     pub allow: Vec<AllowBlock>,
+    /// The levels the route accepts (empty: any); a lower session is stepped up.
+    pub acr: Vec<String>,
 }
 
 impl Route {
@@ -81,7 +83,13 @@ impl Route {
             without_session: WithoutSession::ByClient,
             providers: None,
             allow: Vec::new(),
+            acr: Vec::new(),
         }
+    }
+
+    /// Whether a session at level `acr` must sign in again at a higher level for this route.
+    pub fn needs_step_up(&self, acr: Option<&str>) -> bool {
+        !crate::config::acr_satisfies(acr, &self.acr)
     }
 
     /// Whether a signed-in identity may use this route; the requirement it misses if not.
@@ -156,6 +164,7 @@ mod tests {
             without_session: WithoutSession::ByClient,
             providers: None,
             allow: Vec::new(),
+            acr: Vec::new(),
         }
     }
 

@@ -108,6 +108,7 @@ fn route(
     Some(Route {
         providers: route_providers,
         allow,
+        acr: section.acr.clone().unwrap_or_default(),
         name: section.name.clone().unwrap_or_else(|| key.to_string()),
         pattern: pattern?,
         methods,

@@ -30,6 +30,21 @@ fn hints(request: &RequestHeader) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `acr=eidas2` (space-separated levels): a route's step-up, asked for above the provider's own
+/// levels (which still apply); at most 8 levels of 128 characters.
+fn step_up(request: &RequestHeader) -> Vec<String> {
+    query_param(request, "acr")
+        .map(|levels| {
+            levels
+                .split([' ', ','])
+                .filter(|level| !level.is_empty() && level.len() <= 128)
+                .take(8)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `GET /.guichet/login?rd=/path[&provider=id]`: starts a login, or shows the chooser.
 pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
     let return_to = safe_return_to(query_param(request, "rd").as_deref());
@@ -55,7 +70,7 @@ pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, 
     };
     let expires = unix_now() + LOGIN_STATE_TTL.as_secs();
     let (url, login) = provider
-        .start_login(&return_to, &hints(request), expires)
+        .start_login(&return_to, &hints(request), expires, &step_up(request))
         .map_err(|e| {
             gateway.metrics().login(provider.id(), "failed", e.reason());
             PageError::from_oidc(&e)
