@@ -279,6 +279,48 @@ async fn a_level_the_provider_did_not_vouch_for_is_refused() {
     assert!(!browser.cookies.contains_key("guichet"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_steps_the_session_up_at_oidc_provider() {
+    let secret = "a-secret-for-the-oidc-provider-client";
+    // A ProConnect-like provider (the level asked through the claims parameter); an admin
+    // route needs eidas2 while logins default to eidas1.
+    let pair = Pair::start(
+        "oidc-provider-step-up",
+        "proconnect",
+        secret,
+        &[],
+        |op_port| {
+            format!(
+                "{}\n[[route]]\nname = \"admin\"\npath = \"/admin/\"\nacr = [\"eidas2\"]\n",
+                proconnect_section(op_port, secret)
+            )
+        },
+    )
+    .await;
+    let stack = &pair.stack;
+    let mut browser = Browser::new();
+    let back = login(&mut browser, stack).await;
+    let page = browser
+        .get(&stack.url(back.location.as_deref().unwrap()))
+        .await;
+    assert_eq!(echoed(&page.body, "x-guichet-acr"), ["eidas1"]);
+
+    let step = browser.get(&stack.url("/admin/dossiers?id=7")).await;
+    assert_eq!(step.status, 302);
+    let to_op = browser
+        .get(&stack.url(step.location.as_deref().unwrap()))
+        .await;
+    let authorize = to_op.location.expect("authorize URL");
+    assert!(authorize.contains("prompt=login"), "{authorize}");
+    assert!(authorize.contains("eidas2"), "{authorize}");
+    let back = sign_in_at_op(&mut browser, stack, &authorize).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(back.location.as_deref(), Some("/admin/dossiers?id=7"));
+    let admin = browser.get(&stack.url("/admin/dossiers?id=7")).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert_eq!(echoed(&admin.body, "x-guichet-acr"), ["eidas2"]);
+}
+
 /// Logs out through guichet and the provider's end_session (and its confirmation form), back to
 /// `/.guichet/logged-out` with the state guichet sent; the session is gone.
 async fn logout_round_trip(browser: &mut Browser, stack: &Stack, op_port: u16) {
