@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test on loopback: a static nginx reached directly, then through guichet (`guichet run`
 # in front of nginx, signed in at the mock provider) with a live session, the same with the
-# session store shared through a local redis-server ([session.shared]), then without a session.
+# session store shared through a local redis-server ([session.shared]), the same with 100 routes
+# configured, then without a session.
 # Bounded: DURATION seconds per run (default 10), 64 connections, 2 wrk threads.
 # Prints a Markdown table. Usage: [THREADS=n] scripts/load.sh [DURATION]
 set -euo pipefail
@@ -14,7 +15,7 @@ if ! command -v wrk >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1 || ! c
 fi
 duration="${1:-10}"
 gw=127.0.0.1:18080; idp=127.0.0.1:18081; static=127.0.0.1:18083; nginx_proxy=127.0.0.1:18084
-redis_port=18085; gw_shared=127.0.0.1:18086
+redis_port=18085; gw_shared=127.0.0.1:18086; gw_routes=127.0.0.1:18087
 threads="${THREADS:-0}"
 
 work=$(mktemp -d)
@@ -38,6 +39,7 @@ nginx -c "$work/nginx.conf"
 cargo build --release --locked --quiet
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
   --redirect-uri "http://$gw/.guichet/callback" --redirect-uri "http://$gw_shared/.guichet/callback" \
+  --redirect-uri "http://$gw_routes/.guichet/callback" \
   >"$work/provider.log" 2>&1 &
 provider=$!
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
@@ -64,11 +66,20 @@ sed -e "s/$gw/$gw_shared/g" "$work/guichet.toml" >"$work/guichet-shared.toml"
 cat >>"$work/guichet-shared.toml" <<EOT
 [session.shared]
 url = "redis://127.0.0.1:$redis_port/0"
+key = "load-test-replicas-share-this-32-byte-secret"
 EOT
+# 100 routes; the request's is the last one.
+sed -e "s/$gw/$gw_routes/g" "$work/guichet.toml" >"$work/guichet-routes.toml"
+for i in $(seq 1 99); do
+  printf '[[route]]\npath = "/section%s/"\nauth = "none"\n' "$i" >>"$work/guichet-routes.toml"
+done
+printf '[[route]]\nexact = "/"\nauth = "required"\n' >>"$work/guichet-routes.toml"
+./target/release/guichet run --config "$work/guichet-routes.toml" >"$work/guichet-routes.log" 2>&1 &
+routes=$!
 ./target/release/guichet run --config "$work/guichet-shared.toml" >"$work/guichet-shared.log" 2>&1 &
 shared=$!
-trap 'kill -INT $demo $shared $provider 2>/dev/null; kill $redis 2>/dev/null; wait $demo $shared $provider $redis 2>/dev/null || true; nginx -c "$work/nginx.conf" -s stop 2>/dev/null; rm -rf "$work"' EXIT
-for address in "$gw" "$gw_shared"; do
+trap 'kill -INT $demo $shared $routes $provider 2>/dev/null; kill $redis 2>/dev/null; wait $demo $shared $routes $provider $redis 2>/dev/null || true; nginx -c "$work/nginx.conf" -s stop 2>/dev/null; rm -rf "$work"' EXIT
+for address in "$gw" "$gw_shared" "$gw_routes"; do
   for _ in $(seq 1 100); do
     curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -90,6 +101,7 @@ sign_in() { # gateway address
 }
 cookie=$(sign_in "$gw")
 cookie_shared=$(sign_in "$gw_shared")
+cookie_routes=$(sign_in "$gw_routes")
 
 run() { # name url [header]
   local out
@@ -114,6 +126,7 @@ run "nginx through guichet, live session" "http://$gw/" "Cookie: guichet=$cookie
 before=$(redis-cli -p "$redis_port" info commandstats | awk -F'[=,]' '/^cmdstat_getex/ {print $2}')
 run "nginx through guichet, live session, [session.shared] in redis-server" "http://$gw_shared/" "Cookie: guichet=$cookie_shared"
 after=$(redis-cli -p "$redis_port" info commandstats | awk -F'[=,]' '/^cmdstat_getex/ {print $2}')
+run "nginx through guichet, live session, 100 routes (the request's is the 100th)" "http://$gw_routes/" "Cookie: guichet=$cookie_routes"
 run "through guichet, no session (302)" "http://$gw/"
 echo
 echo "Calls to redis-server (GETEX) during the [session.shared] row: $(( ${after:-0} - ${before:-0} ))"
