@@ -118,6 +118,9 @@ fn main() -> ExitCode {
         } => match config::load(&config) {
             Ok(settings) => {
                 init_logging(&settings.log_level, settings.log_json);
+                for warning in &settings.warnings {
+                    tracing::warn!("configuration: {warning}");
+                }
                 run(settings, server::Launch { upgrade, daemon })
             }
             Err(e) => {
@@ -192,6 +195,9 @@ fn check(config: &std::path::Path) -> ExitCode {
         ids.len(),
         ids.join(", ")
     );
+    for warning in &settings.warnings {
+        println!("warning: {warning}");
+    }
     match &settings.session.shared {
         // The scheme only: the rest of the URL may hold a password.
         Some(shared) => println!(

@@ -381,6 +381,10 @@ providers = ["franceconnect"]
         log.contains("outcome=\"denied\"") || log.contains("outcome=denied"),
         "{log}"
     );
+    assert!(
+        log.contains("denied=\"organisation\"") || log.contains("denied=organisation"),
+        "{log}"
+    );
 }
 
 /// Follows a login from guichet's redirect to the provider, signs in as `agent`, and returns
@@ -459,4 +463,62 @@ async fn a_route_above_the_session_s_level_steps_up() {
         "the old session ended"
     );
     assert_ne!(shared_desk.cookies["guichet"], first_session);
+}
+
+#[test]
+fn a_rule_on_a_claim_no_accepted_provider_sends_is_a_warning() {
+    let dir = support::scratch_dir("routes-warning");
+    let config = dir.join("routes.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+listen = "127.0.0.1:1"
+public_url = "http://127.0.0.1:1"
+[upstream]
+url = "http://127.0.0.1:2"
+[[provider]]
+id = "agents"
+kind = "proconnect"
+issuer = "http://127.0.0.1:3"
+client_id = "c"
+client_secret = "s"
+[[provider]]
+id = "other"
+issuer = "http://127.0.0.1:4"
+client_id = "c"
+client_secret = "s"
+
+[[route]]
+path = "/agents/"
+providers = ["agents"]
+[[route.allow]]
+birthdate = ["1970-01-01"]
+[[route]]
+path = "/any/"
+[[route.allow]]
+birthdate = ["1970-01-01"]
+[[route.allow]]
+siret = ["11002001300097"]
+"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(support::BIN)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "warning: route[0].allow[0].birthdate: no provider this route accepts sends this claim"
+        ),
+        "{stdout}"
+    );
+    // The generic provider may send anything; ProConnect sends siret.
+    assert_eq!(stdout.matches("warning:").count(), 1, "{stdout}");
 }

@@ -124,7 +124,53 @@ const FRANCECONNECT_PIVOT: &[&str] = &[
     "birthcountry",
 ];
 
+/// Claims ProConnect/AgentConnect may send (their documentation, by scope).
+const PROCONNECT_CLAIMS: &[&str] = &[
+    "given_name",
+    "usual_name",
+    "email",
+    "uid",
+    "siret",
+    "siren",
+    "organizational_unit",
+    "belonging_population",
+    "phone_number",
+    "idp_id",
+    "idp_acr",
+    "roles",
+    "organization_label",
+    "chorusdt:matricule",
+    "chorusdt:societe",
+    "custom",
+];
+
+/// Claims FranceConnect may send (the pivot identity and its other scopes).
+const FRANCECONNECT_CLAIMS: &[&str] = &[
+    "given_name",
+    "given_name_array",
+    "family_name",
+    "birthdate",
+    "gender",
+    "birthplace",
+    "birthcountry",
+    "email",
+    "preferred_username",
+    "idp_id",
+    "idp_birthdate",
+];
+
 impl ProviderKind {
+    /// The claims a federation may send (`None`: any standard provider, which may send anything).
+    pub fn known_claims(self) -> Option<&'static [&'static str]> {
+        match self {
+            ProviderKind::Oidc => None,
+            ProviderKind::ProConnect | ProviderKind::AgentConnect => Some(PROCONNECT_CLAIMS),
+            ProviderKind::FranceConnectV1
+            | ProviderKind::FranceConnectV2
+            | ProviderKind::FranceConnectPlus => Some(FRANCECONNECT_CLAIMS),
+        }
+    }
+
     /// A federation's brand and "what is it?" page, for its official button; `None` for `oidc`.
     pub fn federation_brand(self) -> Option<(&'static str, &'static str)> {
         let preset = self.preset();

@@ -75,6 +75,8 @@ pub struct Settings {
     pub upstreams: Vec<(String, UpstreamSettings)>,
     /// `[[route]]`, in file order.
     pub routes: Vec<crate::policy::Route>,
+    /// Valid settings probably not meant (a rule on a claim no provider sends…), with key paths.
+    pub warnings: Vec<String>,
 }
 
 /// How a header value is written.

@@ -80,6 +80,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         signature: None,
         upstreams: Vec::new(),
         routes: Vec::new(),
+        warnings: Vec::new(),
         providers: vec![
             agentconnect_provider(addresses.provider, client_secret),
             franceconnect_provider(addresses.franceconnect, client_secret),

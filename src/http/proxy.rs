@@ -64,6 +64,8 @@ pub struct RequestContext {
     pub upstream_latency: Option<Duration>,
     /// The route's upstream (index in `Settings::upstreams`; `None`: `[upstream]`).
     pub upstream: Option<usize>,
+    /// Why the route's rules refused the request, for the access line.
+    pub denied: Option<&'static str>,
 }
 
 /// The proxy service.
@@ -191,6 +193,7 @@ impl GatewayProxy {
         ctx: &mut RequestContext,
     ) -> Reply {
         ctx.outcome = Outcome::Denied;
+        ctx.denied = Some(denial.reason());
         self.gateway
             .metrics()
             .access_denied
@@ -323,6 +326,7 @@ impl GatewayProxy {
                 upstream_ms = ctx.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
                 provider = ctx.session.as_ref().map(|s| s.provider()),
                 sub_hash = ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
+                denied = ctx.denied,
                 bytes_in,
                 bytes_out,
                 "request"
@@ -344,6 +348,7 @@ impl ProxyHttp for GatewayProxy {
             upstream_sent: None,
             upstream_latency: None,
             upstream: None,
+            denied: None,
         }
     }
 

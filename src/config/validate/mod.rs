@@ -24,6 +24,8 @@ pub(super) use headers::parse_size;
 /// Collects problems while the sections are checked.
 pub(super) struct Checker<'a> {
     pub problems: Vec<Problem>,
+    /// What is valid but probably not meant (`guichet check` prints them; start-up logs them).
+    pub warnings: Vec<String>,
     env: &'a dyn Environment,
 }
 
@@ -157,6 +159,7 @@ impl Checker<'_> {
 pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Vec<Problem>> {
     let mut check = Checker {
         problems: Vec::new(),
+        warnings: Vec::new(),
         env,
     };
     let server = server::settings(&mut check, file);
@@ -176,8 +179,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
             )
         })
         .collect();
-    let provider_ids: Vec<&str> = file.providers.iter().map(|p| p.id.as_str()).collect();
-    let routes = routes::all(&mut check, &file.routes, &upstreams, &provider_ids);
+    let routes = routes::all(&mut check, &file.routes, &upstreams, &file.providers);
     if !check.problems.is_empty() {
         return Err(check.problems);
     }
@@ -203,5 +205,6 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         providers,
         upstreams,
         routes,
+        warnings: check.warnings,
     })
 }

@@ -7,8 +7,9 @@ use http::Method;
 use super::Checker;
 use std::collections::BTreeMap;
 
-use crate::config::file::{AllowValue, RouteSection};
+use crate::config::file::{AllowValue, ProviderSection, RouteSection};
 use crate::config::settings::UpstreamSettings;
+use crate::config::{ProviderKind, Spelled};
 use crate::http::visitor::has_dot_segments;
 use crate::policy::{AllowBlock, Auth, Pattern, Requirement, Route, WithoutSession};
 
@@ -16,7 +17,7 @@ pub(super) fn all(
     check: &mut Checker,
     sections: &[RouteSection],
     upstreams: &[(String, UpstreamSettings)],
-    providers: &[&str],
+    providers: &[ProviderSection],
 ) -> Vec<Route> {
     let mut routes: Vec<Route> = Vec::new();
     for (index, section) in sections.iter().enumerate() {
@@ -43,9 +44,11 @@ fn route(
     key: &str,
     section: &RouteSection,
     upstreams: &[(String, UpstreamSettings)],
-    providers: &[&str],
+    provider_sections: &[ProviderSection],
 ) -> Option<Route> {
     let before = check.problems.len();
+    let ids: Vec<&str> = provider_sections.iter().map(|p| p.id.as_str()).collect();
+    let providers = &ids[..];
     let pattern = pattern(check, key, section);
     let methods = section.methods.as_ref().map(|methods| {
         methods
@@ -101,7 +104,14 @@ fn route(
         .iter()
         .enumerate()
         .map(|(i, block)| allow_block(check, &format!("{key}.allow[{i}]"), block, providers))
-        .collect();
+        .collect::<Vec<AllowBlock>>();
+    warn_unsent_claims(
+        check,
+        key,
+        &allow,
+        section.providers.as_deref(),
+        provider_sections,
+    );
     if check.problems.len() != before {
         return None;
     }
@@ -116,6 +126,44 @@ fn route(
         upstream,
         without_session,
     })
+}
+
+/// Warns about a claim rule no provider the route accepts can satisfy: every such provider is a
+/// federation whose documented claims do not include it (a standard `oidc` provider may send
+/// anything).
+fn warn_unsent_claims(
+    check: &mut Checker,
+    key: &str,
+    blocks: &[AllowBlock],
+    accepted: Option<&[String]>,
+    providers: &[ProviderSection],
+) {
+    let kinds: Vec<ProviderKind> = providers
+        .iter()
+        .filter(|p| accepted.is_none_or(|ids| ids.contains(&p.id)))
+        .map(|p| {
+            p.kind
+                .as_deref()
+                .and_then(ProviderKind::parse)
+                .unwrap_or(ProviderKind::Oidc)
+        })
+        .collect();
+    for (i, block) in blocks.iter().enumerate() {
+        for requirement in block {
+            let Requirement::Claim { name, .. } = requirement else {
+                continue;
+            };
+            let never_sent = kinds.iter().all(|kind| {
+                kind.known_claims()
+                    .is_some_and(|claims| !claims.contains(&name.as_str()))
+            });
+            if never_sent && !kinds.is_empty() {
+                check.warnings.push(format!(
+                    "{key}.allow[{i}].{name}: no provider this route accepts sends this claim, so this block never matches"
+                ));
+            }
+        }
+    }
 }
 
 /// One `[[route.allow]]` block: claim → accepted values, `<claim>_file` → a file of them (one a
