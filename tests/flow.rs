@@ -532,14 +532,8 @@ async fn http2_without_tls_is_proxied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_are_json_without_secrets_and_metrics_count_the_login() {
-    let stack = Stack::start(
-        "observability",
-        GatewayOptions {
-            extra: "\n[log]\nformat = \"json\"\n".into(),
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let stack =
+        Stack::start_with_extra("observability", "\n[log]\nformat = \"json\"\n".into()).await;
     let mut browser = Browser::new();
     let page = browser
         .login(&stack, "/dossiers?nir=1850575123456&vue=1")
@@ -670,14 +664,7 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_required_level_is_asked_for_and_checked() {
-    let stack = Stack::start(
-        "acr",
-        GatewayOptions {
-            extra: "acr = [\"eidas2\"]\n".into(),
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let stack = Stack::start_with_extra("acr", "acr = [\"eidas2\"]\n".into()).await;
     // ProConnect's way: the claims parameter, with essential and values.
     let mut browser = Browser::new();
     let first = browser.get(&stack.url("/")).await;
@@ -759,14 +746,8 @@ async fn hints_pass_through_and_missing_claims_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_configured_userinfo_format_is_enforced() {
     // The mock signs userinfo; asking for JSON-only shows the format is enforced both ways.
-    let stack = Stack::start(
-        "userinfo-format",
-        GatewayOptions {
-            extra: "userinfo_format = \"json\"\n".into(),
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let stack =
+        Stack::start_with_extra("userinfo-format", "userinfo_format = \"json\"\n".into()).await;
     let mut browser = Browser::new();
     let confirm = browser.start_login(&stack, "/", 0).await;
     let refused = browser.confirm(&confirm).await;

@@ -10,14 +10,7 @@ use support::{echoed, start_upstream, Browser, GatewayOptions, Stack};
 async fn stack_with_routes(name: &str, routes: &str) -> (Stack, u16) {
     let other = start_upstream().await;
     let extra = format!("[upstreams.other]\nurl = \"http://{other}\"\n\n{routes}");
-    let stack = Stack::start(
-        name,
-        GatewayOptions {
-            extra,
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let stack = Stack::start_with_extra(name, extra).await;
     (stack, other.port())
 }
 
@@ -172,18 +165,31 @@ async fn public_optional_and_method_routes_behave_as_configured() {
     }
 }
 
+/// `guichet check` on a configuration with a server, an upstream and `rest`: (exit success,
+/// stdout, stderr).
+fn check(name: &str, rest: &str) -> (bool, String, String) {
+    let dir = support::scratch_dir(name);
+    let config = dir.join("routes.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n[upstream]\nurl = \"http://127.0.0.1:2\"\n{rest}"
+    );
+    std::fs::write(&config, text).unwrap();
+    let output = std::process::Command::new(support::BIN)
+        .args(["check", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn route_mistakes_are_reported_by_check() {
-    let dir = support::scratch_dir("routes-check");
-    let config = dir.join("routes.toml");
-    std::fs::write(
-        &config,
+    let (ok, _, stderr) = check(
+        "routes-check",
         r#"
-[server]
-listen = "127.0.0.1:1"
-public_url = "http://127.0.0.1:1"
-[upstream]
-url = "http://127.0.0.1:2"
 [[provider]]
 id = "ac"
 issuer = "http://127.0.0.1:3"
@@ -215,14 +221,8 @@ providers = ["nope"]
 siret_file = "/nonexistent/sirets.txt"
 email_domain = []
 "#,
-    )
-    .unwrap();
-    let output = std::process::Command::new(support::BIN)
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    );
+    assert!(!ok);
     for expected in [
         "route[1]: never used: route \"route[0]\" before it matches all its requests",
         "route[2]: give exactly one of path, exact or glob",
@@ -407,12 +407,9 @@ async fn complete_login(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_route_above_the_session_s_level_steps_up() {
-    let stack = Stack::start(
+    let stack = Stack::start_with_extra(
         "routes-step-up",
-        GatewayOptions {
-            extra: "[[route]]\nname = \"admin\"\npath = \"/admin/\"\nacr = [\"eidas2\"]\n".into(),
-            ..GatewayOptions::default()
-        },
+        "[[route]]\nname = \"admin\"\npath = \"/admin/\"\nacr = [\"eidas2\"]\n".into(),
     )
     .await;
     // Hélène (agent 0) can reach eidas3; she signs in at the provider's default, eidas1.
@@ -467,16 +464,9 @@ async fn a_route_above_the_session_s_level_steps_up() {
 
 #[test]
 fn a_rule_on_a_claim_no_accepted_provider_sends_is_a_warning() {
-    let dir = support::scratch_dir("routes-warning");
-    let config = dir.join("routes.toml");
-    std::fs::write(
-        &config,
+    let (ok, stdout, stderr) = check(
+        "routes-warning",
         r#"
-[server]
-listen = "127.0.0.1:1"
-public_url = "http://127.0.0.1:1"
-[upstream]
-url = "http://127.0.0.1:2"
 [[provider]]
 id = "agents"
 kind = "proconnect"
@@ -501,18 +491,8 @@ birthdate = ["1970-01-01"]
 [[route.allow]]
 siret = ["11002001300097"]
 "#,
-    )
-    .unwrap();
-    let output = std::process::Command::new(support::BIN)
-        .args(["check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
     );
+    assert!(ok, "{stderr}");
     assert!(
         stdout.contains(
             "warning: route[0].allow[0].birthdate: no provider this route accepts sends this claim"

@@ -82,14 +82,7 @@ async fn replicas_share_sessions_logins_and_logouts() {
     let shared = format!(
         "[session.shared]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\nrecheck = \"1s\"\ntimeout = \"300ms\"\n{SHARED_KEY}"
     );
-    let a = Stack::start(
-        "shared-a",
-        GatewayOptions {
-            extra: shared,
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let a = Stack::start_with_extra("shared-a", shared).await;
     let (b_process, b) = start_replica(&a).await;
 
     // Signed in on A, served by B.
@@ -284,16 +277,9 @@ fn store_key(cookie: &str) -> String {
 async fn what_the_store_returns_is_authenticated_bound_and_bounded() {
     let redis_port = free_port();
     let _redis = start_redis(redis_port).await;
-    let a = Stack::start(
-        "shared-hostile",
-        GatewayOptions {
-            extra: format!(
+    let a = Stack::start_with_extra("shared-hostile", format!(
                 "[session.shared]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\nrecheck = \"1s\"\ntimeout = \"300ms\"\n{SHARED_KEY}"
-            ),
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+            )).await;
     let (b_process, b) = start_replica(&a).await;
     let mut alice = Browser::new();
     let page = alice.login(&a, "/x").await;

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{echoed, scratch_dir, Browser, GatewayOptions, Stack, BIN};
+use support::{echoed, scratch_dir, Browser, Stack, BIN};
 
 const HMAC_KEY: &str = "a-long-shared-secret-for-the-hmac-signature-0123456789";
 
@@ -160,14 +160,7 @@ async fn signed_stack(name: &str, lifetime: &str) -> (Stack, Value, PathBuf) {
         key.display(),
         dir.join("hmac.key").display()
     );
-    let stack = Stack::start(
-        name,
-        GatewayOptions {
-            extra,
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let stack = Stack::start_with_extra(name, extra).await;
     let mut browser = Browser::new();
     let page = browser.login(&stack, "/dossiers/7?vue=complete").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -356,14 +349,7 @@ async fn no_client_supplied_identity_header_survives_in_any_spelling() {
          [assertion]\nkeys = [\"{}\"]\nheader = \"X-App-Identity\"\n\n[signature]\nkey = \"{HMAC_KEY}\"\nheader = \"X-App-Signature\"\n",
         key.display()
     );
-    let stack = Stack::start(
-        "strip-all",
-        GatewayOptions {
-            extra,
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
+    let stack = Stack::start_with_extra("strip-all", extra).await;
     let mut browser = Browser::new();
     browser.login(&stack, "/").await;
     let forged = [

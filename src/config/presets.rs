@@ -124,18 +124,12 @@ const FRANCECONNECT_PIVOT: &[&str] = &[
     "birthcountry",
 ];
 
-/// Claims ProConnect/AgentConnect may send (their documentation, by scope).
-const PROCONNECT_CLAIMS: &[&str] = &[
-    "given_name",
-    "usual_name",
-    "email",
-    "uid",
-    "siret",
+/// Claims ProConnect/AgentConnect may send besides those named like their scopes.
+const PROCONNECT_MORE_CLAIMS: &[&str] = &[
     "siren",
     "organizational_unit",
     "belonging_population",
     "phone_number",
-    "idp_id",
     "idp_acr",
     "roles",
     "organization_label",
@@ -144,31 +138,23 @@ const PROCONNECT_CLAIMS: &[&str] = &[
     "custom",
 ];
 
-/// Claims FranceConnect may send (the pivot identity and its other scopes).
-const FRANCECONNECT_CLAIMS: &[&str] = &[
-    "given_name",
-    "given_name_array",
-    "family_name",
-    "birthdate",
-    "gender",
-    "birthplace",
-    "birthcountry",
-    "email",
-    "preferred_username",
-    "idp_id",
-    "idp_birthdate",
-];
+/// Claims FranceConnect may send besides those named like its scopes.
+const FRANCECONNECT_MORE_CLAIMS: &[&str] = &["given_name_array", "idp_id", "idp_birthdate"];
 
 impl ProviderKind {
-    /// The claims a federation may send (`None`: any standard provider, which may send anything).
-    pub fn known_claims(self) -> Option<&'static [&'static str]> {
-        match self {
-            ProviderKind::Oidc => None,
-            ProviderKind::ProConnect | ProviderKind::AgentConnect => Some(PROCONNECT_CLAIMS),
+    /// Whether a federation may send a claim (its scopes' claims and the others it documents);
+    /// `None` for any standard provider, which may send anything.
+    pub fn sends_claim(self, claim: &str) -> Option<bool> {
+        let (scopes, more) = match self {
+            ProviderKind::Oidc => return None,
+            ProviderKind::ProConnect | ProviderKind::AgentConnect => {
+                (PROCONNECT_SCOPES, PROCONNECT_MORE_CLAIMS)
+            }
             ProviderKind::FranceConnectV1
             | ProviderKind::FranceConnectV2
-            | ProviderKind::FranceConnectPlus => Some(FRANCECONNECT_CLAIMS),
-        }
+            | ProviderKind::FranceConnectPlus => (FRANCECONNECT_SCOPES, FRANCECONNECT_MORE_CLAIMS),
+        };
+        Some(scopes.contains(&claim) || more.contains(&claim))
     }
 
     /// A federation's brand and "what is it?" page, for its official button; `None` for `oidc`.

@@ -217,6 +217,18 @@ listen = "127.0.0.1:{metrics_port}"
         stack
     }
 
+    /// A stack with the default options and `extra` appended to the configuration.
+    pub async fn start_with_extra(name: &str, extra: String) -> Self {
+        Self::start(
+            name,
+            GatewayOptions {
+                extra,
+                ..GatewayOptions::default()
+            },
+        )
+        .await
+    }
+
     /// Starts (or restarts) the mock provider on this stack's provider port.
     pub fn start_provider(&mut self) {
         let redirect_uri = format!("{}/.guichet/callback", self.gateway_url);

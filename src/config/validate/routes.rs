@@ -153,10 +153,9 @@ fn warn_unsent_claims(
             let Requirement::Claim { name, .. } = requirement else {
                 continue;
             };
-            let never_sent = kinds.iter().all(|kind| {
-                kind.known_claims()
-                    .is_some_and(|claims| !claims.contains(&name.as_str()))
-            });
+            let never_sent = kinds
+                .iter()
+                .all(|kind| kind.sends_claim(name) == Some(false));
             if never_sent && !kinds.is_empty() {
                 check.warnings.push(format!(
                     "{key}.allow[{i}].{name}: no provider this route accepts sends this claim, so this block never matches"
