@@ -154,7 +154,13 @@ async fn public_optional_and_method_routes_behave_as_configured() {
     // Paths with dot segments could reach elsewhere in the application: refused. (Sent raw:
     // HTTP clients, like browsers, remove them before sending.)
     let address = stack.gateway_url.trim_start_matches("http://").to_string();
-    for path in ["/static/../admin", "/static/%2e%2e/admin", "/static/./x"] {
+    for path in [
+        "/static/../admin",
+        "/static/%2e%2e/admin",
+        "/static/./x",
+        "/static/..;/admin",
+        "/static/..%2fadmin",
+    ] {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

@@ -109,11 +109,19 @@ fn is_dot_dot(segment: &str) -> bool {
             || segment.eq_ignore_ascii_case("%2e%2e"))
 }
 
-/// Whether a path has `.` or `..` segments (which a browser would have removed): such a path
-/// cannot be matched against routes safely, since the application may resolve it elsewhere.
+/// Whether a path could be resolved by the application to another path than the one matched
+/// against routes: `.` or `..` segments (which a browser would have removed), also written with
+/// `%2e` or followed by path parameters (`..;x`, which Java servers drop), and encoded or
+/// backslash separators (`%2f`, `%5c`, `\`), which some servers decode into `/`.
 pub fn has_dot_segments(path: &str) -> bool {
-    path.split('/')
-        .any(|segment| is_dot(segment) || is_dot_dot(segment))
+    let lowered = path.to_ascii_lowercase();
+    if lowered.contains("%2f") || lowered.contains("%5c") || path.contains('\\') {
+        return true;
+    }
+    path.split('/').any(|segment| {
+        let segment = segment.split(';').next().unwrap_or("");
+        is_dot(segment) || is_dot_dot(segment)
+    })
 }
 
 /// RFC 3986 §5.2.4, with the WHATWG URL rule that `%2e` (any case) in a segment counts as `.`.
@@ -215,6 +223,34 @@ mod tests {
         assert_eq!(safe_return_to(Some("/caf\u{e9}")), "/caf%C3%A9");
         let long = format!("/{}", "a".repeat(MAX_RETURN_PATH));
         assert_eq!(safe_return_to(Some(&long)), "/");
+    }
+
+    #[test]
+    fn paths_an_application_could_resolve_elsewhere_are_recognised() {
+        for path in [
+            "/static/../admin",
+            "/static/./x",
+            "/static/%2e%2e/admin",
+            "/static/%2E./admin",
+            "/static/..;/admin",
+            "/static/..;jsessionid=1/admin",
+            "/static/.;x/y",
+            "/static/..%2fadmin",
+            "/static/%2F..%2Fadmin",
+            "/static/..%5cadmin",
+            "/static\\..\\admin",
+        ] {
+            assert!(has_dot_segments(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/static/app.js",
+            "/a.b/c..d/.e",
+            "/x;y=1/z",
+            "/%2e%2ex",
+        ] {
+            assert!(!has_dot_segments(path), "{path}");
+        }
     }
 
     proptest::proptest! {
