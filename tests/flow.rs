@@ -953,3 +953,40 @@ async fn franceconnect_v1_works_without_discovery_and_with_hs256() {
     let done = browser.get(&back.location.unwrap()).await;
     assert_eq!(done.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_me_page_shows_who_is_signed_in_and_signs_out() {
+    let stack = Stack::start("me", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    let me = browser.get(&stack.url("/.guichet/me")).await;
+    assert_eq!(me.status, 200);
+    assert!(me.body.contains("pas connecté"), "{}", me.body);
+    assert!(me.body.contains("href=\"/.guichet/login\""), "{}", me.body);
+
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+    let me = browser.get(&stack.url("/.guichet/me")).await;
+    assert_eq!(me.status, 200);
+    for shown in [
+        "Vous êtes connecté",
+        "Hélène Marie Dupré-Lefèvre",
+        "helene.dupre-lefevre@interieur.gouv.fr",
+        "eidas1",
+        "method=\"post\" action=\"/.guichet/logout\"",
+    ] {
+        assert!(me.body.contains(shown), "{shown} missing: {}", me.body);
+    }
+    assert_eq!(me.headers["cache-control"], "no-store");
+    // Its button: a POST from guichet's own origin signs out.
+    let out = browser
+        .client
+        .post(stack.url("/.guichet/logout"))
+        .header("cookie", browser.cookie_header())
+        .header("origin", &stack.gateway_url)
+        .send()
+        .await
+        .unwrap();
+    let out = browser.read(out).await;
+    assert_eq!(out.status, 302);
+    let me = browser.get(&stack.url("/.guichet/me")).await;
+    assert!(me.body.contains("pas connecté"), "{}", me.body);
+}

@@ -421,6 +421,65 @@ pub fn logout_confirmation() -> Reply {
     Reply::html(StatusCode::OK, page("Confirmer la déconnexion", &body))
 }
 
+/// Who the visitor is signed in as, for `/.guichet/me`.
+pub struct SignedIn<'a> {
+    pub name: &'a str,
+    pub email: Option<&'a str>,
+    /// The provider's display name.
+    pub provider: &'a str,
+    pub level: Option<&'a str>,
+}
+
+/// `/.guichet/me` for a signed-in visitor: who, through which service, at which level, and a
+/// sign-out button (a form posted from this origin).
+pub fn me(who: &SignedIn<'_>) -> Reply {
+    let row = |label: &str, value: &str| {
+        format!(
+            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>\n",
+            escape_html(label),
+            escape_html(value)
+        )
+    };
+    let mut rows = row(
+        "Nom / Name",
+        if who.name.is_empty() { "—" } else { who.name },
+    );
+    if let Some(email) = who.email {
+        rows.push_str(&row("Courriel / Email", email));
+    }
+    rows.push_str(&row(
+        "Service d'identification / Identity provider",
+        who.provider,
+    ));
+    rows.push_str(&row(
+        "Niveau de sécurité / Assurance level",
+        who.level.unwrap_or("—"),
+    ));
+    let body = format!(
+        r#"<h1>Vous êtes connecté</h1>
+<p class="en" lang="en">You are signed in.</p>
+<table><tbody>
+{rows}</tbody></table>
+<form method="post" action="{logout}">
+<button type="submit" class="button">Se déconnecter / Sign out</button>
+</form>
+<p><a href="/">Revenir à l'application / Back to the application</a></p>"#,
+        logout = Route::Logout.path()
+    );
+    Reply::html(StatusCode::OK, page("Mon compte", &body))
+}
+
+/// `/.guichet/me` without a session.
+pub fn not_signed_in() -> Reply {
+    let body = format!(
+        r#"<h1>Vous n'êtes pas connecté</h1>
+<p class="en" lang="en">You are not signed in.</p>
+<p><a class="button" href="{login}">Se connecter / Sign in</a></p>"#,
+        login = Route::Login.path()
+    );
+    Reply::html(StatusCode::OK, page("Mon compte", &body))
+}
+
 /// "You are signed out."
 pub fn logged_out() -> Reply {
     let body = r#"<h1>Vous êtes déconnecté</h1>

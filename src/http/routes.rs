@@ -24,10 +24,12 @@ pub enum Route {
     Jwks,
     /// guichet's public keys for the providers (encryption, client assertions).
     ProviderJwks,
+    /// Who the visitor is signed in as, with which provider and level, and a sign-out button.
+    Me,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 9] = [
         Route::Login,
         Route::Callback,
         Route::Logout,
@@ -36,6 +38,7 @@ impl Route {
         Route::Readyz,
         Route::Jwks,
         Route::ProviderJwks,
+        Route::Me,
     ];
 
     /// The absolute path, e.g. `/.guichet/login`.
@@ -49,6 +52,7 @@ impl Route {
             Route::Readyz => "/.guichet/readyz",
             Route::Jwks => "/.guichet/jwks.json",
             Route::ProviderJwks => "/.guichet/provider-jwks.json",
+            Route::Me => "/.guichet/me",
         }
     }
 

@@ -63,6 +63,42 @@ pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     )
 }
 
+/// `/.guichet/me`: who the visitor is signed in as (name, email, provider, level), with a
+/// sign-out button; without a session, a link to sign in.
+pub async fn me(gateway: &Gateway, request: &RequestHeader) -> Reply {
+    let session = match gateway.cookies().session_id(request) {
+        Some(id) => gateway.sessions().get(&id).await,
+        None => None,
+    };
+    let Some(session) = session else {
+        return pages::not_signed_in();
+    };
+    let identity = &session.identity;
+    let text = |claim: &str| {
+        identity
+            .claims
+            .get(claim)
+            .map(|c| c.to_header_text().into_owned())
+    };
+    let name = [
+        text("given_name"),
+        text("usual_name").or_else(|| text("family_name")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    let provider = gateway
+        .provider(session.provider())
+        .map_or(session.provider(), |p| p.settings.display_name.as_str());
+    pages::me(&pages::SignedIn {
+        name: &name,
+        email: text("email").as_deref(),
+        provider,
+        level: identity.acr.as_deref(),
+    })
+}
+
 /// `GET /.guichet/logged-out[?state=…]`: the provider's `state` must be one guichet sent.
 pub async fn logged_out(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
     if let Some(state) = query_param(request, "state") {

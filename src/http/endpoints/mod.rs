@@ -39,6 +39,7 @@ pub async fn handle(
         Some(Route::Readyz) => Ok(keys::readyz(gateway)),
         Some(Route::Jwks) => Ok(keys::jwks(gateway)),
         Some(Route::ProviderJwks) => Ok(keys::provider_jwks(gateway)),
+        Some(Route::Me) => Ok(logout::me(gateway, request).await),
         None => Err(PageError::not_found()),
     };
     result.unwrap_or_else(|error| render_error(&error, correlation_id))
