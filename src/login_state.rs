@@ -58,15 +58,15 @@ impl std::fmt::Debug for LoginState {
 }
 
 /// Why a callback's `state` was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginStateError {
     /// No cookie for it in this browser: started elsewhere, expired, or already used.
     NotInThisBrowser,
     /// A cookie whose content does not open or does not match (altered, or sealed by another
     /// deployment or an earlier process).
     Invalid,
-    /// Past its expiry.
-    Expired,
+    /// Past its expiry (where the visitor was going).
+    Expired { return_to: String },
     /// Used already.
     Used,
 }
@@ -128,6 +128,9 @@ impl LoginStates {
         let mut current: Vec<(u64, String)> = Vec::new();
         for (name, value) in cookies::find_prefixed(request_cookies, &self.prefix) {
             let name = String::from_utf8_lossy(name).into_owned();
+            if name == self.restart_name() {
+                continue;
+            }
             match self.open(value) {
                 Some(existing) if self.cookie_name(&existing.state) == name => {
                     current.push((existing.expires, name))
@@ -153,6 +156,25 @@ impl LoginStates {
         serde_json::from_slice(&json).ok()
     }
 
+    /// The cookie marking that a login was restarted after a callback it could not use.
+    fn restart_name(&self) -> String {
+        format!("{}restart", self.prefix)
+    }
+
+    /// `Set-Cookie` for the restart mark (two minutes): a second unusable callback then gets the
+    /// error page instead of another restart.
+    pub fn mark_restart(&self) -> String {
+        self.set_cookie(&self.restart_name(), "1", Duration::from_secs(120))
+    }
+
+    /// Whether this browser's login was already restarted once.
+    pub fn was_restarted<'a>(
+        &self,
+        request_cookies: impl Iterator<Item = &'a HeaderValue>,
+    ) -> bool {
+        cookies::find(request_cookies, &self.restart_name()).is_some()
+    }
+
     /// The `Set-Cookie` value that deletes the cookie of `state`.
     pub fn clear(&self, state: &str) -> String {
         self.set_cookie(&self.cookie_name(state), "", Duration::ZERO)
@@ -173,7 +195,9 @@ impl LoginStates {
             return Err(LoginStateError::Invalid);
         }
         if now > login.expires {
-            return Err(LoginStateError::Expired);
+            return Err(LoginStateError::Expired {
+                return_to: login.return_to,
+            });
         }
         let fresh = self
             .used
@@ -270,7 +294,9 @@ mod tests {
             states
                 .take("STATE0123456789abcdef", [&header].into_iter(), 2001)
                 .unwrap_err(),
-            LoginStateError::Expired
+            LoginStateError::Expired {
+                return_to: "/dossiers?id=1".into()
+            }
         );
         let taken = states
             .take("STATE0123456789abcdef", [&header].into_iter(), 1000)

@@ -209,9 +209,17 @@ async fn state_is_bound_to_its_browser_and_single_use() {
     let back = alice.get(&confirm).await;
     let callback = back.location.expect("callback");
 
-    // Another browser replaying Alice's callback URL is refused (it has no login cookie for
-    // that state)...
+    // Another browser replaying Alice's callback URL gets no session (it has no login cookie
+    // for that state): it is sent through a login of its own, once...
     let mut mallory = Browser::new();
+    let restarted = mallory.get(&callback).await;
+    assert_eq!(restarted.status, 302, "{}", restarted.body);
+    assert_eq!(
+        restarted.location.as_deref(),
+        Some("/.guichet/login?rd=%2F")
+    );
+    assert!(!mallory.cookies.contains_key("guichet"));
+    // ...and gets the error page the second time.
     let stolen = mallory.get(&callback).await;
     assert_eq!(stolen.status, 400, "{}", stolen.body);
     assert!(stolen.body.contains("autre navigateur"), "{}", stolen.body);
@@ -230,10 +238,13 @@ async fn state_is_bound_to_its_browser_and_single_use() {
     assert_eq!(done.location.as_deref(), Some("/a"));
     assert!(alice.cookies.contains_key("guichet"));
 
-    // Replaying it fails: the callback deleted the login cookie...
+    // Replaying it (the back button) creates nothing: the callback deleted the login cookie,
+    // and Alice, signed in, goes back to the application with the same session...
+    let session = alice.cookies["guichet"].clone();
     let replay = alice.get(&callback).await;
-    assert_eq!(replay.status, 400, "{}", replay.body);
-    assert!(replay.body.contains("déjà utilisé"), "{}", replay.body);
+    assert_eq!(replay.status, 302, "{}", replay.body);
+    assert_eq!(replay.location.as_deref(), Some("/"));
+    assert_eq!(alice.cookies["guichet"], session);
     // ...and a copy of the cookie taken before is refused too: the state was used.
     let replay = copy.get(&callback).await;
     assert_eq!(replay.status, 400, "{}", replay.body);
@@ -989,4 +1000,30 @@ async fn the_me_page_shows_who_is_signed_in_and_signs_out() {
     assert_eq!(out.status, 302);
     let me = browser.get(&stack.url("/.guichet/me")).await;
     assert!(me.body.contains("pas connecté"), "{}", me.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_cookie_from_before_a_restart_starts_the_login_again() {
+    let stack = Stack::start("restart-login", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    let confirm = browser.start_login(&stack, "/dossiers", 0).await;
+    let back = browser.get(&confirm).await;
+    let callback = back.location.expect("callback");
+    // The login cookie as a process with another key (before a restart) sealed it.
+    let name = browser
+        .cookies
+        .keys()
+        .find(|name| name.starts_with("guichet-login-"))
+        .cloned()
+        .expect("login cookie");
+    browser
+        .cookies
+        .insert(name, "c2VhbGVkIGJ5IGFub3RoZXIga2V5IGxvbmcgZW5vdWdo".into());
+    let again = browser.get(&callback).await;
+    assert_eq!(again.status, 302, "{}", again.body);
+    assert_eq!(again.location.as_deref(), Some("/.guichet/login?rd=%2F"));
+    assert!(stack.gateway.log_text().contains("sealed by another key"));
+    // The new login completes.
+    let page = browser.login(&stack, "/dossiers").await;
+    assert_eq!(page.status, 200, "{}", page.body);
 }

@@ -8,6 +8,7 @@ use crate::clock::unix_now;
 use crate::cookies::set_cookie;
 use crate::gateway::Gateway;
 use crate::http::pages::{PageError, Reply};
+use crate::http::routes::login_path;
 use crate::login_state::{LoginState, LoginStateError};
 use crate::session::SessionRecord;
 
@@ -27,7 +28,10 @@ pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Repl
     let (Some(state), Some(code)) = (state, query_param(request, "code")) else {
         return Err(invalid_state(gateway, "callback without state or code"));
     };
-    let login = take_login(gateway, request, &state)?;
+    let login = match take_login(gateway, request, &state) {
+        Ok(login) => login,
+        Err(error) => return no_dead_end(gateway, request, error).await,
+    };
     let Some(provider) = gateway.provider(&login.provider) else {
         return Err(invalid_state(
             gateway,
@@ -75,22 +79,47 @@ fn take_login(
     gateway: &Gateway,
     request: &RequestHeader,
     state: &str,
-) -> Result<LoginState, PageError> {
+) -> Result<LoginState, LoginStateError> {
     let cookies = request.headers.get_all("cookie").iter();
-    gateway
+    gateway.logins().take(state, cookies, unix_now())
+}
+
+/// A callback this browser cannot use (the back button, a tab left open past the login's
+/// lifetime, a login started before a restart): a visitor already signed in goes back to the
+/// application; another is sent through a new login — once: a second unusable callback within
+/// two minutes gets the error page. A replayed state (used) always gets the error page.
+async fn no_dead_end(
+    gateway: &Gateway,
+    request: &RequestHeader,
+    error: LoginStateError,
+) -> Result<Reply, PageError> {
+    let (log, return_to) = match error {
+        LoginStateError::NotInThisBrowser => ("no login cookie for this state: expired, already used, or started in another browser", "/".to_string()),
+        LoginStateError::Invalid => ("login cookie altered or sealed by another key (a restart, or session.shared.key differs between replicas)", "/".to_string()),
+        LoginStateError::Expired { return_to } => ("login state expired", return_to),
+        LoginStateError::Used => return Err(invalid_state(gateway, "login state already used")),
+    };
+    if let Some(id) = gateway.cookies().session_id(request) {
+        if gateway.sessions().get(&id).await.is_some() {
+            tracing::info!(
+                reason = log,
+                "callback not usable, visitor already signed in: back to the application"
+            );
+            return Ok(Reply::redirect(&return_to));
+        }
+    }
+    if gateway
         .logins()
-        .take(state, cookies, unix_now())
-        .map_err(|error| {
-            invalid_state(
-                gateway,
-                match error {
-                    LoginStateError::NotInThisBrowser => "no login cookie for this state: expired, already used, or started in another browser",
-                    LoginStateError::Invalid => "login cookie altered or sealed by another key (a restart, or session.shared.key differs between replicas)",
-                    LoginStateError::Expired => "login state expired",
-                    LoginStateError::Used => "login state already used",
-                },
-            )
-        })
+        .was_restarted(request.headers.get_all("cookie").iter())
+    {
+        return Err(invalid_state(gateway, log));
+    }
+    gateway
+        .metrics()
+        .login("unknown", "failed", "state_invalid");
+    tracing::info!(reason = log, "callback not usable: the login starts again");
+    Ok(Reply::redirect(&login_path(&return_to, &[]))
+        .with_header("set-cookie", gateway.logins().mark_restart()))
 }
 
 /// Ends the browser's previous session, if any, stores the new one and sends the visitor back.
