@@ -29,6 +29,10 @@ pub const LOGIN_STATE_TTL: Duration = Duration::from_secs(600);
 /// Logins a browser may have in progress at once.
 pub const MAX_LOGINS_PER_BROWSER: usize = 4;
 
+/// Login cookies of a request looked at when a login starts: a client sending thousands costs
+/// no more than this many decryptions (the rest are ignored and expire).
+const MAX_COOKIES_EXAMINED: usize = 4 * MAX_LOGINS_PER_BROWSER;
+
 /// Characters of the `state` in the cookie's name.
 const NAME_CHARS: usize = 12;
 
@@ -126,7 +130,8 @@ impl LoginStates {
     ) -> Vec<String> {
         let mut set = Vec::new();
         let mut current: Vec<(u64, String)> = Vec::new();
-        for (name, value) in cookies::find_prefixed(request_cookies, &self.prefix) {
+        let found = cookies::find_prefixed(request_cookies, &self.prefix);
+        for (name, value) in found.into_iter().take(MAX_COOKIES_EXAMINED) {
             let name = String::from_utf8_lossy(name).into_owned();
             if name == self.restart_name() {
                 continue;

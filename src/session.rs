@@ -46,6 +46,9 @@ const ENDED: &str = "!ended";
 /// How long an id the shared store does not know is not asked about again.
 const UNKNOWN_TTL: Duration = Duration::from_secs(5);
 
+/// The longest session entry read back from the shared store (a sealed record is a few KiB).
+const MAX_SHARED_ENTRY: usize = 64 * 1024;
+
 /// Lookups in the shared store of sessions not held in memory, at once; beyond, a miss.
 const LOOKUP_BUDGET: usize = 64;
 
@@ -436,6 +439,9 @@ impl SessionStore {
             shared.store.warn_refused(reason);
             None
         };
+        if value.len() > MAX_SHARED_ENTRY {
+            return refuse("malformed");
+        }
         let Some(json) = shared
             .sealer
             .open(key.to_text().as_bytes(), value.as_bytes())

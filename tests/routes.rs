@@ -226,6 +226,8 @@ providers = ["nope"]
 [[route.allow]]
 siret_file = "/nonexistent/sirets.txt"
 email_domain = []
+[[route]]
+glob = "/a/**/b/**"
 "#,
     );
     assert!(!ok);
@@ -240,6 +242,7 @@ email_domain = []
         "route[6].providers[0]: no [[provider]] has id \"nope\"",
         "route[6].allow[0].siret_file: cannot read /nonexistent/sirets.txt",
         "route[6].allow[0].email_domain: no accepted value",
+        "route[7].glob: use `**` at most once in a glob",
     ] {
         assert!(
             stderr.contains(expected),

@@ -118,24 +118,27 @@ impl ForwardedHeaders {
         request_id: &str,
         pass_host: bool,
     ) -> pingora::Result<()> {
-        let client = self.client_address(request, peer);
-        let forwarded_for = match peer {
-            Some(peer) if self.is_trusted(peer) => {
+        // The peer's address, written once; behind a trusted proxy, its chain first.
+        let peer_value =
+            peer.and_then(|p| HeaderValue::from_str(&p.to_canonical().to_string()).ok());
+        let trusted = peer.is_some_and(|p| self.is_trusted(p));
+        let real_ip = if trusted {
+            self.client_address(request, peer)
+                .and_then(|ip| HeaderValue::from_str(&ip.to_canonical().to_string()).ok())
+        } else {
+            peer_value.clone()
+        };
+        let forwarded_for = match peer_value {
+            Some(peer_value) if trusted => {
                 let mut joined: Vec<u8> = Vec::new();
                 for value in request.headers.get_all("x-forwarded-for") {
-                    if !joined.is_empty() {
-                        joined.extend_from_slice(b", ");
-                    }
                     joined.extend_from_slice(value.as_bytes());
-                }
-                if !joined.is_empty() {
                     joined.extend_from_slice(b", ");
                 }
-                joined.extend_from_slice(peer.to_canonical().to_string().as_bytes());
+                joined.extend_from_slice(peer_value.as_bytes());
                 HeaderValue::from_bytes(&joined).ok()
             }
-            Some(peer) => HeaderValue::from_str(&peer.to_canonical().to_string()).ok(),
-            None => None,
+            other => other,
         };
         // One pass over the names; most requests carry none of these.
         let doomed: Vec<HeaderName> = request
@@ -150,8 +153,8 @@ impl ForwardedHeaders {
         if let Some(value) = forwarded_for {
             request.insert_header("x-forwarded-for", value)?;
         }
-        if let Some(client) = client {
-            request.insert_header("x-real-ip", client.to_canonical().to_string())?;
+        if let Some(real_ip) = real_ip {
+            request.insert_header("x-real-ip", real_ip)?;
         }
         request.insert_header("x-forwarded-proto", self.proto.clone())?;
         let host = if pass_host {

@@ -109,6 +109,23 @@ fn failure_status(e: &Error) -> u16 {
     }
 }
 
+/// The request's path and query, where the visitor goes back after signing in.
+fn target(request: &RequestHeader) -> &str {
+    request.uri.path_and_query().map_or("/", |pq| pq.as_str())
+}
+
+/// Sends the visitor to `login`: a redirect for a browser, else a 401 whose `WWW-Authenticate`
+/// names the login URL.
+fn sign_in(login: &str, redirect: bool, ctx: &mut RequestContext) -> Reply {
+    if redirect {
+        ctx.outcome = Outcome::LoginRedirect;
+        return Reply::redirect(login);
+    }
+    ctx.outcome = Outcome::Unauthorized;
+    render_error(&PageError::no_session(), &ctx.correlation_id)
+        .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
+}
+
 impl GatewayProxy {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let forwarded = ForwardedHeaders::new(gateway.settings());
@@ -208,10 +225,9 @@ impl GatewayProxy {
         }
         let mut page = PageError::access_denied(denial);
         if let (Some(providers), Denial::Provider) = (&route.providers, denial) {
-            let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
             page.link = Some(Box::new((
                 "Se connecter avec un service accepté / Sign in with an accepted provider",
-                login_path(target, &[("providers", &providers.join(","))]),
+                login_path(target(request), &[("providers", &providers.join(","))]),
             )));
         }
         render_error(&page, &ctx.correlation_id)
@@ -227,36 +243,28 @@ impl GatewayProxy {
         provider: &str,
         ctx: &mut RequestContext,
     ) -> Reply {
-        let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let levels = route.acr.join(" ");
-        let login = login_path(target, &[("provider", provider), ("acr", &levels)]);
+        let login = login_path(target(request), &[("provider", provider), ("acr", &levels)]);
         tracing::info!(correlation_id = %ctx.correlation_id, route = %route.name, "session below the route's level: step-up");
-        if unauthenticated(request) == Unauthenticated::RedirectToLogin {
-            ctx.outcome = Outcome::LoginRedirect;
-            return Reply::redirect(&login);
-        }
-        ctx.outcome = Outcome::Unauthorized;
-        render_error(&PageError::no_session(), &ctx.correlation_id)
-            .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
+        let redirect = unauthenticated(request) == Unauthenticated::RedirectToLogin;
+        sign_in(&login, redirect, ctx)
     }
 
     /// The answer to a visitor without a session on a route that requires one: the login
-    /// redirect (offering only the route's providers), or a 401 whose `WWW-Authenticate` names
-    /// the login URL.
+    /// (offering only the route's providers, asking for its level).
     fn without_session(
         &self,
         request: &RequestHeader,
         route: &PolicyRoute,
         ctx: &mut RequestContext,
     ) -> Reply {
-        let target = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let only = route.providers.as_ref().map(|p| p.join(","));
         let levels = route.acr.join(" ");
         let mut extra: Vec<(&str, &str)> = only.iter().map(|p| ("providers", p.as_str())).collect();
         if !levels.is_empty() {
             extra.push(("acr", &levels));
         }
-        let login = login_path(target, &extra);
+        let login = login_path(target(request), &extra);
         let redirect = match route.without_session {
             WithoutSession::Redirect => true,
             WithoutSession::Reject => false,
@@ -264,13 +272,7 @@ impl GatewayProxy {
                 unauthenticated(request) == Unauthenticated::RedirectToLogin
             }
         };
-        if redirect {
-            ctx.outcome = Outcome::LoginRedirect;
-            return Reply::redirect(&login);
-        }
-        ctx.outcome = Outcome::Unauthorized;
-        render_error(&PageError::no_session(), &ctx.correlation_id)
-            .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
+        sign_in(&login, redirect, ctx)
     }
 
     /// The request as the application receives it: without guichet's cookies, with the

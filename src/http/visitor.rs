@@ -114,8 +114,10 @@ fn is_dot_dot(segment: &str) -> bool {
 /// `%2e` or followed by path parameters (`..;x`, which Java servers drop), and encoded or
 /// backslash separators (`%2f`, `%5c`, `\`), which some servers decode into `/`.
 pub fn has_dot_segments(path: &str) -> bool {
-    let lowered = path.to_ascii_lowercase();
-    if lowered.contains("%2f") || lowered.contains("%5c") || path.contains('\\') {
+    let escaped_separator = path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%' && (w[1..].eq_ignore_ascii_case(b"2f") || w[1..].eq_ignore_ascii_case(b"5c"))
+    });
+    if escaped_separator || path.contains('\\') {
         return true;
     }
     path.split('/').any(|segment| {

@@ -250,6 +250,11 @@ fn pattern(check: &mut Checker, key: &str, section: &RouteSection) -> Option<Pat
         return None;
     };
     let (Pattern::Prefix(text) | Pattern::Exact(text) | Pattern::Glob(text)) = pattern;
+    if matches!(pattern, Pattern::Glob(_)) && text.split('/').filter(|s| *s == "**").count() > 1 {
+        // With one `**`, matching walks the path's segments at most once per position after it.
+        check.problem(format!("{key}.{name}"), "use `**` at most once in a glob");
+        return None;
+    }
     if !text.starts_with('/') || has_dot_segments(text) || text.contains(['?', '#']) {
         check.problem(
             format!("{key}.{name}"),
