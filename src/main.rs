@@ -187,11 +187,14 @@ fn check(config: &std::path::Path) -> ExitCode {
         }
     };
     let ids: Vec<&str> = settings.providers.iter().map(|p| p.id.as_str()).collect();
+    let upstream = match &settings.upstream {
+        Some(upstream) => format!("upstream {}", upstream.address),
+        None => "auth mode (no upstream)".to_string(),
+    };
     println!(
-        "{}: OK — listen {}, upstream {}, {} provider(s): {}",
+        "{}: OK — listen {}, {upstream}, {} provider(s): {}",
         config.display(),
         settings.listen,
-        settings.upstream.address,
         ids.len(),
         ids.join(", ")
     );
@@ -328,7 +331,9 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
     let secret = demo::demo_secret();
     let mut settings = demo::demo_settings(addresses, &secret);
     if let Some(upstream) = upstream {
-        settings.upstream.address = upstream;
+        if let Some(app) = settings.upstream.as_mut() {
+            app.address = upstream;
+        }
     }
     let redirect_uri = Route::Callback.url(&settings.public_url);
     let client_jwks_uri = Route::ProviderJwks.url(&settings.public_url);

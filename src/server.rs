@@ -40,8 +40,8 @@ pub fn new_server(settings: &Settings, launch: Launch) -> Server {
         threads: settings.threads,
         ca_file: settings
             .upstream
-            .ca_file
             .as_ref()
+            .and_then(|u| u.ca_file.as_ref())
             .map(|p| p.display().to_string()),
         grace_period_seconds: Some(settings.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),

@@ -13,7 +13,9 @@ use super::Environment;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub server: ServerSection,
-    pub upstream: UpstreamSection,
+    /// Required unless `server.mode = "auth"`.
+    #[serde(default)]
+    pub upstream: Option<UpstreamSection>,
     #[serde(default)]
     pub session: SessionSection,
     #[serde(default)]
@@ -122,7 +124,7 @@ pub struct AssertionSection {
     /// Default `5m`.
     #[serde(default = "default_assertion_lifetime")]
     pub lifetime: String,
-    /// `aud` claim; default the upstream URL.
+    /// `aud` claim; default the upstream URL (`public_url` with `server.mode = "auth"`).
     #[serde(default)]
     pub audience: Option<String>,
 }
@@ -159,6 +161,11 @@ fn default_signature_header() -> String {
 pub struct ServerSection {
     /// Address and port the gateway listens on, e.g. `127.0.0.1:8080`.
     pub listen: String,
+    /// `proxy` (default): in the data path, in front of `[upstream]`; `auth`: beside a front
+    /// proxy (nginx `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth`) that asks
+    /// `/.guichet/auth` about each request; `both`.
+    #[serde(default)]
+    pub mode: Option<String>,
     /// The URL visitors use to reach the gateway; `redirect_uri` is this + `/.guichet/callback`.
     pub public_url: String,
     /// Worker threads; default 0 = the number of cores.

@@ -48,9 +48,42 @@ impl Spelled for TokenAuthMethod {
     ];
 }
 
+/// What guichet does with the requests it receives (`server.mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// In the data path: every request goes through guichet to `[upstream]`.
+    Proxy,
+    /// Beside a front proxy: it asks `/.guichet/auth` about each request and serves the
+    /// application itself; guichet serves only `/.guichet/`.
+    Auth,
+    /// Both at once (a front proxy for some applications, `[upstream]` for another).
+    Both,
+}
+
+impl Mode {
+    /// Whether requests outside `/.guichet/` are proxied to an upstream.
+    pub fn proxies(self) -> bool {
+        self != Mode::Auth
+    }
+
+    /// Whether `/.guichet/auth` answers.
+    pub fn answers_auth(self) -> bool {
+        self != Mode::Proxy
+    }
+}
+
+impl Spelled for Mode {
+    const SPELLINGS: &'static [(&'static str, Self)] = &[
+        ("proxy", Mode::Proxy),
+        ("auth", Mode::Auth),
+        ("both", Mode::Both),
+    ];
+}
+
 /// Everything guichet needs at run time, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub mode: Mode,
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-For` is kept.
     pub trusted_proxies: Vec<Cidr>,
@@ -61,7 +94,8 @@ pub struct Settings {
     pub threads: usize,
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
-    pub upstream: UpstreamSettings,
+    /// `[upstream]`; `None` only in `Mode::Auth`.
+    pub upstream: Option<UpstreamSettings>,
     pub session: SessionSettings,
     pub metrics_listen: Option<SocketAddr>,
     pub log_level: String,

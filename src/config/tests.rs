@@ -309,3 +309,80 @@ fn plain_http_public_url_drops_host_prefix_and_secure() {
     assert_eq!(s.session.cookie_name, "guichet");
     assert!(!s.session.secure);
 }
+
+#[test]
+fn the_mode_decides_whether_an_upstream_and_front_proxies_are_needed() {
+    let env = MapEnvironment(HashMap::from([("AC_SECRET", "s3cret")]));
+    let without_upstream = MINIMAL.replace("[upstream]\nurl = \"http://127.0.0.1:9000\"\n", "");
+    let with_mode = |text: &str, mode: &str, proxies: &str| {
+        text.replace(
+            "public_url = \"https://app.example.gouv.fr\"",
+            &format!("public_url = \"https://app.example.gouv.fr\"\nmode = \"{mode}\"\ntrusted_proxies = [{proxies}]"),
+        )
+    };
+    assert_eq!(
+        from_toml(MINIMAL, Path::new("t.toml"), &env).unwrap().mode,
+        Mode::Proxy
+    );
+
+    // auth: no upstream needed, and one given is ignored with a warning.
+    let auth = from_toml(
+        &with_mode(&without_upstream, "auth", "\"127.0.0.1\""),
+        Path::new("t.toml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(auth.mode, Mode::Auth);
+    assert!(auth.upstream.is_none() && auth.warnings.is_empty());
+    let ignored = from_toml(
+        &with_mode(MINIMAL, "auth", "\"127.0.0.1\""),
+        Path::new("t.toml"),
+        &env,
+    )
+    .unwrap();
+    assert!(ignored.upstream.is_none());
+    assert!(
+        ignored
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("upstream: ignored")),
+        "{:?}",
+        ignored.warnings
+    );
+
+    // both: an upstream and front proxies.
+    let both = from_toml(
+        &with_mode(MINIMAL, "both", "\"10.0.0.0/8\""),
+        Path::new("t.toml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(both.mode, Mode::Both);
+    assert!(both.upstream.is_some());
+
+    let cases = [
+        (without_upstream.clone(), "upstream: missing"),
+        (
+            with_mode(&without_upstream, "both", "\"::1\""),
+            "upstream: missing",
+        ),
+        (
+            with_mode(&without_upstream, "auth", ""),
+            "server.trusted_proxies: list the front proxy",
+        ),
+        (
+            with_mode(MINIMAL, "both", ""),
+            "server.trusted_proxies: list the front proxy",
+        ),
+        (
+            with_mode(MINIMAL, "forward", "\"::1\""),
+            "server.mode: expected \"proxy\", \"auth\" or \"both\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = from_toml(&text, Path::new("t.toml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{expected} missing in {err}");
+    }
+}

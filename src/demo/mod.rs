@@ -41,6 +41,7 @@ pub const DEMO_CLIENT_ID: &str = "guichet-demo";
 pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     Settings {
+        mode: crate::config::Mode::Proxy,
         listen: addresses.gateway,
         trusted_proxies: Vec::new(),
         tls: None,
@@ -52,7 +53,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         threads,
         grace_period: std::time::Duration::from_secs(1),
         shutdown_timeout: std::time::Duration::from_secs(5),
-        upstream: UpstreamSettings {
+        upstream: Some(UpstreamSettings {
             address: addresses.app,
             tls: false,
             sni: String::new(),
@@ -60,7 +61,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             read_timeout: std::time::Duration::from_secs(60),
             ca_file: None,
             pass_host: false,
-        },
+        }),
         session: SessionSettings {
             idle_timeout: std::time::Duration::from_secs(30 * 60),
             max_lifetime: std::time::Duration::from_secs(12 * 3600),

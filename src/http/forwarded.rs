@@ -77,7 +77,8 @@ impl ForwardedHeaders {
         }
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of `server.trusted_proxies`.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|cidr| cidr.contains(ip))
     }
 

@@ -1,10 +1,12 @@
 //! The request pipeline: pingora's `ProxyHttp` phases (`proxy`), guichet's own routes
 //! (`routes`) and their handlers (`endpoints`), the pages a visitor sees (`pages`), what the
 //! application is told about the request's way (`forwarded`) and the decisions about a visitor
-//! (`visitor`: browser or script, where to send them back). Nothing outside this module depends
+//! (`visitor`: browser or script, where to send them back), and the answers to a front proxy's
+//! checks (`forward_auth`). Nothing outside this module depends
 //! on it but the server assembly.
 
 pub mod endpoints;
+pub mod forward_auth;
 pub mod forwarded;
 pub mod pages;
 pub mod proxy;

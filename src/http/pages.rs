@@ -10,7 +10,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use rand::RngCore;
 
@@ -29,6 +29,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(&'static str, String)>,
+    /// Headers with names chosen by the configuration (identity headers for a front proxy).
+    pub copied: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 
@@ -37,6 +39,7 @@ impl Reply {
         Reply {
             status,
             headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            copied: Vec::new(),
             body: Bytes::from(html),
         }
     }
@@ -45,6 +48,7 @@ impl Reply {
         Reply {
             status,
             headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+            copied: Vec::new(),
             body: Bytes::copy_from_slice(text.as_bytes()),
         }
     }
@@ -53,6 +57,7 @@ impl Reply {
         Reply {
             status: StatusCode::FOUND,
             headers: vec![("location", location.to_string())],
+            copied: Vec::new(),
             body: Bytes::new(),
         }
     }
@@ -67,6 +72,9 @@ impl Reply {
         let mut header = ResponseHeader::build(self.status, Some(self.headers.len() + 4))?;
         for (name, value) in &self.headers {
             header.append_header(*name, value.as_str())?;
+        }
+        for (name, value) in &self.copied {
+            header.append_header(name.clone(), value.clone())?;
         }
         header.insert_header("content-length", self.body.len().to_string())?;
         if !self
@@ -228,6 +236,19 @@ impl PageError {
             "Cette page de la passerelle n'existe pas.",
             "This gateway page does not exist.",
         )
+    }
+
+    /// A request outside `/.guichet/` while guichet only answers a front proxy's checks
+    /// (`server.mode = "auth"`): the front proxy should have sent it to the application.
+    pub fn not_served() -> Self {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "not_served",
+            "Page introuvable",
+            "Cette adresse n'est pas servie par la passerelle d'authentification.",
+            "This address is not served by the authentication gateway.",
+        )
+        .logged("request outside /.guichet/ with server.mode = \"auth\": the front proxy should send it to the application")
     }
 
     /// `?provider=` names no configured provider.

@@ -8,6 +8,7 @@
 //! - `fail_to_proxy`: the page for an upstream failure (`pages`);
 //! - `logging`: [`GatewayProxy::record`] — metrics and the access line.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::clock::unix_now;
 use crate::config::UpstreamSettings;
 use crate::gateway::Gateway;
 use crate::http::endpoints;
+use crate::http::forward_auth::{self, Answering, Refusal};
 use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
 use crate::http::pages::{new_correlation_id, render_error, PageError, Reply};
 use crate::http::routes::{login_path, Route};
@@ -37,6 +39,8 @@ pub enum Outcome {
     Unauthorized,
     OwnEndpoint,
     Denied,
+    /// A front proxy's check answered yes.
+    Authorized,
     Error,
 }
 
@@ -48,6 +52,7 @@ impl Outcome {
             Outcome::Unauthorized => "unauthorized",
             Outcome::OwnEndpoint => "own_endpoint",
             Outcome::Denied => "denied",
+            Outcome::Authorized => "authorized",
             Outcome::Error => "error",
         }
     }
@@ -64,8 +69,11 @@ pub struct RequestContext {
     pub upstream_latency: Option<Duration>,
     /// The route's upstream (index in `Settings::upstreams`; `None`: `[upstream]`).
     pub upstream: Option<usize>,
-    /// Why the route's rules refused the request, for the access line.
+    /// Why the route's rules (or the check request's form) refused the request, for the access
+    /// line.
     pub denied: Option<&'static str>,
+    /// The path a front proxy asked about (`/.guichet/auth`), for the access line.
+    pub checked: Option<String>,
 }
 
 /// The proxy service.
@@ -114,6 +122,16 @@ fn target(request: &RequestHeader) -> &str {
     request.uri.path_and_query().map_or("/", |pq| pq.as_str())
 }
 
+/// What [`GatewayProxy::judge`] decided about a request.
+enum Verdict {
+    /// Proxy it (or, asked by a front proxy, say yes).
+    Allow,
+    /// The visitor must sign in at `login` first; `browser`: send them there rather than refuse.
+    SignIn { login: String, browser: bool },
+    /// Refused with this reply (403, 400).
+    Refuse(Reply),
+}
+
 /// Sends the visitor to `login`: a redirect for a browser, else a 401 whose `WWW-Authenticate`
 /// names the login URL.
 fn sign_in(login: &str, redirect: bool, ctx: &mut RequestContext) -> Reply {
@@ -133,11 +151,15 @@ impl GatewayProxy {
     }
 
     /// The upstream of the request's route.
-    fn upstream(&self, ctx: &RequestContext) -> &UpstreamSettings {
+    /// The upstream of the request's route; `None` only with `server.mode = "auth"`, where
+    /// no request is proxied.
+    fn upstream(&self, ctx: &RequestContext) -> Result<&UpstreamSettings> {
         let settings = self.gateway.settings();
         match ctx.upstream {
-            Some(index) => &settings.upstreams[index].1,
-            None => &settings.upstream,
+            Some(index) => Ok(&settings.upstreams[index].1),
+            None => settings.upstream.as_ref().ok_or_else(|| {
+                Error::explain(ErrorType::InternalError, "no upstream in auth mode")
+            }),
         }
     }
 
@@ -154,25 +176,48 @@ impl GatewayProxy {
     }
 
     /// What to do with a request: `None` to proxy it (with its session in `ctx`), or the reply
-    /// guichet sends itself (an own route, a login redirect, a 401).
-    async fn admit(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Option<Reply> {
+    /// guichet sends itself (an own route, a front proxy's check, a login redirect, a 401).
+    async fn admit(
+        &self,
+        request: &RequestHeader,
+        peer: Option<IpAddr>,
+        ctx: &mut RequestContext,
+    ) -> Option<Reply> {
         ctx.correlation_id = match request.headers.get("x-request-id") {
             Some(id) if valid_request_id(id.as_bytes()) => {
                 String::from_utf8_lossy(id.as_bytes()).into_owned()
             }
             _ => new_correlation_id(),
         };
+        let mode = self.gateway.settings().mode;
         if let Some(route) = Route::from_path(request.uri.path()) {
+            if route == Some(Route::Auth) && mode.answers_auth() {
+                return Some(self.forward_auth(request, peer, ctx).await);
+            }
             ctx.outcome = Outcome::OwnEndpoint;
             return Some(
                 endpoints::handle(&self.gateway, route, request, &ctx.correlation_id).await,
             );
         }
+        if !mode.proxies() {
+            ctx.outcome = Outcome::Error;
+            return Some(render_error(&PageError::not_served(), &ctx.correlation_id));
+        }
+        match self.judge(request, ctx).await {
+            Verdict::Allow => None,
+            Verdict::SignIn { login, browser } => Some(sign_in(&login, browser, ctx)),
+            Verdict::Refuse(reply) => Some(reply),
+        }
+    }
+
+    /// Judges a request outside `/.guichet/` by its route: allowed (with its session, if any,
+    /// in `ctx`), to be signed in first, or refused.
+    async fn judge(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Verdict {
         let routes = self.gateway.routes();
         if !routes.is_empty() && has_dot_segments(request.uri.path()) {
             // Matched against routes, such a path could reach elsewhere in the application.
             ctx.outcome = Outcome::Error;
-            return Some(render_error(
+            return Verdict::Refuse(render_error(
                 &PageError::dot_segments(),
                 &ctx.correlation_id,
             ));
@@ -180,22 +225,78 @@ impl GatewayProxy {
         let route = routes.find(&request.method, request.uri.path());
         ctx.upstream = route.upstream;
         if route.auth == Auth::None {
-            return None;
+            return Verdict::Allow;
         }
         let live = self.load_session(request).await;
         match (live, route.auth) {
             (Some(live), _) => {
                 if let Err(denial) = route.admits(&live.identity) {
-                    return Some(self.deny(request, route, denial, ctx));
+                    return Verdict::Refuse(self.deny(request, route, denial, ctx));
                 }
                 if route.needs_step_up(live.identity.acr.as_deref()) {
-                    return Some(self.step_up(request, route, live.provider(), ctx));
+                    return self.step_up(request, route, live.provider(), ctx);
                 }
                 ctx.session = Some(live);
-                None
+                Verdict::Allow
             }
-            (None, Auth::Optional) => None,
-            (None, _) => Some(self.without_session(request, route, ctx)),
+            (None, Auth::Optional) => Verdict::Allow,
+            (None, _) => self.without_session(request, route),
+        }
+    }
+
+    /// `/.guichet/auth`: a trusted front proxy asks about a request it will serve itself; the
+    /// request is judged as this proxy would judge it, and the verdict told in a way the front
+    /// proxy understands (`forward_auth`).
+    async fn forward_auth(
+        &self,
+        request: &RequestHeader,
+        peer: Option<IpAddr>,
+        ctx: &mut RequestContext,
+    ) -> Reply {
+        let settings = self.gateway.settings();
+        let original = if peer.is_some_and(|ip| self.forwarded.is_trusted(ip)) {
+            forward_auth::original_request(request, &settings.public_url)
+        } else {
+            Err(Refusal::UntrustedPeer)
+        };
+        let original = match original {
+            Ok(original) => original,
+            Err(refusal) => {
+                ctx.outcome = Outcome::Error;
+                ctx.denied = Some(refusal.reason());
+                let (reply, log) = refusal.reply();
+                tracing::warn!(correlation_id = %ctx.correlation_id, peer = ?peer, reason = refusal.reason(), "{log}");
+                return reply;
+            }
+        };
+        ctx.checked = Some(loggable_path(&original.uri));
+        let answering = Answering::of(request);
+        let verdict = if Route::from_path(original.uri.path()).is_some() {
+            // guichet's own pages need no session (the front proxy should not ask).
+            Verdict::Allow
+        } else {
+            self.judge(&original, ctx).await
+        };
+        match verdict {
+            Verdict::Allow => {
+                ctx.outcome = Outcome::Authorized;
+                let session = ctx.session.as_deref();
+                forward_auth::allowed(&self.gateway, &original, session, unix_now())
+                    .unwrap_or_else(|e| {
+                        tracing::error!(correlation_id = %ctx.correlation_id, error = %e, "cannot attach the identity");
+                        ctx.outcome = Outcome::Error;
+                        Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "identity forwarding failed\n")
+                    })
+            }
+            Verdict::SignIn { login, browser } => {
+                ctx.outcome = if browser && answering.redirects {
+                    Outcome::LoginRedirect
+                } else {
+                    Outcome::Unauthorized
+                };
+                forward_auth::sign_in(&login, browser, answering, &settings.public_url)
+            }
+            Verdict::Refuse(reply) => forward_auth::refusal(reply, answering),
         }
     }
 
@@ -241,23 +342,18 @@ impl GatewayProxy {
         request: &RequestHeader,
         route: &PolicyRoute,
         provider: &str,
-        ctx: &mut RequestContext,
-    ) -> Reply {
+        ctx: &RequestContext,
+    ) -> Verdict {
         let levels = route.acr.join(" ");
         let login = login_path(target(request), &[("provider", provider), ("acr", &levels)]);
         tracing::info!(correlation_id = %ctx.correlation_id, route = %route.name, "session below the route's level: step-up");
-        let redirect = unauthenticated(request) == Unauthenticated::RedirectToLogin;
-        sign_in(&login, redirect, ctx)
+        let browser = unauthenticated(request) == Unauthenticated::RedirectToLogin;
+        Verdict::SignIn { login, browser }
     }
 
     /// The answer to a visitor without a session on a route that requires one: the login
     /// (offering only the route's providers, asking for its level).
-    fn without_session(
-        &self,
-        request: &RequestHeader,
-        route: &PolicyRoute,
-        ctx: &mut RequestContext,
-    ) -> Reply {
+    fn without_session(&self, request: &RequestHeader, route: &PolicyRoute) -> Verdict {
         let only = route.providers.as_ref().map(|p| p.join(","));
         let levels = route.acr.join(" ");
         let mut extra: Vec<(&str, &str)> = only.iter().map(|p| ("providers", p.as_str())).collect();
@@ -265,14 +361,14 @@ impl GatewayProxy {
             extra.push(("acr", &levels));
         }
         let login = login_path(target(request), &extra);
-        let redirect = match route.without_session {
+        let browser = match route.without_session {
             WithoutSession::Redirect => true,
             WithoutSession::Reject => false,
             WithoutSession::ByClient => {
                 unauthenticated(request) == Unauthenticated::RedirectToLogin
             }
         };
-        sign_in(&login, redirect, ctx)
+        Verdict::SignIn { login, browser }
     }
 
     /// The request as the application receives it: without guichet's cookies, with the
@@ -284,7 +380,7 @@ impl GatewayProxy {
         ctx: &RequestContext,
     ) -> Result<()> {
         self.gateway.cookies().rewrite_for_upstream(upstream);
-        let pass_host = self.upstream(ctx).pass_host;
+        let pass_host = self.upstream(ctx)?.pass_host;
         self.forwarded
             .apply(upstream, peer, &ctx.correlation_id, pass_host)?;
         self.gateway
@@ -329,6 +425,7 @@ impl GatewayProxy {
                 provider = ctx.session.as_ref().map(|s| s.provider()),
                 sub_hash = ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
                 denied = ctx.denied,
+                checked = ctx.checked.as_deref(),
                 bytes_in,
                 bytes_out,
                 "request"
@@ -351,6 +448,7 @@ impl ProxyHttp for GatewayProxy {
             upstream_latency: None,
             upstream: None,
             denied: None,
+            checked: None,
         }
     }
 
@@ -358,7 +456,11 @@ impl ProxyHttp for GatewayProxy {
     /// in `ctx`), and answers the others with a login redirect (browsers) or a 401. `Ok(true)`
     /// means the response was written and proxying stops.
     async fn request_filter(&self, session: &mut HttpSession, ctx: &mut Self::CTX) -> Result<bool> {
-        match self.admit(session.req_header(), ctx).await {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        match self.admit(session.req_header(), peer, ctx).await {
             Some(reply) => write_reply(session, reply).await.map(|()| true),
             None => Ok(false),
         }
@@ -370,7 +472,7 @@ impl ProxyHttp for GatewayProxy {
         _session: &mut HttpSession,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = self.upstream(ctx);
+        let upstream = self.upstream(ctx)?;
         let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);

@@ -26,10 +26,13 @@ pub enum Route {
     ProviderJwks,
     /// Who the visitor is signed in as, with which provider and level, and a sign-out button.
     Me,
+    /// A front proxy's question about a request (`server.mode = "auth"` or `"both"`); also
+    /// answered below it (`/.guichet/auth/<original path>`, Envoy's `path_prefix`).
+    Auth,
 }
 
 impl Route {
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 10] = [
         Route::Login,
         Route::Callback,
         Route::Logout,
@@ -39,6 +42,7 @@ impl Route {
         Route::Jwks,
         Route::ProviderJwks,
         Route::Me,
+        Route::Auth,
     ];
 
     /// The absolute path, e.g. `/.guichet/login`.
@@ -53,6 +57,7 @@ impl Route {
             Route::Jwks => "/.guichet/jwks.json",
             Route::ProviderJwks => "/.guichet/provider-jwks.json",
             Route::Me => "/.guichet/me",
+            Route::Auth => "/.guichet/auth",
         }
     }
 
@@ -70,6 +75,12 @@ impl Route {
     pub fn from_path(path: &str) -> Option<Option<Route>> {
         if !path.starts_with(PREFIX) {
             return None;
+        }
+        let below_auth = path
+            .strip_prefix(Route::Auth.path())
+            .is_some_and(|rest| rest.starts_with('/'));
+        if below_auth {
+            return Some(Some(Route::Auth));
         }
         Some(Route::ALL.into_iter().find(|route| route.path() == path))
     }
@@ -103,6 +114,11 @@ mod tests {
         }
         assert_eq!(Route::from_path("/.guichet/nope"), Some(None));
         assert_eq!(Route::from_path("/.guichet/login/x"), Some(None));
+        assert_eq!(
+            Route::from_path("/.guichet/auth/app/x"),
+            Some(Some(Route::Auth))
+        );
+        assert_eq!(Route::from_path("/.guichet/authx"), Some(None));
         assert_eq!(Route::from_path("/app/.guichet/login"), None);
         assert!(is_own_path("/.guichet") && is_own_path("/.guichet/x"));
         assert!(!is_own_path("/.guichetx"));

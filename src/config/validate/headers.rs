@@ -143,7 +143,10 @@ pub(super) fn proofs(
             audience: section
                 .audience
                 .clone()
-                .unwrap_or_else(|| file.upstream.url.trim_end_matches('/').to_string()),
+                .unwrap_or_else(|| match &file.upstream {
+                    Some(upstream) => upstream.url.trim_end_matches('/').to_string(),
+                    None => public_url.as_str().trim_end_matches('/').to_string(),
+                }),
         }
     });
     let signature = file.signature.as_ref().and_then(|section| {

@@ -163,7 +163,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         env,
     };
     let server = server::settings(&mut check, file);
-    let upstream = upstream::settings(&mut check, &file.upstream);
+    let upstream = upstream::settings(&mut check, file, server.mode);
     let session = session::settings(&mut check, &file.session, &server.public_url);
     let (log_level, log_json) = server::log(&mut check, &file.log);
     let headers = headers::headers(&mut check, &file.headers);
@@ -184,6 +184,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         return Err(check.problems);
     }
     Ok(Settings {
+        mode: server.mode,
         listen: server.listen,
         trusted_proxies: server.trusted_proxies,
         tls: server.tls,

@@ -8,10 +8,11 @@ use url::Url;
 
 use super::Checker;
 use crate::config::file::{default_upgrade_sock, FileConfig, LogSection, TlsSection};
-use crate::config::settings::{Cidr, ListenerTls};
+use crate::config::settings::{Cidr, ListenerTls, Mode};
 
 /// The `[server]` and `[metrics]` parts of the settings.
 pub(super) struct ServerParts {
+    pub mode: Mode,
     pub listen: SocketAddr,
     pub public_url: Url,
     pub threads: usize,
@@ -36,6 +37,14 @@ pub(super) fn settings(check: &mut Checker, file: &FileConfig) -> ServerParts {
         .metrics
         .as_ref()
         .map(|m| check.socket_addr("metrics.listen", &m.listen));
+    let mode = check.choice("server.mode", server.mode.as_deref(), Mode::Proxy);
+    let trusted_proxies = trusted_proxies(check, &server.trusted_proxies);
+    if mode.answers_auth() && server.trusted_proxies.is_empty() {
+        check.problem(
+            "server.trusted_proxies",
+            "list the front proxy's addresses (e.g. [\"127.0.0.1\"]): with server.mode = \"auth\" or \"both\", /.guichet/auth answers only them, since it trusts the request they describe",
+        );
+    }
     if metrics_listen == Some(listen) {
         check.problem(
             "metrics.listen",
@@ -43,6 +52,7 @@ pub(super) fn settings(check: &mut Checker, file: &FileConfig) -> ServerParts {
         );
     }
     ServerParts {
+        mode,
         listen,
         threads: match server.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -50,7 +60,7 @@ pub(super) fn settings(check: &mut Checker, file: &FileConfig) -> ServerParts {
         },
         grace_period: check.duration("server.grace_period", &server.grace_period),
         shutdown_timeout: check.duration("server.shutdown_timeout", &server.shutdown_timeout),
-        trusted_proxies: trusted_proxies(check, &server.trusted_proxies),
+        trusted_proxies,
         tls,
         upgrade_sock: server
             .upgrade_sock

@@ -5,11 +5,39 @@ use std::net::SocketAddr;
 use url::Url;
 
 use super::Checker;
-use crate::config::file::UpstreamSection;
-use crate::config::settings::UpstreamSettings;
+use crate::config::file::{FileConfig, UpstreamSection};
+use crate::config::settings::{Mode, UpstreamSettings};
+use crate::config::Spelled;
 
-pub(super) fn settings(check: &mut Checker, section: &UpstreamSection) -> UpstreamSettings {
-    named(check, "upstream", section)
+/// `[upstream]`: required when guichet proxies, ignored (with a warning, as are named upstreams
+/// and routes' `upstream`) when it only answers a front proxy's checks.
+pub(super) fn settings(
+    check: &mut Checker,
+    file: &FileConfig,
+    mode: Mode,
+) -> Option<UpstreamSettings> {
+    if !mode.proxies() {
+        if file.upstream.is_some() || !file.upstreams.is_empty() {
+            check.warnings.push(
+                "upstream: ignored with server.mode = \"auth\": the front proxy sends requests to the application"
+                    .into(),
+            );
+        }
+        return None;
+    }
+    match &file.upstream {
+        Some(section) => Some(named(check, "upstream", section)),
+        None => {
+            check.problem(
+                "upstream",
+                format!(
+                    "missing: [upstream] url = \"http://…\" names the application guichet proxies to (server.mode = {:?}); with server.mode = \"auth\" a front proxy does it instead",
+                    mode.as_str()
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// An upstream section at `key` (`upstream`, `upstreams.api`).

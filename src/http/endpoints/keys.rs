@@ -53,6 +53,7 @@ fn jwk_set(body: Bytes) -> Reply {
             ("content-type", "application/jwk-set+json".into()),
             ("cache-control", "public, max-age=300".into()),
         ],
+        copied: Vec::new(),
         body,
     }
 }

@@ -40,7 +40,8 @@ pub async fn handle(
         Some(Route::Jwks) => Ok(keys::jwks(gateway)),
         Some(Route::ProviderJwks) => Ok(keys::provider_jwks(gateway)),
         Some(Route::Me) => Ok(logout::me(gateway, request).await),
-        None => Err(PageError::not_found()),
+        // Answered by the proxy itself, which knows the peer; here only when it is disabled.
+        Some(Route::Auth) | None => Err(PageError::not_found()),
     };
     result.unwrap_or_else(|error| render_error(&error, correlation_id))
 }
