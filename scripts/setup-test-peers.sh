@@ -2,8 +2,9 @@
 # Installs what the integration tests run beside guichet: the runtimes of the verification
 # examples (php-cli and a JDK from Debian, PyJWT in a virtualenv under target/, jose from npm),
 # the third-party OpenID provider (oidc-provider from npm, tests/oidc-provider), openssl (test
-# certificates), systemd-analyze (the unit file check) and redis-server (the shared session
-# store of tests/shared.rs).
+# certificates), systemd-analyze (the unit file check), redis-server (the shared session
+# store of tests/shared.rs), and the front proxies guichet is tested beside (nginx with the
+# headers-more module, Caddy, Apache httpd: tests/forward_auth.rs).
 # Sourced by scripts/test.sh after scripts/setup.sh. What cannot be installed fails here,
 # loudly: no test is silently skipped.
 set -euo pipefail
@@ -18,6 +19,10 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] || need_apt+=(libnginx-mod-http-headers-more-filter)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+command -v apache2 >/dev/null 2>&1 || need_apt+=(apache2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages for the test peers: ${need_apt[*]}"
   "${sudo_cmd[@]}" apt-get update -qq

@@ -68,9 +68,14 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(args: &[&str], log: PathBuf) -> Self {
+        Self::spawn_program(BIN, args, log)
+    }
+
+    /// Starts another program (a front proxy), its output in `log`.
+    pub fn spawn_program(program: &str, args: &[&str], log: PathBuf) -> Self {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(BIN)
+        let child = Command::new(program)
             .args(args)
             .env(
                 "RUST_LOG",
@@ -81,7 +86,7 @@ impl Process {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
-            .expect("start guichet");
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
         Process { child, log }
     }
 

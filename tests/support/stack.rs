@@ -70,6 +70,10 @@ pub struct GatewayOptions {
     pub gateway_port: Option<u16>,
     /// Replaces the whole `[[provider]]` section (then no mock provider is started).
     pub provider_section: Option<String>,
+    /// The URL visitors use, when a front proxy stands before the gateway (`public_url`).
+    pub public_url: Option<String>,
+    /// Leave `[upstream]` out (`server.mode = "auth"`).
+    pub no_upstream: bool,
 }
 
 impl Default for GatewayOptions {
@@ -87,6 +91,8 @@ impl Default for GatewayOptions {
             franceconnect: false,
             gateway_port: None,
             provider_section: None,
+            public_url: None,
+            no_upstream: false,
         }
     }
 }
@@ -96,7 +102,10 @@ pub struct Stack {
     pub dir: PathBuf,
     pub gateway: Process,
     pub provider: Option<Process>,
+    /// Where visitors go: the gateway, or the front proxy before it.
     pub gateway_url: String,
+    /// The gateway's own listener.
+    pub direct_url: String,
     pub provider_port: u16,
     pub upstream: SocketAddr,
     pub metrics_url: String,
@@ -122,7 +131,11 @@ impl Stack {
         } else {
             "http"
         };
-        let gateway_url = format!("{scheme}://127.0.0.1:{gateway_port}");
+        let direct_url = format!("{scheme}://127.0.0.1:{gateway_port}");
+        let gateway_url = options
+            .public_url
+            .clone()
+            .unwrap_or_else(|| direct_url.clone());
         let upstream_url = options
             .upstream_url
             .clone()
@@ -162,10 +175,7 @@ grace_period = "3s"
 shutdown_timeout = "2s"
 {server_extra}
 {tls_section}
-[upstream]
-url = "{upstream_url}"
-read_timeout = "5s"
-{upstream_ca}
+{upstream_section}
 
 [session]
 idle_timeout = "{idle}"
@@ -189,6 +199,11 @@ listen = "127.0.0.1:{metrics_port}"
                 dir.join("secret").display()
             )),
             server_extra = options.server_extra,
+            upstream_section = if options.no_upstream {
+                String::new()
+            } else {
+                format!("[upstream]\nurl = \"{upstream_url}\"\nread_timeout = \"5s\"\n{upstream_ca}")
+            },
         );
         std::fs::write(dir.join("secret"), format!("{secret}\n")).expect("secret file");
         let config_path = dir.join("guichet.toml");
@@ -202,6 +217,7 @@ listen = "127.0.0.1:{metrics_port}"
             gateway,
             provider,
             gateway_url,
+            direct_url,
             provider_port,
             upstream,
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
