@@ -122,3 +122,18 @@ fn documented_and_charted_metrics_exist() {
         );
     }
 }
+
+/// The README's front-proxy recipes are the files the forward-auth tests run, verbatim.
+#[test]
+fn the_readme_recipes_are_the_tested_files() {
+    for (file, text) in [
+        ("nginx.conf", include_str!("../examples/forward-auth/nginx.conf")),
+        ("Caddyfile", include_str!("../examples/forward-auth/Caddyfile")),
+        ("apache.conf", include_str!("../examples/forward-auth/apache.conf")),
+    ] {
+        assert!(
+            README.contains(text),
+            "README does not quote examples/forward-auth/{file} as it is"
+        );
+    }
+}
