@@ -8,14 +8,15 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::ServerSession;
-use pingora::proxy::ProxyServiceBuilder;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::proxy::{HttpProxy, ProxyHttp, ProxyServiceBuilder};
 use pingora::server::configuration::Opt;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::config::Settings;
+use crate::config::{Settings, UpstreamSettings};
 use crate::gateway::{Gateway, StartError};
 use crate::http::proxy::GatewayProxy;
 use crate::metrics::MetricsApp;
@@ -30,6 +31,39 @@ pub struct Launch {
     pub daemon: bool,
 }
 
+/// pingora's server configuration as guichet tunes it for `threads` worker threads; the
+/// passthrough benchmark (`benches/passthrough.rs`) uses it too, so the framework's ceiling is
+/// measured as guichet runs it.
+pub fn tuned_conf(threads: usize) -> ServerConf {
+    ServerConf {
+        threads,
+        ..ServerConf::default()
+    }
+}
+
+/// The pingora peer for an upstream, with its time-outs (the passthrough benchmark uses it too).
+pub fn upstream_peer(upstream: &UpstreamSettings) -> HttpPeer {
+    let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
+    peer.options.connection_timeout = Some(upstream.connect_timeout);
+    peer.options.read_timeout = Some(upstream.read_timeout);
+    peer
+}
+
+/// The proxy service for `app`, with guichet's listener options (HTTP/2 without TLS accepted).
+pub fn proxy_service<P>(server: &Server, app: P, name: &str) -> Service<HttpProxy<P>>
+where
+    P: ProxyHttp + Send + Sync + 'static,
+    P::CTX: Send + Sync,
+{
+    let mut options = HttpServerOptions::default();
+    // HTTP/2 without TLS (prior knowledge), for clients and load balancers that use it.
+    options.h2c = true;
+    ProxyServiceBuilder::new(&server.configuration, app)
+        .name(name)
+        .server_options(options)
+        .build()
+}
+
 /// A pingora server configured from the settings (threads, shutdown timings), bootstrapped.
 /// With `launch.upgrade`, bootstrapping waits for the old process to hand over its sockets.
 pub fn new_server(settings: &Settings, launch: Launch) -> Server {
@@ -37,7 +71,6 @@ pub fn new_server(settings: &Settings, launch: Launch) -> Server {
         upgrade_sock: settings.upgrade_sock.display().to_string(),
         pid_file: settings.pid_file.display().to_string(),
         daemon: launch.daemon,
-        threads: settings.threads,
         ca_file: settings
             .upstream
             .as_ref()
@@ -45,7 +78,7 @@ pub fn new_server(settings: &Settings, launch: Launch) -> Server {
             .map(|p| p.display().to_string()),
         grace_period_seconds: Some(settings.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
-        ..ServerConf::default()
+        ..tuned_conf(settings.threads)
     };
     let opt = Opt {
         upgrade: launch.upgrade,
@@ -199,14 +232,7 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
     let gateway = Arc::new(Gateway::new(settings)?);
     let settings = &gateway.settings();
 
-    let mut options = HttpServerOptions::default();
-    // HTTP/2 without TLS (prior knowledge), for clients and load balancers that use it.
-    options.h2c = true;
-    let mut proxy =
-        ProxyServiceBuilder::new(&server.configuration, GatewayProxy::new(gateway.clone()))
-            .name("guichet gateway")
-            .server_options(options)
-            .build();
+    let mut proxy = proxy_service(server, GatewayProxy::new(gateway.clone()), "guichet gateway");
     match &settings.tls {
         Some(tls) => {
             let mut tls_settings = TlsSettings::intermediate(

@@ -472,11 +472,7 @@ impl ProxyHttp for GatewayProxy {
         _session: &mut HttpSession,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = self.upstream(ctx)?;
-        let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
-        peer.options.connection_timeout = Some(upstream.connect_timeout);
-        peer.options.read_timeout = Some(upstream.read_timeout);
-        Ok(Box::new(peer))
+        Ok(Box::new(crate::server::upstream_peer(self.upstream(ctx)?)))
     }
 
     /// Rewrites the request for the application ([`GatewayProxy::prepare_upstream`]).

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Load test on loopback, one run, every row measured the same way:
+#
+#   wrk (2 threads, 64 connections, DURATION seconds) → [proxy under test] → a static nginx
+#   (1 worker, a 1 KiB page)
+#
+# and, for each row, the CPU time the proxy's processes used (utime + stime from /proc, the
+# process tree of the proxy only: not wrk, not the static nginx), so "requests per CPU-second"
+# is the proxy's own efficiency whatever else the shared machine does; its RSS after the row.
+# Rows run interleaved (A B C … A B C …, ROUNDS times) so drift shows; the summary keeps each
+# row's median round.
+#
+# Rows: the static page direct; nginx proxy_pass (workers = THREADS, upstream keepalive); a bare
+# pingora passthrough built from benches/passthrough.rs with guichet's pingora settings;
+# guichet with a live session (access log on — the default —, off, and with assertion +
+# signature), with 100 routes, with [session.shared] in a local redis-server, without a session
+# (302); nginx auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache
+# with mod_auth_openidc and a session.
+#
+# Usage: benches/load.sh [DURATION=8] [ROUNDS=2]   (THREADS=2 by default: one per core here;
+# ROWS="2 3" measures only those rows, numbered from 0 in the order above; KEEP_WORK=1 keeps the
+# scratch directory with every log)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] || need+=(libnginx-mod-http-headers-more-filter)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v apache2 >/dev/null 2>&1 || need+=(apache2)
+[ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || need+=(libapache2-mod-auth-openidc)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+duration="${1:-8}"
+rounds="${2:-2}"
+threads="${THREADS:-2}"
+tck=$(getconf CLK_TCK)
+
+static=127.0.0.1:18083; idp=127.0.0.1:18081; nginx_proxy=127.0.0.1:18084
+passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
+gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
+redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
+
+work=$(mktemp -d)
+chmod 755 "$work"
+pids_to_stop=()
+cleanup() {
+  kill -INT "${pids_to_stop[@]}" 2>/dev/null || true
+  wait "${pids_to_stop[@]}" 2>/dev/null || true
+  for conf in static proxy auth; do
+    [ -f "$work/nginx-$conf.conf" ] && nginx -c "$work/nginx-$conf.conf" -s stop 2>/dev/null || true
+  done
+  [ -f "$work/apache.pid" ] && kill "$(cat "$work/apache.pid")" 2>/dev/null || true
+  sleep 0.5
+  if [ -n "${KEEP_WORK:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# --- the static application and nginx as a proxy -------------------------------------------
+head -c 1024 /dev/zero | tr '\0' 'x' >"$work/page.html"
+nginx_conf() { # name workers body
+  cat >"$work/nginx-$1.conf" <<EOT
+$( [ "$1" = auth ] && echo "load_module /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so;" )
+worker_processes $2;
+pid $work/nginx-$1.pid;
+error_log $work/nginx-$1.error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/body-$1; proxy_temp_path $work/proxy-$1;
+  fastcgi_temp_path $work/fcgi-$1; uwsgi_temp_path $work/uwsgi-$1; scgi_temp_path $work/scgi-$1;
+$3
+}
+EOT
+  nginx -c "$work/nginx-$1.conf"
+}
+nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
+nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
+  server { listen $nginx_proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+# nginx in front, guichet answering its auth_request: the tested recipe, with the addresses
+# changed and keepalive to guichet and the application.
+sed -e "s/listen 80;/listen $nginx_auth;/" \
+    -e "s#http://127.0.0.1:8080#http://guichet_auth#" \
+    -e "s#http://127.0.0.1:9000#http://static#" \
+    -e 's#proxy_pass_request_body off;#proxy_pass_request_body off;\n        proxy_http_version 1.1;\n        proxy_set_header Connection "";#' \
+    -e 's#proxy_set_header Connection $connection_upgrade;#proxy_set_header Connection "";#' \
+    examples/forward-auth/nginx.conf >"$work/site-auth.conf"
+nginx_conf auth "$threads" "  upstream static { server $static; keepalive 64; }
+  upstream guichet_auth { server $gw_auth; keepalive 64; }
+$(cat "$work/site-auth.conf")"
+
+# --- guichet, the passthrough, the provider, redis ------------------------------------------
+cargo build --release --locked --quiet
+cargo bench --locked --no-run --bench passthrough >"$work/bench-build.log" 2>&1
+passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
+"$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" >"$work/passthrough.log" 2>&1 &
+passthrough_pid=$!; pids_to_stop+=("$passthrough_pid")
+
+redirects=()
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
+  redirects+=(--redirect-uri "http://$address/.guichet/callback")
+done
+./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
+  "${redirects[@]}" --redirect-uri "http://$apache/redirect_uri" >"$work/provider.log" 2>&1 &
+pids_to_stop+=($!)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
+pids_to_stop+=($!)
+
+guichet_conf() { # file listen public_url extra
+  cat >"$work/$1" <<EOT
+[server]
+listen = "$2"
+public_url = "http://$3"
+threads = $threads
+$4
+[log]
+level = "info"
+[[provider]]
+id = "agentconnect"
+issuer = "http://$idp/api/v2"
+client_id = "guichet-demo"
+client_secret = "load-test-secret"
+scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
+EOT
+}
+upstream_section="[upstream]
+url = \"http://$static\""
+guichet_conf guichet.toml "$gw" "$gw" "$upstream_section"
+guichet_conf guichet-quiet.toml "$gw_quiet" "$gw_quiet" "$upstream_section"
+sed -i 's/^\[log\]$/[log]\naccess = false/' "$work/guichet-quiet.toml"
+./target/release/guichet keygen --out "$work/assertion.pem" >/dev/null
+guichet_conf guichet-signed.toml "$gw_signed" "$gw_signed" "$upstream_section"
+cat >>"$work/guichet-signed.toml" <<EOT
+[assertion]
+keys = ["$work/assertion.pem"]
+[signature]
+key = "load-test-signature-key-of-32-bytes-at-least"
+EOT
+guichet_conf guichet-routes.toml "$gw_routes" "$gw_routes" "$upstream_section"
+for i in $(seq 1 99); do
+  printf '[[route]]\npath = "/section%s/"\nauth = "none"\n' "$i" >>"$work/guichet-routes.toml"
+done
+printf '[[route]]\npath = "/"\nauth = "required"\n' >>"$work/guichet-routes.toml"
+guichet_conf guichet-shared.toml "$gw_shared" "$gw_shared" "$upstream_section"
+cat >>"$work/guichet-shared.toml" <<EOT
+[session.shared]
+url = "redis://127.0.0.1:$redis_port/0"
+key = "load-test-replicas-share-this-32-byte-secret"
+EOT
+guichet_conf guichet-auth.toml "$gw_auth" "$nginx_auth" 'mode = "auth"
+trusted_proxies = ["127.0.0.1"]'
+declare -A gpid
+for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared guichet-auth; do
+  ./target/release/guichet run --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  gpid[$name]=$!; pids_to_stop+=($!)
+done
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
+  for _ in $(seq 1 100); do
+    curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+
+# --- Apache with mod_auth_openidc ------------------------------------------------------------
+mods=""
+for m in mpm_event authz_core authz_user authn_core auth_openidc proxy proxy_http; do
+  mods+="LoadModule ${m}_module /usr/lib/apache2/modules/mod_${m}.so"$'\n'
+done
+cat >"$work/apache.conf" <<EOT
+$mods
+ServerName localhost
+Listen $apache
+DefaultRuntimeDir $work
+PidFile $work/apache.pid
+ErrorLog $work/apache-error.log
+LogLevel warn
+User www-data
+Group www-data
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+OIDCProviderMetadataURL http://$idp/api/v2/.well-known/openid-configuration
+OIDCClientID guichet-demo
+OIDCClientSecret load-test-secret
+OIDCRedirectURI http://$apache/redirect_uri
+OIDCCryptoPassphrase load-test-passphrase-for-mod-auth-openidc
+OIDCScope "openid given_name usual_name email uid siret organizational_unit"
+OIDCProviderTokenEndpointAuth client_secret_post
+OIDCAuthRequestParams acr_values=eidas1
+<Location />
+  AuthType openid-connect
+  Require valid-user
+</Location>
+ProxyPass /redirect_uri !
+ProxyPass / http://$static/
+EOT
+apache2 -f "$work/apache.conf" -k start
+
+# --- sign in once per gateway, as a browser would ---------------------------------------------
+sign_in() { # entry address, cookie name
+  local jar authorize confirm callback cookie
+  jar=$(mktemp)
+  authorize=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' -H 'Accept: text/html' "http://$1/")
+  [[ "$authorize" == "http://$1/.guichet/login"* ]] && \
+    authorize=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$authorize")
+  confirm=$(curl -s "$authorize" | grep -o 'href="[^"]*agent=0"' | head -1 | sed 's/href="//;s/"$//;s/&amp;/\&/g')
+  callback=$(curl -s -o /dev/null -w '%{redirect_url}' "http://$idp$confirm")
+  curl -s -c "$jar" -b "$jar" -o /dev/null "$callback"
+  cookie=$(awk -v name="$2" '$6 == name {print $6 "=" $7}' "$jar")
+  rm -f "$jar"
+  [ -n "$cookie" ] || { echo "could not sign in at $1" >&2; exit 1; }
+  echo "$cookie"
+}
+declare -A cookie
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
+  cookie[$address]=$(sign_in "$address" guichet)
+done
+apache_cookie=""
+for _ in $(seq 1 50); do curl -fs -o /dev/null "http://$apache/redirect_uri" 2>/dev/null && break; sleep 0.1; done
+apache_cookie=$(sign_in "$apache" mod_auth_openidc_session) || apache_cookie=""
+
+# --- rows ---------------------------------------------------------------------------------------
+tree() { # pid → the pid and its children
+  echo "$1"; pgrep -P "$1" || true
+}
+cpu_ticks() { # pids → utime + stime
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$(( total + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
+rss_kib() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$(( total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
+
+names=(); urls=(); headers=(); procs=()
+row() { names+=("$1"); urls+=("$2"); headers+=("$3"); procs+=("$4"); }
+row "static nginx, direct (no proxy)" "http://$static/" "" "$(tree "$(cat "$work/nginx-static.pid")")"
+row "nginx proxy_pass ($threads workers, keepalive)" "http://$nginx_proxy/" "" "$(tree "$(cat "$work/nginx-proxy.pid")")"
+row "bare pingora passthrough (benches/passthrough.rs)" "http://$passthrough/" "" "$passthrough_pid"
+row "guichet, live session" "http://$gw/" "Cookie: ${cookie[$gw]}" "${gpid[guichet]}"
+row "guichet, live session, access log off" "http://$gw_quiet/" "Cookie: ${cookie[$gw_quiet]}" "${gpid[guichet-quiet]}"
+row "guichet, live session, assertion + signature" "http://$gw_signed/" "Cookie: ${cookie[$gw_signed]}" "${gpid[guichet-signed]}"
+row "guichet, live session, 100 routes (the 100th matches)" "http://$gw_routes/" "Cookie: ${cookie[$gw_routes]}" "${gpid[guichet-routes]}"
+row "guichet, live session, [session.shared] in redis" "http://$gw_shared/" "Cookie: ${cookie[$gw_shared]}" "${gpid[guichet-shared]}"
+row "guichet, no session (302 to the login)" "http://$gw/" "" "${gpid[guichet]}"
+row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_auth/" "Cookie: ${cookie[$nginx_auth]}" "$(tree "$(cat "$work/nginx-auth.pid")") ${gpid[guichet-auth]}"
+if [ -n "$apache_cookie" ]; then
+  row "Apache + mod_auth_openidc, live session" "http://$apache/" "Cookie: $apache_cookie" "$(tree "$(cat "$work/apache.pid")")"
+else
+  echo "Apache + mod_auth_openidc: could not sign in (see $work/apache-error.log); row left out" >&2
+fi
+
+declare -A results
+measure() { # index round
+  local i=$1 out before after requests cpu rps p50 p99 errors
+  # shellcheck disable=SC2206
+  local pids=(${procs[$i]})
+  before=$(cpu_ticks "${pids[@]}")
+  if [ -n "${headers[$i]}" ]; then
+    out=$(wrk -t2 -c64 -d"${duration}s" --latency -H "${headers[$i]}" "${urls[$i]}")
+  else
+    out=$(wrk -t2 -c64 -d"${duration}s" --latency "${urls[$i]}")
+  fi
+  after=$(cpu_ticks "${pids[@]}")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | sed 's/^ *//' | tr '\n' ' ' || true)
+  cpu=$(awk -v t="$(( after - before ))" -v h="$tck" 'BEGIN {printf "%.2f", t / h}')
+  local per_cpu
+  per_cpu=$(awk -v r="$requests" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print 0}')
+  local rss
+  rss=$(awk -v k="$(rss_kib "${pids[@]}")" 'BEGIN {printf "%.0f", k / 1024}')
+  results[$i,$2]="$rps|$p50|$p99|$per_cpu|$rss|${errors:-}"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "${names[$i]}" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$rss"
+}
+
+selected=("${!names[@]}")
+if [ -n "${ROWS:-}" ]; then read -r -a selected <<<"$ROWS"; fi
+echo "### Every run, in order (round, row)"
+echo
+echo "| round | path | requests/s | p50 | p99 | proxy CPU s | requests per CPU-second | RSS MiB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+for round in $(seq 1 "$rounds"); do
+  for i in "${selected[@]}"; do
+    measure "$i" "$round"
+  done
+done
+
+# The median round of each row (by requests per CPU-second), with ratios.
+median() { # i field → the median round's record
+  local i=$1 r
+  for r in $(seq 1 "$rounds"); do echo "${results[$i,$r]}"; done \
+    | sort -t'|' -k4,4n | awk -v n="$rounds" 'NR == int((n + 1) / 2)'
+}
+pick() { cut -d'|' -f"$2" <<<"$1"; }
+base_nginx=$( [ -n "${results[1,1]:-}" ] && pick "$(median 1)" 4 || echo 0)
+base_pingora=$( [ -n "${results[2,1]:-}" ] && pick "$(median 2)" 4 || echo 0)
+echo
+echo "### Summary: median of $rounds rounds, $duration s each, wrk -t2 -c64, THREADS=$threads"
+echo
+echo "| path | requests/s | p50 | p99 | requests per CPU-second | × nginx proxy_pass | × bare pingora | RSS MiB | errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for i in "${selected[@]}"; do
+  record=$(median "$i")
+  per_cpu=$(pick "$record" 4)
+  ratio() { awk -v a="$per_cpu" -v b="$1" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+  if [ "$i" -eq 0 ]; then ratio_nginx="-"; ratio_pingora="-"; else ratio_nginx=$(ratio "$base_nginx"); ratio_pingora=$(ratio "$base_pingora"); fi
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${names[$i]}" "$(pick "$record" 1)" \
+    "$(pick "$record" 2)" "$(pick "$record" 3)" "$per_cpu" "$ratio_nginx" "$ratio_pingora" \
+    "$(pick "$record" 5)" "$(pick "$record" 6)"
+done
+echo
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr); $(date -u +%Y-%m-%d)."

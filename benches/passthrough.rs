@@ -1,0 +1,73 @@
+//! The framework's ceiling: a pingora proxy that only picks the upstream (`ProxyHttp` with
+//! `upstream_peer` alone), built with guichet's allocator, server configuration, listener
+//! options and peer settings (`guichet::server::{tuned_conf, proxy_service, upstream_peer}`).
+//! `benches/load.sh` runs it beside guichet so that what guichet adds is measured, not assumed.
+//!
+//! Usage: `passthrough --listen 127.0.0.1:18090 --upstream 127.0.0.1:18083 [--threads 2]`.
+//! Run without arguments (as `cargo bench` does) it prints this usage and exits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::server::Server;
+
+use guichet::config::UpstreamSettings;
+use guichet::server::{proxy_service, tuned_conf, upstream_peer};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Passthrough {
+    upstream: UpstreamSettings,
+}
+
+#[async_trait]
+impl ProxyHttp for Passthrough {
+    type CTX = ();
+
+    fn new_ctx(&self) -> Self::CTX {}
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        Ok(Box::new(upstream_peer(&self.upstream)))
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let (Some(listen), Some(upstream)) = (value("--listen"), value("--upstream")) else {
+        println!("usage: passthrough --listen ADDR:PORT --upstream ADDR:PORT [--threads N]");
+        return;
+    };
+    let upstream: SocketAddr = upstream.parse().expect("--upstream ADDR:PORT");
+    let threads = value("--threads").map_or(2, |t| t.parse().expect("--threads N"));
+    let mut server = Server::new_with_opt_and_conf(None, tuned_conf(threads));
+    server.bootstrap();
+    let app = Passthrough {
+        upstream: UpstreamSettings {
+            address: upstream,
+            tls: false,
+            sni: String::new(),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            ca_file: None,
+            pass_host: false,
+        },
+    };
+    let mut service = proxy_service(&server, app, "passthrough");
+    service.add_tcp(&listen);
+    server.add_service(service);
+    server.run_forever();
+}
