@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use pingora::http::RequestHeader;
 
 /// The names of guichet's cookies, as the visitor's browser holds them.
@@ -40,8 +40,8 @@ impl CookieNames {
 
     /// The request's `Cookie` headers rewritten for the application (see
     /// [`rewrite_for_upstream`]).
-    pub fn rewrite_for_upstream(&self, request: &mut RequestHeader) {
-        rewrite_for_upstream(request, self)
+    pub fn rewrite_for_upstream(&self, headers: &mut HeaderMap) {
+        rewrite_for_upstream(headers, self)
     }
 }
 
@@ -129,9 +129,9 @@ pub fn forwarded(headers: &[&HeaderValue], names: &CookieNames) -> Option<Header
 /// Rewrites the request's `Cookie` headers for the application: guichet's cookies removed, the
 /// rest joined into one header. A request with a single `Cookie` header that carries none of
 /// guichet's cookies is left untouched.
-pub fn rewrite_for_upstream(request: &mut RequestHeader, names: &CookieNames) {
+pub fn rewrite_for_upstream(headers: &mut HeaderMap, names: &CookieNames) {
     let cookie = http::header::COOKIE;
-    let mut values = request.headers.get_all(&cookie).iter();
+    let mut values = headers.get_all(&cookie).iter();
     let Some(first) = values.next() else {
         return;
     };
@@ -139,12 +139,11 @@ pub fn rewrite_for_upstream(request: &mut RequestHeader, names: &CookieNames) {
     if !several && !may_carry(first, names) {
         return;
     }
-    let headers: Vec<&HeaderValue> = request.headers.get_all(&cookie).iter().collect();
-    let rewritten = forwarded(&headers, names);
-    request.remove_header(&cookie);
+    let values: Vec<&HeaderValue> = headers.get_all(&cookie).iter().collect();
+    let rewritten = forwarded(&values, names);
+    headers.remove(&cookie);
     if let Some(value) = rewritten {
-        // Inserting a valid name and value into a request header cannot fail.
-        let _ = request.insert_header(HeaderName::from_static("cookie"), value);
+        headers.insert(cookie, value);
     }
 }
 

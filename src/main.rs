@@ -96,8 +96,11 @@ enum Command {
 
 fn init_logging(level: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only for a person at a terminal: in a file or journald they are noise, and
+    // writing them cost a measurable share of each access line.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true);
     let _ = if json {
         builder.json().flatten_event(true).try_init()

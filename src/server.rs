@@ -8,13 +8,13 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::ServerSession;
-use pingora::upstreams::peer::HttpPeer;
 use pingora::proxy::{HttpProxy, ProxyHttp, ProxyServiceBuilder};
 use pingora::server::configuration::Opt;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{Settings, UpstreamSettings};
 use crate::gateway::{Gateway, StartError};
@@ -232,7 +232,11 @@ pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gatewa
     let gateway = Arc::new(Gateway::new(settings)?);
     let settings = &gateway.settings();
 
-    let mut proxy = proxy_service(server, GatewayProxy::new(gateway.clone()), "guichet gateway");
+    let mut proxy = proxy_service(
+        server,
+        GatewayProxy::new(gateway.clone()),
+        "guichet gateway",
+    );
     match &settings.tls {
         Some(tls) => {
             let mut tls_settings = TlsSettings::intermediate(

@@ -127,9 +127,18 @@ fn documented_and_charted_metrics_exist() {
 #[test]
 fn the_readme_recipes_are_the_tested_files() {
     for (file, text) in [
-        ("nginx.conf", include_str!("../examples/forward-auth/nginx.conf")),
-        ("Caddyfile", include_str!("../examples/forward-auth/Caddyfile")),
-        ("apache.conf", include_str!("../examples/forward-auth/apache.conf")),
+        (
+            "nginx.conf",
+            include_str!("../examples/forward-auth/nginx.conf"),
+        ),
+        (
+            "Caddyfile",
+            include_str!("../examples/forward-auth/Caddyfile"),
+        ),
+        (
+            "apache.conf",
+            include_str!("../examples/forward-auth/apache.conf"),
+        ),
     ] {
         assert!(
             README.contains(text),

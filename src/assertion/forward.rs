@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use pingora::http::RequestHeader;
+use http::request::Parts;
 
 use super::{AssertionError, AssertionSigner, HeaderPlan, RequestSigner};
 use crate::session::Session;
@@ -40,31 +40,25 @@ impl IdentityForwarder {
     /// identity at all.
     pub fn apply(
         &self,
-        request: &mut RequestHeader,
+        request: &mut Parts,
         session: Option<&Session>,
         now: u64,
     ) -> Result<(), AssertionError> {
-        self.headers.strip(request);
+        self.headers.strip(&mut request.headers);
         let Some(session) = session else {
             return Ok(());
         };
         for (name, value) in &session.headers {
-            request
-                .insert_header(name.clone(), value.clone())
-                .map_err(|_| AssertionError::HeaderName(name.as_str().to_string()))?;
+            request.headers.insert(name.clone(), value.clone());
         }
         if let Some(signer) = &self.assertion {
             let value = signer.current(session, now)?;
-            request
-                .insert_header(signer.header().clone(), value)
-                .map_err(|_| AssertionError::HeaderName(signer.header().to_string()))?;
+            request.headers.insert(signer.header().clone(), value);
         }
         if let Some(signer) = &self.signature {
             let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
             let value = signer.sign(request.method.as_str(), path, now, &session.signature_block);
-            request
-                .insert_header(signer.header().clone(), value)
-                .map_err(|_| AssertionError::HeaderName(signer.header().to_string()))?;
+            request.headers.insert(signer.header().clone(), value);
         }
         Ok(())
     }
@@ -100,7 +94,7 @@ mod tests {
         })
         .unwrap();
         let forged = || {
-            let mut request = RequestHeader::build("GET", b"/a?b=1", None).unwrap();
+            let mut request = pingora::http::RequestHeader::build("GET", b"/a?b=1", None).unwrap();
             for (name, value) in [
                 ("X-Guichet-Sub", "forged"),
                 ("x_guichet_uid", "forged"),
@@ -108,7 +102,7 @@ mod tests {
             ] {
                 request.append_header(name, value).unwrap();
             }
-            request
+            request.as_owned_parts()
         };
         let mut anonymous = forged();
         forwarder.apply(&mut anonymous, None, 1000).unwrap();

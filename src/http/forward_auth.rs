@@ -173,16 +173,23 @@ pub fn allowed(
     session: Option<&Session>,
     now: u64,
 ) -> Result<Reply, AssertionError> {
-    let path = original.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut upstream = RequestHeader::build(original.method.clone(), path.as_bytes(), Some(8))
-        .map_err(|_| AssertionError::HeaderName("request line".into()))?;
+    // The request as proxy mode would send it, with only the visitor's cookies as headers.
+    let mut upstream = http::Request::builder()
+        .method(original.method.clone())
+        .uri(original.uri.clone())
+        .body(())
+        .map_err(|_| AssertionError::HeaderName("request line".into()))?
+        .into_parts()
+        .0;
     let cookie = http::header::COOKIE;
     let had_cookies = original.headers.contains_key(&cookie);
     for value in original.headers.get_all(&cookie) {
-        upstream.append_header(cookie.clone(), value.clone()).ok();
+        upstream.headers.append(cookie.clone(), value.clone());
     }
-    gateway.cookies().rewrite_for_upstream(&mut upstream);
-    let cookies = upstream.remove_header(&cookie);
+    gateway
+        .cookies()
+        .rewrite_for_upstream(&mut upstream.headers);
+    let cookies = upstream.headers.remove(&cookie);
     gateway.forwarder().apply(&mut upstream, session, now)?;
     let mut reply = Reply::text(StatusCode::OK, "");
     reply.copied = upstream

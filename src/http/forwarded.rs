@@ -10,8 +10,8 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{Cidr, Settings};
 
@@ -84,13 +84,13 @@ impl ForwardedHeaders {
 
     /// The client's address: the peer's, or, behind trusted proxies, the rightmost address of
     /// `X-Forwarded-For` that is not one of theirs.
-    pub fn client_address(&self, request: &RequestHeader, peer: Option<IpAddr>) -> Option<IpAddr> {
+    pub fn client_address(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
         let peer = peer?;
         if !self.is_trusted(peer) {
             return Some(peer);
         }
         let mut chain: Vec<IpAddr> = Vec::new();
-        for value in request.headers.get_all("x-forwarded-for") {
+        for value in headers.get_all("x-forwarded-for") {
             let Ok(text) = value.to_str() else {
                 return Some(peer);
             };
@@ -114,18 +114,17 @@ impl ForwardedHeaders {
     /// upstream's, to keep the visitor's `Host`).
     pub fn apply(
         &self,
-        request: &mut RequestHeader,
+        request: &mut Parts,
         peer: Option<IpAddr>,
         request_id: &str,
         pass_host: bool,
     ) -> pingora::Result<()> {
-        // The peer's address, written once; behind a trusted proxy, its chain first.
-        let peer_value =
-            peer.and_then(|p| HeaderValue::from_str(&p.to_canonical().to_string()).ok());
         let trusted = peer.is_some_and(|p| self.is_trusted(p));
+        // The peer's address, written once; behind a trusted proxy, its chain first.
+        let peer_value = peer.map(address_value);
         let real_ip = if trusted {
-            self.client_address(request, peer)
-                .and_then(|ip| HeaderValue::from_str(&ip.to_canonical().to_string()).ok())
+            self.client_address(&request.headers, peer)
+                .map(address_value)
         } else {
             peer_value.clone()
         };
@@ -141,45 +140,60 @@ impl ForwardedHeaders {
             }
             other => other,
         };
-        // One pass over the names; most requests carry none of these.
-        let doomed: Vec<HeaderName> = request
-            .headers
-            .keys()
-            .filter(|name| self.removed.contains(name) || *name == "x-forwarded-for")
-            .cloned()
-            .collect();
-        for name in doomed {
-            request.remove_header(&name);
+        let headers = &mut request.headers;
+        // Most requests carry none of them: look before removing.
+        if headers.keys().any(|name| self.removed.contains(name)) {
+            for name in &self.removed {
+                headers.remove(name);
+            }
         }
-        if let Some(value) = forwarded_for {
-            request.insert_header("x-forwarded-for", value)?;
-        }
+        match forwarded_for {
+            Some(value) => headers.insert(X_FORWARDED_FOR, value),
+            None => headers.remove(X_FORWARDED_FOR),
+        };
         if let Some(real_ip) = real_ip {
-            request.insert_header("x-real-ip", real_ip)?;
+            headers.insert(X_REAL_IP, real_ip);
         }
-        request.insert_header("x-forwarded-proto", self.proto.clone())?;
+        headers.insert(X_FORWARDED_PROTO, self.proto.clone());
         let host = if pass_host {
-            request
-                .headers
-                .get(http::header::HOST)
-                .cloned()
-                .or_else(|| {
-                    request
-                        .uri
-                        .authority()
-                        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-                })
+            headers.get(http::header::HOST).cloned().or_else(|| {
+                request
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            })
         } else {
             Some(self.host.clone())
         };
         if let Some(host) = host {
-            request.insert_header(http::header::HOST, host.clone())?;
-            request.insert_header("x-forwarded-host", host)?;
+            request.headers.insert(http::header::HOST, host.clone());
+            request.headers.insert(X_FORWARDED_HOST, host);
         }
-        request.insert_header("x-request-id", request_id)?;
+        let id = HeaderValue::from_str(request_id).map_err(|_| {
+            pingora::Error::explain(pingora::ErrorType::InternalError, "invalid request id")
+        })?;
+        request.headers.insert(X_REQUEST_ID, id);
         Ok(())
     }
 }
+
+/// An address as a header value, IPv4-mapped IPv6 addresses written as IPv4. Formatted without
+/// `format!`: this runs on every proxied request.
+fn address_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    let mut buffer = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    // An IPv6 address is at most 45 characters: the buffer always holds it.
+    let _ = write!(cursor, "{}", ip.to_canonical());
+    let length = cursor.position() as usize;
+    HeaderValue::from_bytes(&buffer[..length]).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A client-supplied request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
 pub fn valid_request_id(value: &[u8]) -> bool {

@@ -255,7 +255,9 @@ async fn the_identity_for_the_front_proxy_is_the_proxy_mode_s() {
 
     let reply = allowed(&gateway, &original, Some(&session), 1000).unwrap();
     assert_eq!(reply.status, StatusCode::OK);
-    let mut proxied = RequestHeader::build("POST", b"/a?b=1", None).unwrap();
+    let mut proxied = RequestHeader::build("POST", b"/a?b=1", None)
+        .unwrap()
+        .as_owned_parts();
     gateway
         .forwarder()
         .apply(&mut proxied, Some(&session), 1000)
