@@ -5,6 +5,7 @@
 //! The request flow is drawn in `ARCHITECTURE.md`; each module's doc says what it owns.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod assertion;
 pub mod clock;
 pub mod config;

@@ -19,6 +19,9 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use prometheus::{Histogram, IntCounter};
+
+use crate::access_log;
 use crate::clock::unix_now;
 use crate::config::UpstreamSettings;
 use crate::gateway::Gateway;
@@ -45,6 +48,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Proxied,
+        Outcome::LoginRedirect,
+        Outcome::Unauthorized,
+        Outcome::OwnEndpoint,
+        Outcome::Denied,
+        Outcome::Authorized,
+        Outcome::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Proxied => "proxied",
@@ -80,6 +93,61 @@ pub struct RequestContext {
 pub struct GatewayProxy {
     gateway: Arc<Gateway>,
     forwarded: ForwardedHeaders,
+    counters: Counters,
+    access_format: access_log::Format,
+}
+
+/// The per-request metrics, resolved once (a labelled lookup hashes its labels every time).
+struct Counters {
+    /// By outcome (`Outcome as usize`), then status class (`STATUS_CLASSES`).
+    requests: Vec<Vec<IntCounter>>,
+    durations: Vec<Histogram>,
+    bytes_in: IntCounter,
+    bytes_out: IntCounter,
+    lookup_hit: IntCounter,
+    lookup_miss: IntCounter,
+}
+
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+impl Counters {
+    fn new(metrics: &crate::metrics::Metrics) -> Self {
+        Counters {
+            requests: Outcome::ALL
+                .iter()
+                .map(|outcome| {
+                    STATUS_CLASSES
+                        .iter()
+                        .map(|class| {
+                            metrics
+                                .requests
+                                .with_label_values(&[outcome.as_str(), class])
+                        })
+                        .collect()
+                })
+                .collect(),
+            durations: Outcome::ALL
+                .iter()
+                .map(|outcome| {
+                    metrics
+                        .request_duration
+                        .with_label_values(&[outcome.as_str()])
+                })
+                .collect(),
+            bytes_in: metrics.bytes.with_label_values(&["in"]),
+            bytes_out: metrics.bytes.with_label_values(&["out"]),
+            lookup_hit: metrics.session_lookups.with_label_values(&["hit"]),
+            lookup_miss: metrics.session_lookups.with_label_values(&["miss"]),
+        }
+    }
+
+    fn request(&self, outcome: Outcome, status: u16) -> &IntCounter {
+        let class = match status {
+            100..=599 => usize::from(status / 100 - 1),
+            _ => 5,
+        };
+        &self.requests[outcome as usize][class]
+    }
 }
 
 /// Writes a reply guichet made itself (HEAD gets the header only).
@@ -147,7 +215,18 @@ fn sign_in(login: &str, redirect: bool, ctx: &mut RequestContext) -> Reply {
 impl GatewayProxy {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let forwarded = ForwardedHeaders::new(gateway.settings());
-        GatewayProxy { gateway, forwarded }
+        let counters = Counters::new(gateway.metrics());
+        let access_format = if gateway.settings().log_json {
+            access_log::Format::Json
+        } else {
+            access_log::Format::Text
+        };
+        GatewayProxy {
+            gateway,
+            forwarded,
+            counters,
+            access_format,
+        }
     }
 
     /// The upstream of the request's route.
@@ -167,11 +246,10 @@ impl GatewayProxy {
     async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
         let id = self.gateway.cookies().session_id(request)?;
         let found = self.gateway.sessions().get(&id).await;
-        self.gateway
-            .metrics()
-            .session_lookups
-            .with_label_values(&[if found.is_some() { "hit" } else { "miss" }])
-            .inc();
+        match found {
+            Some(_) => self.counters.lookup_hit.inc(),
+            None => self.counters.lookup_miss.inc(),
+        }
         found
     }
 
@@ -414,39 +492,33 @@ impl GatewayProxy {
     /// hashed).
     fn record(&self, session: &HttpSession, ctx: &RequestContext) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let metrics = &self.gateway.metrics();
-        let outcome = ctx.outcome.as_str();
         let duration = ctx.started.elapsed();
-        metrics
-            .requests
-            .with_label_values(&[outcome, crate::metrics::status_class(status)])
-            .inc();
-        metrics
-            .request_duration
-            .with_label_values(&[outcome])
-            .observe(duration.as_secs_f64());
+        self.counters.request(ctx.outcome, status).inc();
+        self.counters.durations[ctx.outcome as usize].observe(duration.as_secs_f64());
         let bytes_in = session.body_bytes_read() as u64;
         let bytes_out = session.body_bytes_sent() as u64;
-        metrics.bytes.with_label_values(&["in"]).inc_by(bytes_in);
-        metrics.bytes.with_label_values(&["out"]).inc_by(bytes_out);
+        self.counters.bytes_in.inc_by(bytes_in);
+        self.counters.bytes_out.inc_by(bytes_out);
         if self.gateway.settings().access_log {
             let request = session.req_header();
-            tracing::info!(
-                target: "access",
-                correlation_id = %ctx.correlation_id,
-                method = %request.method,
-                path = %loggable_path(&request.uri),
-                status,
-                outcome,
-                duration_ms = duration.as_secs_f64() * 1000.0,
-                upstream_ms = ctx.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
-                provider = ctx.session.as_ref().map(|s| s.provider()),
-                sub_hash = ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
-                denied = ctx.denied,
-                checked = ctx.checked.as_deref(),
-                bytes_in,
-                bytes_out,
-                "request"
+            let path = loggable_path(&request.uri);
+            access_log::write(
+                &access_log::AccessLine {
+                    correlation_id: &ctx.correlation_id,
+                    method: request.method.as_str(),
+                    path: &path,
+                    status,
+                    outcome: ctx.outcome.as_str(),
+                    duration,
+                    upstream: ctx.upstream_latency,
+                    provider: ctx.session.as_ref().map(|s| s.provider()),
+                    sub_hash: ctx.session.as_ref().map(|s| s.sub_hash.as_str()),
+                    denied: ctx.denied,
+                    checked: ctx.checked.as_deref(),
+                    bytes_in,
+                    bytes_out,
+                },
+                self.access_format,
             );
         }
     }
