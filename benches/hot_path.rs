@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
     let store = SessionStore::new(
         &settings.session,
         Arc::new(SessionPlan {
+            signatures: true,
             headers: plan.clone(),
             assertions: true,
             forward_access_token: false,

@@ -67,7 +67,7 @@ fn main() {
         },
     };
     let mut service = proxy_service(&server, app, "passthrough");
-    service.add_tcp(&listen);
+    guichet::server::listen(&mut service, &listen, None);
     server.add_service(service);
     server.run_forever();
 }

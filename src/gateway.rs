@@ -85,6 +85,7 @@ impl Gateway {
         );
         let headers = Arc::new(HeaderPlan::new(&settings));
         let plan = Arc::new(SessionPlan {
+            signatures: settings.signature.is_some(),
             headers: headers.clone(),
             assertions: assertion.is_some(),
             forward_access_token: settings.headers.forward_access_token,

@@ -238,6 +238,8 @@ pub struct SessionPlan {
     pub headers: Arc<HeaderPlan>,
     pub assertions: bool,
     pub forward_access_token: bool,
+    /// Whether requests are signed (`[signature]`): only then is the HMAC block kept.
+    pub signatures: bool,
     /// The configured provider ids: a record naming another is refused.
     pub providers: Vec<String>,
 }
@@ -264,7 +266,11 @@ impl SessionPlan {
         };
         Some(Session {
             sub_hash: hash_subject(&record.identity.provider, &record.identity.sub),
-            signature_block: RequestSigner::header_block(&headers),
+            signature_block: if self.signatures {
+                RequestSigner::header_block(&headers)
+            } else {
+                Vec::new()
+            },
             headers,
             assertion_claims,
             assertion: RwLock::new(None),
@@ -645,6 +651,7 @@ mod tests {
 
     fn plan() -> Arc<SessionPlan> {
         Arc::new(SessionPlan {
+            signatures: false,
             headers: Arc::new(HeaderPlan::default()),
             assertions: false,
             forward_access_token: false,

@@ -81,6 +81,7 @@ mod tests {
         .unwrap();
         let forwarder = IdentityForwarder::new(headers.clone(), None, Some(signature));
         let session = SessionPlan {
+            signatures: true,
             headers,
             assertions: false,
             forward_access_token: false,

@@ -67,6 +67,30 @@ fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
     }
 }
 
+/// A header name, shared by every session that uses it: a name outside HTTP's standard set
+/// is a heap copy, which a million sessions would otherwise each hold. At most
+/// [`MAX_INTERNED`] distinct names are kept; beyond, names are made per session.
+fn interned(name: &str) -> Option<HeaderName> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<Box<str>, HeaderName>>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(mut names) = names.lock() {
+        if let Some(header) = names.get(name) {
+            return Some(header.clone());
+        }
+        let header = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        if names.len() < MAX_INTERNED {
+            names.insert(name.into(), header.clone());
+        }
+        return Some(header);
+    }
+    HeaderName::from_bytes(name.as_bytes()).ok()
+}
+
+/// Distinct header names shared between sessions (claims come from providers: bounded).
+const MAX_INTERNED: usize = 4096;
+
 /// `X-Guichet-` + the claim name in lower case with `-` for `_` (`usual_name` →
 /// `x-guichet-usual-name`); `None` for a claim whose name cannot be a header name.
 pub fn claim_header_name(claim: &str) -> Option<HeaderName> {
@@ -261,7 +285,7 @@ impl HeaderPlan {
         let mut headers = Vec::with_capacity(own.len() + mapped.len() + derived.size_hint().0 + 1);
         let mut fallbacks: Vec<&str> = Vec::new();
         for (i, (name, value)) in own.iter().chain(mapped.iter()).chain(derived).enumerate() {
-            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            let Some(header) = interned(name) else {
                 continue;
             };
             let taken = headers.iter().any(|(existing, _)| *existing == header)
@@ -931,6 +955,7 @@ mod tests {
     fn assertions_are_reused_until_two_thirds_of_their_life() {
         let signer = signer(300, Algorithm::ES256);
         let plan = crate::session::SessionPlan {
+            signatures: false,
             headers: std::sync::Arc::new(HeaderPlan::default()),
             assertions: true,
             forward_access_token: false,

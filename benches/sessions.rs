@@ -1,0 +1,136 @@
+//! Sessions at scale, through guichet's own constructors (`Gateway::new`, `SessionStore::create`,
+//! hence `SessionPlan::build` with the default header set).
+//!
+//! - Without arguments (as `cargo bench` runs it): fills a store with `SESSIONS` sessions
+//!   (default 1,000,000) of AgentConnect-like identities with a realistic id_token, and prints
+//!   the process's RSS before and after, and the bytes per session.
+//! - `--serve CONFIG --fill N`: runs the gateway of CONFIG with N sessions already in its store
+//!   and prints the cookie of one of them on standard output, for `benches/load.sh` to measure
+//!   the proxied path with a full store.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use guichet::gateway::Gateway;
+use guichet::identity::Identity;
+use guichet::session::SessionRecord;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// The i-th visitor: an AgentConnect identity with every claim of the default scopes, and an
+/// id_token of the size AgentConnect's are (an ES256 JWT of about 900 characters).
+fn record(provider: &str, i: usize) -> SessionRecord {
+    let identity = Identity::new(provider, &format!("{i:08x}-3b8a-4d8e-9a0f-2c1d5e6f7a80"))
+        .with_claim("given_name", "Hélène Marie")
+        .with_claim("usual_name", "Dupré-Lefèvre")
+        .with_claim("email", format!("agent.{i}@interieur.gouv.fr").as_str())
+        .with_claim("uid", format!("agent{i}").as_str())
+        .with_claim("siret", "21920023500014")
+        .with_claim("organizational_unit", "DGSI/SDIT/BUREAU 3")
+        .with_claim("idp_id", "71144ab3-ee1a-4401-b7b3-79b44f7daeeb")
+        .with_claim("idp_acr", "eidas1");
+    SessionRecord {
+        identity,
+        id_token: format!(
+            "eyJhbGciOiJFUzI1NiIsImtpZCI6ImFjIn0.{}.{}",
+            "x".repeat(700),
+            i
+        ),
+        access_token: None,
+        created_at_ms: guichet::clock::unix_now() * 1000,
+    }
+}
+
+fn settings(config: Option<&str>) -> guichet::config::Settings {
+    match config {
+        Some(path) => guichet::config::load(std::path::Path::new(path)).expect("configuration"),
+        None => {
+            let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+            let addresses = guichet::demo::DemoAddresses {
+                gateway: any,
+                provider: any,
+                franceconnect: any,
+                franceconnect_plus: any,
+                app: any,
+            };
+            let mut settings = guichet::demo::demo_settings(&addresses, &"s".repeat(40));
+            // The defaults of a configuration file, not the demo's smaller bounds.
+            settings.session.max_sessions = 1_000_000;
+            settings.session.max_memory = 1 << 30;
+            settings
+        }
+    }
+}
+
+/// Fills the gateway's store with `count` sessions; the cookie value of the last one.
+async fn fill(gateway: &Gateway, count: usize) -> String {
+    let provider = gateway.settings().providers[0].id.clone();
+    let mut cookie = String::new();
+    for i in 0..count {
+        let (id, _) = gateway
+            .sessions()
+            .create(record(&provider, i))
+            .await
+            .expect("a valid session");
+        if i + 1 == count {
+            cookie = id.to_cookie_value();
+        }
+    }
+    cookie
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(config) = value("--serve") {
+        let count: usize = value("--fill").map_or(1, |n| n.parse().expect("--fill N"));
+        let settings = settings(Some(&config));
+        let mut server = guichet::server::new_server(&settings, guichet::server::Launch::default());
+        let gateway = guichet::server::add_gateway(&mut server, settings).expect("gateway");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let cookie = runtime.block_on(fill(&gateway, count.max(1)));
+        println!("{cookie}");
+        eprintln!(
+            "{count} sessions in the store; RSS {} MiB",
+            rss_bytes() >> 20
+        );
+        server.run_forever();
+    }
+
+    let count: usize =
+        std::env::var("SESSIONS").map_or(1_000_000, |n| n.parse().expect("SESSIONS"));
+    let gateway = Arc::new(Gateway::new(settings(None)).expect("gateway"));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let before = rss_bytes();
+    let started = Instant::now();
+    runtime.block_on(fill(&gateway, count));
+    let held = runtime.block_on(gateway.sessions().count());
+    let after = rss_bytes();
+    let per_session = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
+    println!(
+        "sessions: {count} created in {:.1} s, {held} held; RSS {} MiB -> {} MiB: {per_session:.0} bytes per session",
+        started.elapsed().as_secs_f64(),
+        before >> 20,
+        after >> 20,
+    );
+}
