@@ -13,9 +13,12 @@
 # Rows: the static page direct; nginx proxy_pass (workers = THREADS, upstream keepalive); a bare
 # pingora passthrough built from benches/passthrough.rs with guichet's pingora settings;
 # guichet with a live session (access log on — the default —, off, and with assertion +
-# signature), with 100 routes, with [session.shared] in a local redis-server, without a session
-# (302); nginx auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache
-# with mod_auth_openidc and a session.
+# signature), with 100 routes, with [session.shared] in a local redis-server, with FILL sessions
+# (default 1,000,000) in its store (benches/sessions.rs), without a session (302); nginx
+# auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache with
+# mod_auth_openidc and a session. Then IDLE (default 10,000) idle keep-alive connections held by
+# guichet (benches/idle.py): bytes per connection, and whether each still answers. And complete
+# logins per second against the mock provider (benches/logins.py, 16 browsers).
 #
 # Usage: benches/load.sh [DURATION=8] [ROUNDS=2]   (THREADS=2 by default: one per core here;
 # ROWS="2 3" measures only those rows, numbered from 0 in the order above; KEEP_WORK=1 keeps the
@@ -39,10 +42,13 @@ duration="${1:-8}"
 rounds="${2:-2}"
 threads="${THREADS:-2}"
 tck=$(getconf CLK_TCK)
+# Room for the idle connections (children inherit it).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 static=127.0.0.1:18083; idp=127.0.0.1:18081; nginx_proxy=127.0.0.1:18084
 passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
 gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
+gw_full=127.0.0.1:18096; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"
 redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
 
 work=$(mktemp -d)
@@ -95,8 +101,9 @@ $(cat "$work/site-auth.conf")"
 
 # --- guichet, the passthrough, the provider, redis ------------------------------------------
 cargo build --release --locked --quiet
-cargo bench --locked --no-run --bench passthrough >"$work/bench-build.log" 2>&1
+cargo bench --locked --no-run --bench passthrough --bench sessions >"$work/bench-build.log" 2>&1
 passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
+sessions_bin=$(grep -o 'target/release/deps/sessions-[0-9a-f]*' "$work/bench-build.log" | head -1)
 "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" >"$work/passthrough.log" 2>&1 &
 passthrough_pid=$!; pids_to_stop+=("$passthrough_pid")
 
@@ -106,7 +113,7 @@ for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_
 done
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
   "${redirects[@]}" --redirect-uri "http://$apache/redirect_uri" >"$work/provider.log" 2>&1 &
-pids_to_stop+=($!)
+provider_pid=$!; pids_to_stop+=("$provider_pid")
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
 pids_to_stop+=($!)
 
@@ -153,12 +160,18 @@ key = "load-test-replicas-share-this-32-byte-secret"
 EOT
 guichet_conf guichet-auth.toml "$gw_auth" "$nginx_auth" 'mode = "auth"
 trusted_proxies = ["127.0.0.1"]'
+guichet_conf guichet-full.toml "$gw_full" "$gw_full" "$upstream_section"
+printf '[session]\nmax_sessions = %s\nmax_memory = "16GiB"\n' "$(( fill + 1000 ))" >>"$work/guichet-full.toml"
 declare -A gpid
 for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared guichet-auth; do
   ./target/release/guichet run --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
   gpid[$name]=$!; pids_to_stop+=($!)
 done
-for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
+# The gateway with a full store: its sessions are made in-process (benches/sessions.rs).
+"$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" >"$work/full-cookie" 2>"$work/guichet-full.log" &
+full_pid=$!; pids_to_stop+=("$full_pid")
+for _ in $(seq 1 1200); do [ -s "$work/full-cookie" ] && break; sleep 0.1; done
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full"; do
   for _ in $(seq 1 100); do
     curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -254,6 +267,7 @@ row "guichet, live session, access log off" "http://$gw_quiet/" "Cookie: ${cooki
 row "guichet, live session, assertion + signature" "http://$gw_signed/" "Cookie: ${cookie[$gw_signed]}" "${gpid[guichet-signed]}"
 row "guichet, live session, 100 routes (the 100th matches)" "http://$gw_routes/" "Cookie: ${cookie[$gw_routes]}" "${gpid[guichet-routes]}"
 row "guichet, live session, [session.shared] in redis" "http://$gw_shared/" "Cookie: ${cookie[$gw_shared]}" "${gpid[guichet-shared]}"
+row "guichet, live session, $fill sessions in the store" "http://$gw_full/" "Cookie: guichet=$(head -1 "$work/full-cookie")" "$full_pid"
 row "guichet, no session (302 to the login)" "http://$gw/" "" "${gpid[guichet]}"
 row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_auth/" "Cookie: ${cookie[$nginx_auth]}" "$(tree "$(cat "$work/nginx-auth.pid")") ${gpid[guichet-auth]}"
 if [ -n "$apache_cookie" ]; then
@@ -323,5 +337,10 @@ for i in "${selected[@]}"; do
     "$(pick "$record" 2)" "$(pick "$record" 3)" "$per_cpu" "$ratio_nginx" "$ratio_pingora" \
     "$(pick "$record" 5)" "$(pick "$record" 6)"
 done
+echo
+python3 benches/logins.py "$gw" "$idp" "${gpid[guichet]}" "$provider_pid" "$duration" 16 || true
+echo
+ulimit -n "$(( idle + 1024 ))" 2>/dev/null || true
+python3 benches/idle.py "${gw%:*}" "${gw#*:}" "${gpid[guichet]}" "$idle" "${cookie[$gw]}" || true
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr); $(date -u +%Y-%m-%d)."
