@@ -61,13 +61,7 @@ fn settings(config: Option<&str>) -> guichet::config::Settings {
         Some(path) => guichet::config::load(std::path::Path::new(path)).expect("configuration"),
         None => {
             let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
-            let addresses = guichet::demo::DemoAddresses {
-                gateway: any,
-                provider: any,
-                franceconnect: any,
-                franceconnect_plus: any,
-                app: any,
-            };
+            let addresses = guichet::demo::DemoAddresses::all(any);
             let mut settings = guichet::demo::demo_settings(&addresses, &"s".repeat(40));
             // The defaults of a configuration file, not the demo's smaller bounds.
             settings.session.max_sessions = 1_000_000;

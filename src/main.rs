@@ -304,16 +304,7 @@ fn run_mock_provider(
     redirect_uris: Vec<String>,
     client_jwks_uri: Option<String>,
 ) -> ExitCode {
-    let settings = demo::demo_settings(
-        &DemoAddresses {
-            gateway: listen,
-            provider: listen,
-            franceconnect: listen,
-            franceconnect_plus: listen,
-            app: listen,
-        },
-        &secret,
-    );
+    let settings = demo::demo_settings(&DemoAddresses::all(listen), &secret);
     let mut pingora = server::new_server(&settings, server::Launch::default());
     if let Err(e) = demo::add_mock_provider(
         &mut pingora,

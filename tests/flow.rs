@@ -5,8 +5,10 @@ mod support;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use support::{echoed, free_port, peak_rss_kib, Browser, GatewayOptions, Stack};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{
+    assert_echoes, echoed, free_port, peak_rss_kib, websocket_upgrade, Browser, GatewayOptions,
+    Stack,
+};
 
 /// The correlation id printed on an error page.
 fn correlation_id(body: &str) -> String {
@@ -472,47 +474,13 @@ async fn websockets_are_proxied() {
     let mut browser = Browser::new();
     browser.login(&stack, "/").await;
     let address = stack.gateway_url.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Cookie: {}\r\n\r\n",
-        browser.cookie_header()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let (mut stream, head) = websocket_upgrade(&address, Some(&browser.cookie_header())).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    // A masked text frame "bonjour", as a browser would send it; the app echoes the bytes.
-    let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | 7];
-    frame.extend_from_slice(&mask);
-    frame.extend(b"bonjour".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    for _ in 0..3 {
-        stream.write_all(&frame).await.unwrap();
-        let mut echoed = vec![0u8; frame.len()];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
-            .await
-            .expect("echo in time")
-            .unwrap();
-        assert_eq!(echoed, frame);
-    }
+    assert_echoes(&mut stream).await;
 
     // Without a session the upgrade is refused.
-    let mut anonymous = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    anonymous.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = [0u8; 12];
-    anonymous.read_exact(&mut answer).await.unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 401");
+    let (_, head) = websocket_upgrade(&address, None).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const RULES: &str = r#"
 [[route]]
@@ -303,45 +302,14 @@ async fn websocket_through_the_front(stack: &Stack) {
     let mut browser = stack.browser();
     browser.login(stack, "/").await;
     let address = stack.gateway_url.trim_start_matches("http://").to_string();
-    let upgrade = |cookie: &str| {
-        format!(
-            "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{cookie}\r\n"
-        )
-    };
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let request = upgrade(&format!("Cookie: {}\r\n", browser.cookie_header()));
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let (mut stream, head) = websocket_upgrade(&address, Some(&browser.cookie_header())).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | 7];
-    frame.extend_from_slice(&mask);
-    frame.extend(b"bonjour".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    for _ in 0..3 {
-        stream.write_all(&frame).await.unwrap();
-        let mut echoed = vec![0u8; frame.len()];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
-            .await
-            .expect("echo in time")
-            .unwrap();
-        assert_eq!(echoed, frame);
-    }
+    assert_echoes(&mut stream).await;
 
-    let mut anonymous = tokio::net::TcpStream::connect(&address).await.unwrap();
-    anonymous.write_all(upgrade("").as_bytes()).await.unwrap();
-    let mut answer = [0u8; 12];
-    anonymous.read_exact(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let (_, head) = websocket_upgrade(&address, None).await;
     assert!(
-        answer == "HTTP/1.1 401" || answer == "HTTP/1.1 302",
-        "{answer}"
+        head.starts_with("HTTP/1.1 401") || head.starts_with("HTTP/1.1 302"),
+        "{head}"
     );
 }
 

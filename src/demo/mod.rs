@@ -34,6 +34,19 @@ pub struct DemoAddresses {
     pub app: SocketAddr,
 }
 
+impl DemoAddresses {
+    /// Every role at one address (for settings where only the gateway's matters).
+    pub fn all(address: SocketAddr) -> Self {
+        DemoAddresses {
+            gateway: address,
+            provider: address,
+            franceconnect: address,
+            franceconnect_plus: address,
+            app: address,
+        }
+    }
+}
+
 /// The client id the demo gateway uses at the mock provider.
 pub const DEMO_CLIENT_ID: &str = "guichet-demo";
 

@@ -8,9 +8,12 @@ mod keys;
 mod process;
 mod stack;
 mod upstream;
+mod websocket;
 
 pub use browser::*;
 pub use keys::*;
 pub use process::*;
 pub use stack::*;
 pub use upstream::*;
+#[allow(unused_imports)]
+pub use websocket::*;

@@ -216,13 +216,7 @@ fn refusals_keep_their_status_unless_the_front_proxy_only_knows_401_and_403() {
 #[tokio::test]
 async fn the_identity_for_the_front_proxy_is_the_proxy_mode_s() {
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
-    let addresses = crate::demo::DemoAddresses {
-        gateway: any,
-        provider: any,
-        franceconnect: any,
-        franceconnect_plus: any,
-        app: any,
-    };
+    let addresses = crate::demo::DemoAddresses::all(any);
     let mut settings = crate::demo::demo_settings(&addresses, &"s".repeat(40));
     settings.signature = Some(crate::config::SignatureSettings {
         header: "x-guichet-signature".into(),
