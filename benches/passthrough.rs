@@ -39,14 +39,11 @@ impl ProxyHttp for Passthrough {
     }
 }
 
+#[path = "common/args.rs"]
+mod args;
+use args::value;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let (Some(listen), Some(upstream)) = (value("--listen"), value("--upstream")) else {
         println!("usage: passthrough --listen ADDR:PORT --upstream ADDR:PORT [--threads N]");
         return;

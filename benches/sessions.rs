@@ -88,14 +88,11 @@ async fn fill(gateway: &Gateway, count: usize) -> String {
     cookie
 }
 
+#[path = "common/args.rs"]
+mod args;
+use args::value;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     if let Some(config) = value("--serve") {
         let count: usize = value("--fill").map_or(1, |n| n.parse().expect("--fill N"));
         let settings = settings(Some(&config));
