@@ -16,7 +16,8 @@
 # signature), with 100 routes, with [session.shared] in a local redis-server, with FILL sessions
 # (default 1,000,000) in its store (benches/sessions.rs), without a session (302); nginx
 # auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache with
-# mod_auth_openidc and a session. Then IDLE (default 10,000) idle keep-alive connections held by
+# mod_auth_openidc and a session (the mock provider accepts its 27-character state for this).
+# Then IDLE (default 10,000) idle keep-alive connections held by
 # guichet (benches/idle.py): bytes per connection, and whether each still answers. And complete
 # logins per second against the mock provider (benches/logins.py, 16 browsers).
 #
@@ -112,7 +113,8 @@ for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_
   redirects+=(--redirect-uri "http://$address/.guichet/callback")
 done
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
-  "${redirects[@]}" --redirect-uri "http://$apache/redirect_uri" >"$work/provider.log" 2>&1 &
+  "${redirects[@]}" --redirect-uri "http://$apache/redirect_uri" --min-state-length 20 \
+  >"$work/provider.log" 2>&1 &
 provider_pid=$!; pids_to_stop+=("$provider_pid")
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
 pids_to_stop+=($!)

@@ -91,6 +91,11 @@ enum Command {
         /// The client's JWKS URL (with --provider-only --flavour franceconnect-plus).
         #[arg(long)]
         client_jwks_uri: Option<String>,
+        /// The shortest state and nonce the mock provider accepts (with --provider-only); 32 by
+        /// default, as AgentConnect's documentation asks. Lower it to measure clients that send
+        /// shorter ones.
+        #[arg(long, default_value_t = demo::MIN_RANDOM_LENGTH)]
+        min_state_length: usize,
     },
 }
 
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
             client_secret,
             redirect_uri,
             client_jwks_uri,
+            min_state_length,
         } => {
             init_logging("info", false);
             if !provider_only {
@@ -165,6 +171,7 @@ fn main() -> ExitCode {
                 client_secret.unwrap_or_default(),
                 redirect_uri,
                 client_jwks_uri,
+                min_state_length,
             )
         }
     }
@@ -303,6 +310,7 @@ fn run_mock_provider(
     secret: String,
     redirect_uris: Vec<String>,
     client_jwks_uri: Option<String>,
+    min_random_length: usize,
 ) -> ExitCode {
     let settings = demo::demo_settings(&DemoAddresses::all(listen), &secret);
     let mut pingora = server::new_server(&settings, server::Launch::default());
@@ -313,6 +321,7 @@ fn run_mock_provider(
         &secret,
         redirect_uris,
         client_jwks_uri,
+        min_random_length,
     ) {
         eprintln!("cannot start the mock provider: {e}");
         return ExitCode::FAILURE;
@@ -347,6 +356,7 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
             &secret,
             vec![redirect_uri.clone()],
             Some(client_jwks_uri.clone()),
+            demo::MIN_RANDOM_LENGTH,
         ) {
             eprintln!("cannot start the mock provider: {e}");
             return ExitCode::FAILURE;

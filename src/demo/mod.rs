@@ -19,7 +19,7 @@ use crate::config::{
 use crate::session::random_token;
 
 pub use echo::EchoApp;
-pub use provider::{Flavour, MockProvider};
+pub use provider::{Flavour, MockProvider, MIN_RANDOM_LENGTH};
 
 /// Where the demo's parts listen.
 #[derive(Debug, Clone)]
@@ -196,6 +196,7 @@ pub fn add_mock_provider(
     client_secret: &str,
     redirect_uris: Vec<String>,
     client_jwks_uri: Option<String>,
+    min_random_length: usize,
 ) -> Result<(), String> {
     let issuer = if flavour == Flavour::FranceConnectV1 {
         // FranceConnect v1's issuer is its host; its endpoints are below /api/v1.
@@ -210,7 +211,8 @@ pub fn add_mock_provider(
         client_secret,
         redirect_uris,
     )?
-    .with_client_jwks_uri(client_jwks_uri);
+    .with_client_jwks_uri(client_jwks_uri)
+    .with_min_random_length(min_random_length);
     let mut service = Service::new("mock provider".to_string(), provider);
     service.add_tcp(&listen.to_string());
     server.add_service(service);

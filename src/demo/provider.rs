@@ -269,6 +269,9 @@ struct Grant {
     issued: u64,
 }
 
+/// The shortest `state` and `nonce` the mock provider accepts by default.
+pub const MIN_RANDOM_LENGTH: usize = 32;
+
 /// The mock provider's configuration and state.
 pub struct MockProvider {
     flavour: Flavour,
@@ -288,6 +291,8 @@ pub struct MockProvider {
     access_tokens: Mutex<HashMap<String, usize>>,
     /// FranceConnect+: where the client publishes its keys (encryption, client assertion).
     client_jwks_uri: Option<String>,
+    /// The shortest `state` and `nonce` accepted (32, as AgentConnect's documentation asks).
+    min_random_length: usize,
     http: openidconnect::reqwest::Client,
 }
 
@@ -398,6 +403,7 @@ impl MockProvider {
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
             client_jwks_uri: None,
+            min_random_length: MIN_RANDOM_LENGTH,
             http: openidconnect::reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .redirect(openidconnect::reqwest::redirect::Policy::none())
@@ -407,6 +413,12 @@ impl MockProvider {
     }
 
     /// The client's JWKS URL (FranceConnect+: its encryption and client-assertion keys).
+    /// Accepts shorter `state` and `nonce` values (to measure clients that send them).
+    pub fn with_min_random_length(mut self, length: usize) -> Self {
+        self.min_random_length = length;
+        self
+    }
+
     pub fn with_client_jwks_uri(mut self, uri: Option<String>) -> Self {
         self.client_jwks_uri = uri;
         self
@@ -602,8 +614,13 @@ impl MockProvider {
         if !get("scope").split(' ').any(|s| s == "openid") {
             return self.error_page(400, "Y000400", "le scope openid est obligatoire");
         }
-        if get("state").len() < 32 || get("nonce").len() < 32 {
-            return self.error_page(400, "Y000400", "state et nonce : au moins 32 caractères");
+        let shortest = self.min_random_length;
+        if get("state").len() < shortest || get("nonce").len() < shortest {
+            return self.error_page(
+                400,
+                "Y000400",
+                &format!("state et nonce : au moins {shortest} caractères"),
+            );
         }
         let code_challenge = params.get("code_challenge").cloned();
         if code_challenge.is_some() && get("code_challenge_method") != "S256" {
