@@ -116,12 +116,14 @@ fn main() {
     let started = Instant::now();
     runtime.block_on(fill(&gateway, count));
     let held = runtime.block_on(gateway.sessions().count());
+    let weighed = runtime.block_on(gateway.sessions().weighted_size());
     let after = rss_bytes();
     let per_session = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
     println!(
-        "sessions: {count} created in {:.1} s, {held} held; RSS {} MiB -> {} MiB: {per_session:.0} bytes per session",
+        "sessions: {count} created in {:.1} s, {held} held; RSS {} MiB -> {} MiB: {per_session:.0} bytes per session; the store's estimate (session.max_memory counts it): {:.0} bytes per session",
         started.elapsed().as_secs_f64(),
         before >> 20,
         after >> 20,
+        weighed as f64 / held.max(1) as f64,
     );
 }

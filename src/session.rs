@@ -179,20 +179,23 @@ impl Session {
         }
     }
 
-    /// An estimate of the bytes this session holds, for the store's memory bound.
+    /// An estimate of the bytes this session holds, for the store's memory bound. The
+    /// per-item constants include the allocator's and the cache's overhead; they are calibrated
+    /// against the process's RSS per session measured by `benches/sessions.rs` (the estimate
+    /// must not be below it, or `session.max_memory` would let more memory be used).
     pub fn estimated_bytes(&self) -> usize {
         let identity = &self.identity;
         let claims: usize = identity
             .claims
             .iter()
             .map(|(name, claim)| {
-                48 + name.len() + claim.values().map(|v| v.len() + 24).sum::<usize>()
+                80 + name.len() + claim.values().map(|v| v.len() + 40).sum::<usize>()
             })
             .sum();
         let headers: usize = self
             .headers
             .iter()
-            .map(|(name, value)| 64 + name.as_str().len() + value.len())
+            .map(|(name, value)| 128 + name.as_str().len() + value.len())
             .sum();
         std::mem::size_of::<Session>()
             + identity.sub.len()
@@ -204,8 +207,9 @@ impl Session {
             + headers
             + self.signature_block.len()
             + self.sub_hash.len()
-            // The cache's own entry, the key and the assertion once signed.
-            + 160
+            // The cache's own entry (its node in the access and write orders, the timer), the
+            // key, and the assertion once signed.
+            + 500
             + if self.assertion_claims.is_empty() { 0 } else { 600 }
     }
 }
