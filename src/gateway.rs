@@ -2,6 +2,7 @@
 //! the metrics. One function, [`Gateway::new`], builds it from [`Settings`], for the server and
 //! for tests alike.
 
+use crate::http::pages::{Pages, TemplateError};
 use std::sync::Arc;
 
 use crate::assertion::forward::IdentityForwarder;
@@ -35,6 +36,8 @@ pub struct Gateway {
     provider_jwks: bytes::Bytes,
     /// `[[route]]`, compiled.
     routes: RouteTable,
+    /// The page templates, assets and branding.
+    pages: Pages,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -48,11 +51,14 @@ pub enum StartError {
     Tls(String),
     #[error(transparent)]
     SharedStore(#[from] crate::shared::StoreError),
+    #[error(transparent)]
+    Pages(#[from] TemplateError),
 }
 
 impl Gateway {
     pub fn new(settings: Settings) -> Result<Self, StartError> {
         let redirect_uri = Route::Callback.url(&settings.public_url);
+        let pages = Pages::new(&settings.pages)?;
         let metrics = Arc::new(Metrics::new());
         let providers = settings
             .providers
@@ -116,6 +122,7 @@ impl Gateway {
             logouts,
             forwarder: IdentityForwarder::new(headers, assertion, signature),
             routes: RouteTable::new(settings.routes.clone()),
+            pages,
             sessions,
             logins,
             providers,
@@ -165,6 +172,11 @@ impl Gateway {
     /// The routes, compiled.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// What guichet's pages look like.
+    pub fn pages(&self) -> &Pages {
+        &self.pages
     }
 
     /// `/.guichet/provider-jwks.json`: every provider's public client keys.

@@ -342,3 +342,38 @@ fn version_names_the_release_and_the_commit() {
         "{text}"
     );
 }
+
+#[test]
+fn a_template_override_that_cannot_render_fails_check_with_its_file() {
+    let dir = std::env::temp_dir().join(format!("guichet-cli-templates-{}", std::process::id()));
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let config = dir.join("guichet.toml");
+    let text = std::fs::read_to_string("examples/guichet.toml").unwrap()
+        + &format!("\n[pages]\ntemplates = \"{}\"\n", templates.display());
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+
+    // A valid override passes.
+    std::fs::write(
+        templates.join("chooser.html"),
+        "{% extends \"base.html\" %}{% block content %}{% for m in methods %}<a href=\"{{ m.href }}\">{{ m.label }}</a>{% endfor %}{% endblock %}",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check(config, Some("very-secret-value"));
+    assert!(ok, "{stdout}{stderr}");
+
+    // One that cannot render (an unknown filter, found only when rendering) fails, naming it.
+    std::fs::write(
+        templates.join("error.html"),
+        "{% extends \"base.html\" %}{% block content %}{{ error.title | shout }}{% endblock %}",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(config, Some("very-secret-value"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("pages.templates: error.html") && stderr.contains("shout"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

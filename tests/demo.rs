@@ -49,12 +49,16 @@ async fn each_button_of_the_demo_signs_in() {
         .get(&format!("{gateway}/.guichet/login"))
         .await;
     assert_eq!(chooser.status, 200);
-    for brand in ["AgentConnect", "FranceConnect", "FranceConnect+"] {
+    for (class, provider) in [
+        ("fr-connect fr-connect--pro", "agentconnect"),
+        ("fr-connect", "franceconnect"),
+        ("fr-connect fr-connect--plus", "franceconnect-plus"),
+    ] {
         assert!(
-            chooser
-                .body
-                .contains(&format!("<span class=\"fr-connect__brand\">{brand}</span>")),
-            "{brand} button: {}",
+            chooser.body.contains(&format!(
+                "<a class=\"{class}\" href=\"/.guichet/login?provider={provider}&amp;"
+            )),
+            "{provider} button: {}",
             chooser.body
         );
     }

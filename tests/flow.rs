@@ -12,12 +12,10 @@ use support::{
 
 /// The correlation id printed on an error page.
 fn correlation_id(body: &str) -> String {
-    let start = body.find("Reference : ").expect("reference on the page") + "Reference : ".len();
-    body[start..]
-        .split_whitespace()
-        .next()
-        .expect("an id")
-        .to_string()
+    let start = body.find("Reference").expect("reference on the page");
+    let start = start + body[start..].find("<code>").expect("the id") + "<code>".len();
+    let end = start + body[start..].find("</code>").expect("the id's end");
+    body[start..end].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -757,10 +755,13 @@ async fn agents_and_citizens_choose_their_federation() {
         .await;
     assert_eq!(chooser.status, 200, "{}", chooser.body);
     for expected in [
-        "<span class=\"fr-connect__login\">S'identifier avec</span> <span class=\"fr-connect__brand\">AgentConnect</span>",
+        // AgentConnect is ProConnect's former name: the federation's button is ProConnect's.
+        "<a class=\"fr-connect fr-connect--pro\" href=\"/.guichet/login?provider=agentconnect&amp;login_hint=a%40b.fr&amp;rd=%2Fdossier%3Fid%3D3\"><span class=\"fr-connect__login\">S’identifier avec</span> <span class=\"fr-connect__brand\">ProConnect</span></a>",
+        "<a class=\"fr-connect\" href=\"/.guichet/login?provider=franceconnect",
         "<span class=\"fr-connect__brand\">FranceConnect</span>",
-        "Qu'est-ce que FranceConnect ?",
-        "Qu'est-ce que AgentConnect ?",
+        "Qu’est-ce que FranceConnect ?",
+        "Qu’est-ce que ProConnect ?",
+        "<p class=\"or\"><span>ou</span></p>",
         "target=\"_blank\"",
         "nouvelle fenêtre",
         "lang=\"fr\"",
@@ -994,4 +995,75 @@ async fn a_login_cookie_from_before_a_restart_starts_the_login_again() {
     // The new login completes.
     let page = browser.login(&stack, "/dossiers").await;
     assert_eq!(page.status, 200, "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_carry_the_operators_branding_and_the_alternative_sign_in() {
+    let dir = std::env::temp_dir().join(format!("guichet-branding-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let logo = dir.join("logo.png");
+    std::fs::write(&logo, b"\x89PNG\r\n\x1a\n-not-really-drawn").unwrap();
+    let stack = Stack::start(
+        "branding",
+        GatewayOptions {
+            extra: format!(
+                "[pages]\napplication_name = \"Registre des actes\"\norganisation = \"Ministère\\nde l'Exemple\"\nsupport_url = \"mailto:aide@example.gouv.fr\"\nlogo = \"{}\"\nlogo_alt = \"Ministère de l'Exemple\"\nalternative_login_url = \"/connexion-locale\"\nalternative_login_label = \"Identifiant et mot de passe\"\n",
+                logo.display()
+            ),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    // One provider, but an alternative: the chooser is shown, not a redirect to the provider.
+    let first = browser.get(&stack.url("/dossier")).await;
+    let chooser = browser
+        .get(&stack.url(first.location.as_deref().unwrap()))
+        .await;
+    assert_eq!(chooser.status, 200, "{}", chooser.body);
+    let csp = chooser.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("style-src 'self';"), "{csp}");
+    for expected in [
+        "<title>Connexion — Registre des actes</title>",
+        "<h1>Connexion à Registre des actes</h1>",
+        "Ministère<br>de l&#39;Exemple",
+        "ProConnect vous permet d’accéder à de nombreux services en ligne",
+        "<p class=\"or\"><span>ou</span></p>",
+        "<a class=\"button button--secondary\" href=\"/connexion-locale\">Identifiant et mot de passe</a>",
+        "<a href=\"mailto:aide@example.gouv.fr\">",
+    ] {
+        assert!(chooser.body.contains(expected), "{expected}:\n{}", chooser.body);
+    }
+    // The style sheets and the logo are served from guichet itself, cacheable.
+    for (path, content_type) in [
+        ("/.guichet/assets/guichet.css", "text/css; charset=utf-8"),
+        (
+            "/.guichet/assets/dsfr-connect.min.css",
+            "text/css; charset=utf-8",
+        ),
+        ("/.guichet/assets/logo", "image/png"),
+    ] {
+        let asset = browser.get(&stack.url(path)).await;
+        assert_eq!(asset.status, 200, "{path}");
+        assert_eq!(asset.headers["content-type"], content_type, "{path}");
+        assert_eq!(asset.headers["cache-control"], "public, max-age=86400");
+    }
+    assert!(browser
+        .get(&stack.url("/.guichet/assets/dsfr-connect.min.css"))
+        .await
+        .body
+        .contains(".fr-connect--pro"));
+    for missing in [
+        "/.guichet/assets/absent.css",
+        "/.guichet/assets/%2e%2e%2fme",
+        "/.guichet/assets/guichet.css/x",
+        "/.guichet/assets/",
+    ] {
+        assert_eq!(
+            browser.get(&stack.url(missing)).await.status,
+            404,
+            "{missing}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -36,6 +36,40 @@ pub struct FileConfig {
     /// Routes, tried in file order (`[[route]]`).
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteSection>,
+    /// What guichet's own pages show: names, logo, support link, the alternative sign-in,
+    /// template overrides.
+    #[serde(default)]
+    pub pages: PagesSection,
+}
+
+/// `[pages]`: branding of the pages guichet shows (chooser, errors, sign-out, `/.guichet/me`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSection {
+    /// The application's name, in titles and headings.
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// The organisation's name, shown in the page header ("bloc marque"); `\n` breaks lines.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Where visitors get help: `https://…`, `mailto:…` or `tel:…`.
+    #[serde(default)]
+    pub support_url: Option<String>,
+    /// A PNG, SVG, JPEG or WebP file (at most 512 KiB) shown in the header.
+    #[serde(default)]
+    pub logo: Option<PathBuf>,
+    /// Text alternative of the logo; required with `logo`.
+    #[serde(default)]
+    pub logo_alt: Option<String>,
+    /// The application's own sign-in, offered on the chooser below the federations' buttons.
+    #[serde(default)]
+    pub alternative_login_url: Option<String>,
+    #[serde(default)]
+    pub alternative_login_label: Option<String>,
+    /// A directory of templates replacing the built-in ones (`base.html`, `chooser.html`,
+    /// `error.html`, `message.html`, `me.html`).
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
 }
 
 /// `[[route]]`: a set of paths (and methods) and what they require.

@@ -21,11 +21,11 @@ mod tests;
 
 pub use file::*;
 pub use presets::{
-    acr_satisfies, AcrRequest, DocumentedEndpoints, Preset, ProviderKind, UserinfoFormat,
+    acr_satisfies, AcrRequest, Button, DocumentedEndpoints, Preset, ProviderKind, UserinfoFormat,
 };
 pub use settings::*;
 pub use spelling::Spelled;
-pub use validate::validate;
+pub use validate::{validate, TEMPLATE_NAMES};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

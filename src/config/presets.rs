@@ -163,6 +163,36 @@ impl ProviderKind {
         preset.about_url.map(|about| (preset.display_name, about))
     }
 
+    /// A federation's official button (the State design system's `fr-connect` component, as
+    /// both federations document it); `None` for `oidc`. AgentConnect is ProConnect's former
+    /// name: its button is ProConnect's.
+    pub fn button(self) -> Option<Button> {
+        Some(match self {
+            ProviderKind::Oidc => return None,
+            ProviderKind::ProConnect | ProviderKind::AgentConnect => Button {
+                brand: "ProConnect",
+                modifier: Some("fr-connect--pro"),
+                about_name: "ProConnect",
+                about_url: "https://www.proconnect.gouv.fr/",
+                intro: "ProConnect vous permet d’accéder à de nombreux services en ligne en utilisant l’un de vos comptes professionnels existants.",
+            },
+            ProviderKind::FranceConnectV1 | ProviderKind::FranceConnectV2 => Button {
+                brand: "FranceConnect",
+                modifier: None,
+                about_name: "FranceConnect",
+                about_url: "https://franceconnect.gouv.fr/",
+                intro: "FranceConnect est la solution proposée par l’État pour sécuriser et simplifier la connexion à vos services en ligne.",
+            },
+            ProviderKind::FranceConnectPlus => Button {
+                brand: "FranceConnect",
+                modifier: Some("fr-connect--plus"),
+                about_name: "FranceConnect+",
+                about_url: "https://franceconnect.gouv.fr/france-connect-plus",
+                intro: "FranceConnect+ est la solution proposée par l’État pour sécuriser et simplifier la connexion aux services en ligne demandant un niveau de sécurité élevé.",
+            },
+        })
+    }
+
     pub fn is_franceconnect(self) -> bool {
         matches!(
             self,
@@ -362,4 +392,15 @@ mod tests {
             AcrRequest::ClaimsParameter
         );
     }
+}
+
+/// A federation's sign-in button: the brand it shows, its DSFR variant, its "what is it?" link
+/// and the sentence that introduces it when several ways of signing in coexist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Button {
+    pub brand: &'static str,
+    pub modifier: Option<&'static str>,
+    pub about_name: &'static str,
+    pub about_url: &'static str,
+    pub intro: &'static str,
 }

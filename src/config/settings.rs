@@ -109,8 +109,31 @@ pub struct Settings {
     pub upstreams: Vec<(String, UpstreamSettings)>,
     /// `[[route]]`, in file order.
     pub routes: Vec<crate::policy::Route>,
+    /// `[pages]`: branding and template overrides, files already read.
+    pub pages: PagesSettings,
     /// Valid settings probably not meant (a rule on a claim no provider sends…), with key paths.
     pub warnings: Vec<String>,
+}
+
+/// `[pages]`, checked, with the logo and the template overrides read.
+#[derive(Clone, Debug, Default)]
+pub struct PagesSettings {
+    pub application_name: Option<String>,
+    pub organisation: Option<String>,
+    pub support_url: Option<String>,
+    pub logo: Option<Logo>,
+    pub logo_alt: Option<String>,
+    /// The application's own sign-in: (address, label).
+    pub alternative_login: Option<(String, String)>,
+    /// Template overrides: (file name, source).
+    pub templates: Vec<(String, String)>,
+}
+
+/// A logo file's bytes and content type.
+#[derive(Clone, Debug)]
+pub struct Logo {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
 }
 
 /// How a header value is written.

@@ -386,3 +386,98 @@ fn the_mode_decides_whether_an_upstream_and_front_proxies_are_needed() {
         assert!(err.contains(expected), "{expected} missing in {err}");
     }
 }
+
+#[test]
+fn pages_files_are_read_and_checked() {
+    let env = MapEnvironment(HashMap::from([("AC_SECRET", "s3cret")]));
+    let dir = std::env::temp_dir().join(format!("guichet-pages-{}", std::process::id()));
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(dir.join("logo.png"), b"\x89PNG\r\n\x1a\nrest").unwrap();
+    std::fs::write(dir.join("logo.txt"), b"not an image").unwrap();
+    std::fs::write(dir.join("big.svg"), vec![b' '; 600 * 1024]).unwrap();
+    std::fs::write(templates.join("error.html"), "{{ error.title }}").unwrap();
+    std::fs::write(templates.join("notes.txt"), "ignored: not .html").unwrap();
+    let with_pages =
+        |pages: &str| format!("{MINIMAL}\n[pages]\n{pages}").replace("$DIR", dir.to_str().unwrap());
+
+    let s = from_toml(
+        &with_pages(
+            "application_name = \"Registre\"\norganisation = \"Ministère\\nde l'Intérieur\"\nsupport_url = \"mailto:aide@example.gouv.fr\"\nlogo = \"$DIR/logo.png\"\nlogo_alt = \"Ministère\"\nalternative_login_url = \"/login\"\ntemplates = \"$DIR/templates\"",
+        ),
+        Path::new("t.toml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(s.pages.logo.as_ref().unwrap().content_type, "image/png");
+    assert_eq!(
+        s.pages.alternative_login,
+        Some(("/login".into(), "Se connecter autrement".into()))
+    );
+    assert_eq!(
+        s.pages.templates,
+        [("error.html".to_string(), "{{ error.title }}".to_string())]
+    );
+
+    for (pages, expected) in [
+        (
+            "logo = \"$DIR/logo.png\"",
+            "pages.logo_alt: required with pages.logo",
+        ),
+        (
+            "logo = \"$DIR/logo.txt\"\nlogo_alt = \"x\"",
+            "is not a PNG, JPEG, WebP or SVG image",
+        ),
+        (
+            "logo = \"$DIR/big.svg\"\nlogo_alt = \"x\"",
+            "at most 524288 are accepted",
+        ),
+        (
+            "logo = \"$DIR/absent.png\"\nlogo_alt = \"x\"",
+            "pages.logo: cannot read",
+        ),
+        (
+            "support_url = \"javascript:alert(1)\"",
+            "pages.support_url: expected an https://",
+        ),
+        (
+            "alternative_login_url = \"//evil.example\"",
+            "pages.alternative_login_url: expected a path",
+        ),
+        (
+            "alternative_login_url = \"javascript:x\"",
+            "pages.alternative_login_url",
+        ),
+        (
+            "alternative_login_label = \"x\"",
+            "set pages.alternative_login_url too",
+        ),
+        (
+            "application_name = \"  \"",
+            "pages.application_name: must be 1 to 200",
+        ),
+        (
+            "templates = \"$DIR/absent\"",
+            "pages.templates: cannot read the directory",
+        ),
+        ("colour = \"blue\"", "unknown field `colour`"),
+    ] {
+        let error = from_toml(&with_pages(pages), Path::new("t.toml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{pages}: {error}");
+    }
+    std::fs::write(templates.join("eror.html"), "typo").unwrap();
+    let error = from_toml(
+        &with_pages("templates = \"$DIR/templates\""),
+        Path::new("t.toml"),
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("eror.html: not a template guichet renders"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -94,6 +94,10 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         signature: None,
         upstreams: Vec::new(),
         routes: Vec::new(),
+        pages: crate::config::PagesSettings {
+            application_name: Some("Application de démonstration".into()),
+            ..Default::default()
+        },
         warnings: Vec::new(),
         providers: vec![
             agentconnect_provider(addresses.provider, client_secret),

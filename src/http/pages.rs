@@ -18,9 +18,15 @@ use crate::http::routes::Route;
 use crate::oidc::OidcError;
 use crate::policy::Denial;
 
-/// What guichet's own pages allow: no script, no frame, styles only inline, forms only to
-/// itself, images only its own or inline.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+mod render;
+
+pub use render::{
+    ErrorView, Form, Link, Message, Method, Pages, Row, Site, TemplateError, TEMPLATES,
+};
+
+/// What guichet's own pages allow: no script, no frame, its own style sheets, forms only to
+/// itself, images only its own or inline (the federations' logos are inline SVG).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 // === Reply ===
 
@@ -117,7 +123,8 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// A complete page around `body` (already HTML).
+/// A complete page around `body` (already HTML), styles inline: the demo's provider and
+/// application pages (guichet's own pages are [`Pages`] templates).
 pub fn page(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
@@ -396,50 +403,50 @@ impl PageError {
 }
 
 /// Renders an error page and writes its one log line (5xx at `error`, 4xx at `info`).
-pub fn render_error(error: &PageError, correlation_id: &str) -> Reply {
+pub fn render_error(pages: &Pages, error: &PageError, correlation_id: &str) -> Reply {
     if error.status.is_server_error() {
         tracing::error!(correlation_id, status = error.status.as_u16(), reason = error.reason, detail = %error.log, "{}", error.title);
     } else {
         tracing::info!(correlation_id, status = error.status.as_u16(), reason = error.reason, detail = %error.log, "{}", error.title);
     }
-    let body = format!(
-        r#"<h1>{title}</h1>
-<p>{fr}</p>
-<p class="en" lang="en">{en}</p>
-{link}<p><a class="button" href="/">Revenir à l'accueil / Back to the start page</a></p>
-<p class="id">Référence / Reference : {id} — {status}</p>"#,
-        title = escape_html(error.title),
-        fr = escape_html(&error.detail_fr),
-        en = escape_html(&error.detail_en),
-        id = escape_html(correlation_id),
-        link = error
-            .link
-            .as_deref()
-            .map_or(String::new(), |(label, href)| format!(
-                "<p><a class=\"button\" href=\"{}\">{}</a></p>\n",
-                escape_html(href),
-                escape_html(label)
-            )),
-        status = error.status.as_u16(),
-    );
-    Reply::html(error.status, page(error.title, &body))
+    let view = ErrorView {
+        title: error.title.to_string(),
+        fr: error.detail_fr.clone(),
+        en: error.detail_en.clone(),
+        link: error.link.as_deref().map(|(label, href)| Link {
+            label: label.to_string(),
+            href: href.clone(),
+        }),
+        status: error.status.as_u16(),
+        reference: correlation_id.to_string(),
+    };
+    Reply::html(error.status, pages.error(&view))
 }
+
+/// The sign-out button of the logout confirmation and `/.guichet/me`.
+const SIGN_OUT: Form = Form {
+    action: Route::Logout.path(),
+    label: "Se déconnecter / Sign out",
+};
 
 /// The page of `/.guichet/logout` reached from another site (a link, a redirect, a form) or
 /// without any origin signal: it asks the visitor to confirm, and its button posts from this
 /// origin.
-pub fn logout_confirmation() -> Reply {
-    let body = format!(
-        r#"<h1>Se déconnecter ?</h1>
-<p>Confirmez que vous voulez vous déconnecter de cette application et de votre service d'identification.</p>
-<p class="en" lang="en">Please confirm that you want to sign out of this application and of your identity provider.</p>
-<form method="post" action="{logout}">
-<button type="submit" class="button">Se déconnecter / Sign out</button>
-</form>
-<p><a href="/">Annuler et revenir à l'application / Cancel</a></p>"#,
-        logout = Route::Logout.path()
-    );
-    Reply::html(StatusCode::OK, page("Confirmer la déconnexion", &body))
+pub fn logout_confirmation(pages: &Pages) -> Reply {
+    let message = Message {
+        heading: "Se déconnecter ?",
+        text: vec!["Confirmez que vous voulez vous déconnecter de cette application et de votre service d'identification."],
+        english: "Please confirm that you want to sign out of this application and of your identity provider.",
+        form: Some(SIGN_OUT),
+        link: Some(Link {
+            label: "Annuler et revenir à l'application / Cancel".into(),
+            href: "/".into(),
+        }),
+    };
+    Reply::html(
+        StatusCode::OK,
+        pages.message("Confirmer la déconnexion", &message),
+    )
 }
 
 /// Who the visitor is signed in as, for `/.guichet/me`.
@@ -453,59 +460,54 @@ pub struct SignedIn<'a> {
 
 /// `/.guichet/me` for a signed-in visitor: who, through which service, at which level, and a
 /// sign-out button (a form posted from this origin).
-pub fn me(who: &SignedIn<'_>) -> Reply {
-    let row = |label: &str, value: &str| {
-        format!(
-            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>\n",
-            escape_html(label),
-            escape_html(value)
-        )
-    };
-    let mut rows = row(
-        "Nom / Name",
-        if who.name.is_empty() { "—" } else { who.name },
-    );
+pub fn me(pages: &Pages, who: &SignedIn<'_>) -> Reply {
+    let mut rows = vec![Row {
+        label: "Nom / Name",
+        value: if who.name.is_empty() { "—" } else { who.name }.to_string(),
+    }];
     if let Some(email) = who.email {
-        rows.push_str(&row("Courriel / Email", email));
+        rows.push(Row {
+            label: "Courriel / Email",
+            value: email.to_string(),
+        });
     }
-    rows.push_str(&row(
-        "Service d'identification / Identity provider",
-        who.provider,
-    ));
-    rows.push_str(&row(
-        "Niveau de sécurité / Assurance level",
-        who.level.unwrap_or("—"),
-    ));
-    let body = format!(
-        r#"<h1>Vous êtes connecté</h1>
-<p class="en" lang="en">You are signed in.</p>
-<table><tbody>
-{rows}</tbody></table>
-<form method="post" action="{logout}">
-<button type="submit" class="button">Se déconnecter / Sign out</button>
-</form>
-<p><a href="/">Revenir à l'application / Back to the application</a></p>"#,
-        logout = Route::Logout.path()
-    );
-    Reply::html(StatusCode::OK, page("Mon compte", &body))
+    rows.push(Row {
+        label: "Service d'identification / Identity provider",
+        value: who.provider.to_string(),
+    });
+    rows.push(Row {
+        label: "Niveau de sécurité / Assurance level",
+        value: who.level.unwrap_or("—").to_string(),
+    });
+    Reply::html(StatusCode::OK, pages.me(&rows))
 }
 
 /// `/.guichet/me` without a session.
-pub fn not_signed_in() -> Reply {
-    let body = format!(
-        r#"<h1>Vous n'êtes pas connecté</h1>
-<p class="en" lang="en">You are not signed in.</p>
-<p><a class="button" href="{login}">Se connecter / Sign in</a></p>"#,
-        login = Route::Login.path()
-    );
-    Reply::html(StatusCode::OK, page("Mon compte", &body))
+pub fn not_signed_in(pages: &Pages) -> Reply {
+    let message = Message {
+        heading: "Vous n'êtes pas connecté",
+        text: Vec::new(),
+        english: "You are not signed in.",
+        form: None,
+        link: Some(Link {
+            label: "Se connecter / Sign in".into(),
+            href: Route::Login.path().into(),
+        }),
+    };
+    Reply::html(StatusCode::OK, pages.message("Mon compte", &message))
 }
 
 /// "You are signed out."
-pub fn logged_out() -> Reply {
-    let body = r#"<h1>Vous êtes déconnecté</h1>
-<p>Votre session est terminée.</p>
-<p class="en" lang="en">You are signed out.</p>
-<p><a class="button" href="/">Se reconnecter / Sign in again</a></p>"#;
-    Reply::html(StatusCode::OK, page("Déconnexion", body))
+pub fn logged_out(pages: &Pages) -> Reply {
+    let message = Message {
+        heading: "Vous êtes déconnecté",
+        text: vec!["Votre session est terminée."],
+        english: "You are signed out.",
+        form: None,
+        link: Some(Link {
+            label: "Se reconnecter / Sign in again".into(),
+            href: "/".into(),
+        }),
+    };
+    Reply::html(StatusCode::OK, pages.message("Déconnexion", &message))
 }

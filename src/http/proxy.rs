@@ -28,7 +28,7 @@ use crate::gateway::Gateway;
 use crate::http::endpoints;
 use crate::http::forward_auth::{self, Answering, Refusal};
 use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
-use crate::http::pages::{new_correlation_id, render_error, PageError, Reply};
+use crate::http::pages::{new_correlation_id, render_error, PageError, Pages, Reply};
 use crate::http::routes::{login_path, Route};
 use crate::http::visitor::{has_dot_segments, unauthenticated, Unauthenticated};
 use crate::policy::{Auth, Denial, Route as PolicyRoute, WithoutSession};
@@ -202,13 +202,13 @@ enum Verdict {
 
 /// Sends the visitor to `login`: a redirect for a browser, else a 401 whose `WWW-Authenticate`
 /// names the login URL.
-fn sign_in(login: &str, redirect: bool, ctx: &mut RequestContext) -> Reply {
+fn sign_in(pages: &Pages, login: &str, redirect: bool, ctx: &mut RequestContext) -> Reply {
     if redirect {
         ctx.outcome = Outcome::LoginRedirect;
         return Reply::redirect(login);
     }
     ctx.outcome = Outcome::Unauthorized;
-    render_error(&PageError::no_session(), &ctx.correlation_id)
+    render_error(pages, &PageError::no_session(), &ctx.correlation_id)
         .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
 }
 
@@ -279,11 +279,17 @@ impl GatewayProxy {
         }
         if !mode.proxies() {
             ctx.outcome = Outcome::Error;
-            return Some(render_error(&PageError::not_served(), &ctx.correlation_id));
+            return Some(render_error(
+                self.gateway.pages(),
+                &PageError::not_served(),
+                &ctx.correlation_id,
+            ));
         }
         match self.judge(request, ctx).await {
             Verdict::Allow => None,
-            Verdict::SignIn { login, browser } => Some(sign_in(&login, browser, ctx)),
+            Verdict::SignIn { login, browser } => {
+                Some(sign_in(self.gateway.pages(), &login, browser, ctx))
+            }
             Verdict::Refuse(reply) => Some(reply),
         }
     }
@@ -296,6 +302,7 @@ impl GatewayProxy {
             // Matched against routes, such a path could reach elsewhere in the application.
             ctx.outcome = Outcome::Error;
             return Verdict::Refuse(render_error(
+                self.gateway.pages(),
                 &PageError::dot_segments(),
                 &ctx.correlation_id,
             ));
@@ -409,7 +416,7 @@ impl GatewayProxy {
                 login_path(target(request), &[("providers", &providers.join(","))]),
             )));
         }
-        render_error(&page, &ctx.correlation_id)
+        render_error(self.gateway.pages(), &page, &ctx.correlation_id)
     }
 
     /// A session below the route's level: a new login at the same provider asking for the
@@ -595,6 +602,7 @@ impl ProxyHttp for GatewayProxy {
         } else if session.response_written().is_none() {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             let reply = render_error(
+                self.gateway.pages(),
                 &PageError::upstream(status, e.to_string()),
                 &ctx.correlation_id,
             );

@@ -29,10 +29,15 @@ pub enum Route {
     /// A front proxy's question about a request (`server.mode = "auth"` or `"both"`); also
     /// answered below it (`/.guichet/auth/<original path>`, Envoy's `path_prefix`).
     Auth,
+    /// The pages' style sheets and the operator's logo: `/.guichet/assets/<name>`.
+    Assets,
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    /// Where [`Route::Assets`] serves its files.
+    pub const ASSETS_PREFIX: &'static str = "/.guichet/assets";
+
+    pub const ALL: [Route; 11] = [
         Route::Login,
         Route::Callback,
         Route::Logout,
@@ -43,10 +48,11 @@ impl Route {
         Route::ProviderJwks,
         Route::Me,
         Route::Auth,
+        Route::Assets,
     ];
 
     /// The absolute path, e.g. `/.guichet/login`.
-    pub fn path(self) -> &'static str {
+    pub const fn path(self) -> &'static str {
         match self {
             Route::Login => "/.guichet/login",
             Route::Callback => "/.guichet/callback",
@@ -58,6 +64,7 @@ impl Route {
             Route::ProviderJwks => "/.guichet/provider-jwks.json",
             Route::Me => "/.guichet/me",
             Route::Auth => "/.guichet/auth",
+            Route::Assets => Route::ASSETS_PREFIX,
         }
     }
 
@@ -81,6 +88,12 @@ impl Route {
             .is_some_and(|rest| rest.starts_with('/'));
         if below_auth {
             return Some(Some(Route::Auth));
+        }
+        let below_assets = path
+            .strip_prefix(Route::ASSETS_PREFIX)
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'));
+        if below_assets {
+            return Some(Some(Route::Assets));
         }
         Some(Route::ALL.into_iter().find(|route| route.path() == path))
     }
@@ -119,6 +132,11 @@ mod tests {
             Some(Some(Route::Auth))
         );
         assert_eq!(Route::from_path("/.guichet/authx"), Some(None));
+        assert_eq!(
+            Route::from_path("/.guichet/assets/guichet.css"),
+            Some(Some(Route::Assets))
+        );
+        assert_eq!(Route::from_path("/.guichet/assets/"), Some(None));
         assert_eq!(Route::from_path("/app/.guichet/login"), None);
         assert!(is_own_path("/.guichet") && is_own_path("/.guichet/x"));
         assert!(!is_own_path("/.guichetx"));

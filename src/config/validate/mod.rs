@@ -3,6 +3,9 @@
 //! [`Settings`] built when there is none.
 
 mod headers;
+mod pages;
+
+pub use pages::TEMPLATE_NAMES;
 mod provider;
 mod routes;
 mod server;
@@ -180,6 +183,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         })
         .collect();
     let routes = routes::all(&mut check, &file.routes, &upstreams, &file.providers);
+    let pages = pages::settings(&mut check, &file.pages);
     if !check.problems.is_empty() {
         return Err(check.problems);
     }
@@ -206,6 +210,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         providers,
         upstreams,
         routes,
+        pages,
         warnings: check.warnings,
     })
 }

@@ -9,7 +9,7 @@ use crate::clock::unix_now;
 use std::sync::Arc;
 
 use crate::gateway::Gateway;
-use crate::http::pages::{escape_html, page, PageError, Reply};
+use crate::http::pages::{Method, PageError, Reply};
 use crate::http::routes::login_path;
 use crate::http::visitor::safe_return_to;
 use crate::login_state::LOGIN_STATE_TTL;
@@ -62,11 +62,11 @@ pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, 
         Some(id) => gateway
             .provider(&id)
             .ok_or_else(|| PageError::unknown_provider(&id))?,
-        None if offered.len() == 1 => offered[0],
+        None if offered.len() == 1 && gateway.pages().alternative.is_none() => offered[0],
         None if offered.is_empty() => {
             return Err(PageError::unknown_provider(only.as_deref().unwrap_or("")))
         }
-        None => return Ok(chooser(&offered, request, &return_to)),
+        None => return Ok(chooser(gateway, &offered, request, &return_to)),
     };
     let expires = unix_now() + LOGIN_STATE_TTL.as_secs();
     let (url, login) = provider
@@ -86,36 +86,49 @@ pub async fn login(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, 
     Ok(reply)
 }
 
-/// The provider chooser: one button per provider, in the federations' wording ("S'identifier
-/// avec …" and the "Qu'est-ce que … ?" link, in a new window), plain links that work without
-/// JavaScript and read well with a screen reader. A federation's button carries its official
-/// name; an `oidc` provider's, its `display_name`.
-fn chooser(providers: &[&Arc<Provider>], request: &RequestHeader, return_to: &str) -> Reply {
+/// The chooser: the federations' official buttons first (each with its "what is it?" link,
+/// in a new window, and its introductory sentence when there are several ways to sign in),
+/// then other providers, then the application's own sign-in (`pages.alternative_login_url`),
+/// each separated by "OU". Plain links: no script, no pop-up, no frame.
+fn chooser(
+    gateway: &Gateway,
+    providers: &[&Arc<Provider>],
+    request: &RequestHeader,
+    return_to: &str,
+) -> Reply {
     let hints = hints(request);
-    let mut items = String::new();
-    for provider in providers {
-        let mut extra: Vec<(&str, &str)> = vec![("provider", provider.id())];
-        extra.extend(hints.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        let href = login_path(return_to, &extra);
-        let brand = provider.settings.kind.federation_brand();
-        let name = brand.map_or(provider.settings.display_name.as_str(), |(name, _)| name);
-        items.push_str(&format!(
-            "<li class=\"fr-connect-group\">\n<a class=\"fr-connect\" href=\"{href}\"><span class=\"fr-connect__login\">S'identifier avec</span> <span class=\"fr-connect__brand\">{name}</span></a>\n",
-            href = escape_html(&href),
-            name = escape_html(name),
-        ));
-        if let Some((brand, about)) = brand {
-            items.push_str(&format!(
-                "<p><a href=\"{about}\" target=\"_blank\" rel=\"noopener\" title=\"Qu'est-ce que {brand} ? - nouvelle fenêtre\">Qu'est-ce que {brand} ?</a></p>\n",
-                brand = escape_html(brand),
-            ));
-        }
-        items.push_str("</li>\n");
+    let mut methods: Vec<Method> = providers
+        .iter()
+        .map(|provider| {
+            let mut extra: Vec<(&str, &str)> = vec![("provider", provider.id())];
+            extra.extend(hints.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            let href = login_path(return_to, &extra);
+            let button = provider.settings.kind.button();
+            Method {
+                label: button.map_or(provider.settings.display_name.clone(), |b| {
+                    b.about_name.to_string()
+                }),
+                href,
+                brand: button.map(|b| b.brand),
+                modifier: button.and_then(|b| b.modifier),
+                about_url: button.map(|b| b.about_url),
+                about_name: button.map(|b| b.about_name),
+                intro: button.map(|b| b.intro),
+            }
+        })
+        .collect();
+    // The federations first, as they ask; otherwise the configured order.
+    methods.sort_by_key(|method| method.brand.is_none());
+    if let Some(alternative) = &gateway.pages().alternative {
+        methods.push(Method {
+            label: alternative.label.clone(),
+            href: alternative.href.clone(),
+            brand: None,
+            modifier: None,
+            about_url: None,
+            about_name: None,
+            intro: None,
+        });
     }
-    let body = format!(
-        "<h1>Connexion</h1>\n<p>Choisissez votre service d'identification.</p>\n<p class=\"en\" lang=\"en\">Choose how to sign in.</p>\n\
-         <style>.fr-connect-group{{list-style:none;margin:1.5rem 0}} .fr-connect{{display:inline-flex;flex-direction:column;background:#000091;color:#fff;padding:.75rem 1.5rem .75rem 1.5rem;text-decoration:none;min-width:14rem}} .fr-connect:focus{{outline:3px solid #0a76f6;outline-offset:2px}} .fr-connect__brand{{font-weight:700;font-size:1.25rem}}</style>\n\
-         <ul aria-label=\"Services d'identification\">\n{items}</ul>"
-    );
-    Reply::html(StatusCode::OK, page("Connexion", &body))
+    Reply::html(StatusCode::OK, gateway.pages().chooser(&methods))
 }

@@ -35,7 +35,7 @@ pub fn is_same_origin(request: &RequestHeader, public_url: &url::Url) -> bool {
 /// provider; from anywhere else, a page asking to confirm.
 pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     if !is_same_origin(request, &gateway.settings().public_url) {
-        return pages::logout_confirmation();
+        return pages::logout_confirmation(gateway.pages());
     }
     let settings = &gateway.settings().session;
     let mut target = Route::LoggedOut.path().to_string();
@@ -71,7 +71,7 @@ pub async fn me(gateway: &Gateway, request: &RequestHeader) -> Reply {
         None => None,
     };
     let Some(session) = session else {
-        return pages::not_signed_in();
+        return pages::not_signed_in(gateway.pages());
     };
     let identity = &session.identity;
     let text = |claim: &str| {
@@ -91,12 +91,15 @@ pub async fn me(gateway: &Gateway, request: &RequestHeader) -> Reply {
     let provider = gateway
         .provider(session.provider())
         .map_or(session.provider(), |p| p.settings.display_name.as_str());
-    pages::me(&pages::SignedIn {
-        name: &name,
-        email: text("email").as_deref(),
-        provider,
-        level: identity.acr.as_deref(),
-    })
+    pages::me(
+        gateway.pages(),
+        &pages::SignedIn {
+            name: &name,
+            email: text("email").as_deref(),
+            provider,
+            level: identity.acr.as_deref(),
+        },
+    )
 }
 
 /// `GET /.guichet/logged-out[?state=…]`: the provider's `state` must be one guichet sent.
@@ -106,5 +109,5 @@ pub async fn logged_out(gateway: &Gateway, request: &RequestHeader) -> Result<Re
             return Err(PageError::logout_state_invalid());
         }
     }
-    Ok(pages::logged_out())
+    Ok(pages::logged_out(gateway.pages()))
 }

@@ -40,8 +40,31 @@ pub async fn handle(
         Some(Route::Jwks) => Ok(keys::jwks(gateway)),
         Some(Route::ProviderJwks) => Ok(keys::provider_jwks(gateway)),
         Some(Route::Me) => Ok(logout::me(gateway, request).await),
+        Some(Route::Assets) => asset(gateway, request.uri.path()),
         // Answered by the proxy itself, which knows the peer; here only when it is disabled.
         Some(Route::Auth) | None => Err(PageError::not_found()),
     };
-    result.unwrap_or_else(|error| render_error(&error, correlation_id))
+    result.unwrap_or_else(|error| render_error(gateway.pages(), &error, correlation_id))
+}
+
+/// `/.guichet/assets/<name>`: a style sheet or the operator's logo, cacheable for a day (their
+/// URLs carry guichet's version).
+fn asset(gateway: &Gateway, path: &str) -> Result<Reply, PageError> {
+    let name = path
+        .strip_prefix(Route::ASSETS_PREFIX)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or_default();
+    let (content_type, bytes) = gateway
+        .pages()
+        .asset(name)
+        .ok_or_else(PageError::not_found)?;
+    Ok(Reply {
+        status: http::StatusCode::OK,
+        headers: vec![
+            ("content-type", content_type.to_string()),
+            ("cache-control", "public, max-age=86400".to_string()),
+        ],
+        copied: Vec::new(),
+        body: bytes.clone(),
+    })
 }
