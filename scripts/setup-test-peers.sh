@@ -4,7 +4,9 @@
 # the third-party OpenID provider (oidc-provider from npm, tests/oidc-provider), openssl (test
 # certificates), systemd-analyze (the unit file check), redis-server (the shared session
 # store of tests/shared.rs), and the front proxies guichet is tested beside (nginx with the
-# headers-more module, Caddy, Apache httpd: tests/forward_auth.rs).
+# headers-more module, Caddy, Apache httpd: tests/forward_auth.rs), Chromium with playwright-core
+# and axe-core from npm (tests/browser.rs), and the packaging tools (dpkg-deb and rpm from Debian,
+# cargo-deb and cargo-generate-rpm from crates.io, podman and runc: scripts/package.sh).
 # Sourced by scripts/test.sh after scripts/setup.sh. What cannot be installed fails here,
 # loudly: no test is silently skipped.
 set -euo pipefail
@@ -23,6 +25,7 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 [ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] || need_apt+=(libnginx-mod-http-headers-more-filter)
 command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v apache2 >/dev/null 2>&1 || need_apt+=(apache2)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages for the test peers: ${need_apt[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
@@ -37,7 +40,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import jwt' >/dev/nul
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r examples/verify/python/requirements.txt
 fi
 
-for package in examples/verify/node tests/oidc-provider; do
+for package in examples/verify/node tests/oidc-provider tests/browser; do
   if [ ! -f "$package/node_modules/.package-lock.json" ] || [ "$package/package-lock.json" -nt "$package/node_modules/.package-lock.json" ]; then
     echo "setup: npm ci in $package"
     (cd "$package" && npm ci --no-audit --no-fund --silent)

@@ -58,7 +58,15 @@ pub enum StartError {
 impl Gateway {
     pub fn new(settings: Settings) -> Result<Self, StartError> {
         let redirect_uri = Route::Callback.url(&settings.public_url);
-        let pages = Pages::new(&settings.pages)?;
+        let mut origins: Vec<String> = settings
+            .providers
+            .iter()
+            .filter_map(|p| url::Url::parse(&p.issuer).ok())
+            .map(|issuer| issuer.origin().ascii_serialization())
+            .collect();
+        origins.sort();
+        origins.dedup();
+        let pages = Pages::new(&settings.pages)?.with_sign_out_origins(&origins);
         let metrics = Arc::new(Metrics::new());
         let providers = settings
             .providers

@@ -28,6 +28,18 @@ pub use render::{
 /// itself, images only its own or inline (the federations' logos are inline SVG).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The policy of a page with the sign-out form: browsers apply `form-action` to the redirects
+/// that follow a submission too, and signing out redirects to the provider's logout, so the
+/// providers' origins are allowed as well.
+pub fn sign_out_policy(provider_origins: &[String]) -> String {
+    CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", provider_origins.join(" "))
+            .trim_end()
+            .to_string(),
+    )
+}
+
 // === Reply ===
 
 /// A response guichet writes itself.
@@ -92,7 +104,13 @@ impl Reply {
         }
         header.insert_header("x-content-type-options", "nosniff")?;
         header.insert_header("referrer-policy", "no-referrer")?;
-        header.insert_header("content-security-policy", CONTENT_SECURITY_POLICY)?;
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| *name == "content-security-policy")
+        {
+            header.insert_header("content-security-policy", CONTENT_SECURITY_POLICY)?;
+        }
         header.insert_header("x-frame-options", "DENY")?;
         Ok(header)
     }
@@ -447,6 +465,7 @@ pub fn logout_confirmation(pages: &Pages) -> Reply {
         StatusCode::OK,
         pages.message("Confirmer la déconnexion", &message),
     )
+    .with_header("content-security-policy", pages.sign_out_policy.clone())
 }
 
 /// Who the visitor is signed in as, for `/.guichet/me`.
@@ -480,6 +499,7 @@ pub fn me(pages: &Pages, who: &SignedIn<'_>) -> Reply {
         value: who.level.unwrap_or("—").to_string(),
     });
     Reply::html(StatusCode::OK, pages.me(&rows))
+        .with_header("content-security-policy", pages.sign_out_policy.clone())
 }
 
 /// `/.guichet/me` without a session.

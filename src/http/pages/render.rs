@@ -125,6 +125,8 @@ pub struct Pages {
     assets: HashMap<String, (&'static str, Bytes)>,
     /// The application's own sign-in, offered on the chooser.
     pub alternative: Option<Link>,
+    /// The `Content-Security-Policy` of pages with the sign-out form.
+    pub sign_out_policy: String,
 }
 
 impl std::fmt::Debug for Pages {
@@ -205,6 +207,7 @@ impl Pages {
                     label: label.clone(),
                     href: href.clone(),
                 }),
+            sign_out_policy: super::sign_out_policy(&[]),
         };
         for (name, _) in &settings.templates {
             pages
@@ -214,6 +217,12 @@ impl Pages {
                 .map_err(|e| TemplateError(format!("{name}: {e:#}")))?;
         }
         Ok(pages)
+    }
+
+    /// Lets the sign-out form lead to these origins (the providers' logout endpoints).
+    pub fn with_sign_out_origins(mut self, origins: &[String]) -> Self {
+        self.sign_out_policy = super::sign_out_policy(origins);
+        self
     }
 
     /// An asset by name: content type and bytes.

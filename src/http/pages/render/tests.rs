@@ -204,3 +204,29 @@ fn an_override_that_cannot_render_is_refused_at_start_with_its_name() {
         assert!(error.contains(expected), "{source}: {error}");
     }
 }
+
+#[test]
+fn the_sign_out_form_may_lead_to_the_providers_logout() {
+    let pages = Pages::builtin().with_sign_out_origins(&[
+        "https://auth.agentconnect.gouv.fr".into(),
+        "https://oidc.franceconnect.gouv.fr".into(),
+    ]);
+    assert!(pages.sign_out_policy.contains(
+        "form-action 'self' https://auth.agentconnect.gouv.fr https://oidc.franceconnect.gouv.fr;"
+    ));
+    assert!(Pages::builtin()
+        .sign_out_policy
+        .contains("form-action 'self';"));
+    let reply = crate::http::pages::logout_confirmation(&pages);
+    let header = reply.to_response_header().unwrap();
+    let policies: Vec<_> = header
+        .headers
+        .get_all("content-security-policy")
+        .iter()
+        .collect();
+    assert_eq!(policies.len(), 1);
+    assert!(policies[0]
+        .to_str()
+        .unwrap()
+        .contains("https://oidc.franceconnect.gouv.fr"));
+}
