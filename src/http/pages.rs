@@ -34,9 +34,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img
 pub fn sign_out_policy(provider_origins: &[String]) -> String {
     CONTENT_SECURITY_POLICY.replace(
         "form-action 'self'",
-        &format!("form-action 'self' {}", provider_origins.join(" "))
-            .trim_end()
-            .to_string(),
+        format!("form-action 'self' {}", provider_origins.join(" ")).trim_end(),
     )
 }
 
