@@ -148,3 +148,65 @@ async fn an_upstream_certificate_from_an_unknown_ca_is_refused() {
     let page = browser.login(&stack, "/").await;
     assert_eq!(page.status, 502, "{}", page.body);
 }
+
+/// `openssl s_client` with only `version` enabled (security level 0, so that the client itself
+/// is willing to offer old versions): whether a protocol was negotiated, and what it printed.
+fn handshake(port: u16, version: &str) -> (bool, String) {
+    let output = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            version,
+            "-cipher",
+            "DEFAULT:@SECLEVEL=0",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl (scripts/setup-test-peers.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    // "New, TLSv1.3, Cipher is …" after a handshake; "New, (NONE), Cipher is (NONE)" without.
+    let negotiated = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("New, "))
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or("(NONE)")
+        .to_string();
+    (negotiated.starts_with("TLSv1."), negotiated + "\n" + &text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_listener_speaks_tls_1_2_and_1_3_only() {
+    let dir = scratch_dir("tls-versions");
+    let certs = TestCerts::generate(&dir);
+    let stack = Stack::start(
+        "tls-versions",
+        GatewayOptions {
+            tls: Some(certs.clone()),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let port: u16 = stack
+        .gateway_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    for (version, name) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
+        let (ok, text) = handshake(port, version);
+        assert!(ok && text.starts_with(name), "{version} refused:\n{text}");
+    }
+    for version in ["-tls1_1", "-tls1"] {
+        let (ok, text) = handshake(port, version);
+        assert!(!ok, "{version} accepted:\n{text}");
+        // Refused by the server (an alert), not by this client.
+        assert!(
+            text.contains("SSL alert number") && !text.contains("no protocols available"),
+            "{version}:\n{text}"
+        );
+    }
+}
