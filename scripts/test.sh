@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, unit and integration tests.
+# Runs the whole test suite: formatting, lints, unit and integration tests, then builds the
+# .deb, the .rpm and the container image and checks them (scripts/check-packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -15,3 +16,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked --no-fail-fast
 fi
+echo "== packages (.deb, .rpm, container image): built and checked"
+scripts/check-packages.sh

@@ -377,3 +377,38 @@ fn a_template_override_that_cannot_render_fails_check_with_its_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_kubernetes_sidecar_configuration_passes_check() {
+    let yaml = std::fs::read_to_string("examples/kubernetes/sidecar.yaml").unwrap();
+    let start = yaml
+        .find("  guichet.toml: |\n")
+        .expect("the ConfigMap's guichet.toml")
+        + "  guichet.toml: |\n".len();
+    let toml: String = yaml[start..]
+        .lines()
+        .take_while(|line| line.is_empty() || line.starts_with("    "))
+        .map(|line| format!("{}\n", line.strip_prefix("    ").unwrap_or(line)))
+        .collect();
+    assert!(
+        toml.contains("[upstream]") && toml.contains("client_secret_file"),
+        "{toml}"
+    );
+    let dir = std::env::temp_dir().join(format!("guichet-cli-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("client-secret");
+    std::fs::write(&secret, "a-client-secret\n").unwrap();
+    let config = dir.join("guichet.toml");
+    std::fs::write(
+        &config,
+        toml.replace(
+            "/run/secrets/guichet/client-secret",
+            secret.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check(config.to_str().unwrap(), None);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("OK — listen 0.0.0.0:8080"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
