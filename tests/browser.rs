@@ -10,37 +10,12 @@ mod support;
 
 use std::process::Command;
 
-use support::{free_port, scratch_dir, Process};
+use support::Demo;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_passes_axe_and_works_with_the_keyboard() {
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let address = |i: usize| format!("127.0.0.1:{}", ports[i]);
-    let dir = scratch_dir("browser");
-    let demo = Process::spawn(
-        &[
-            "demo",
-            "--gateway",
-            &address(0),
-            "--provider",
-            &address(1),
-            "--app",
-            &address(2),
-            "--franceconnect",
-            &address(3),
-            "--franceconnect-plus",
-            &address(4),
-        ],
-        dir.join("demo.log"),
-    );
-    let gateway = format!("http://{}", address(0));
-    support::wait_for_status(
-        &format!("{gateway}/.guichet/readyz"),
-        200,
-        std::time::Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", demo.log_text()));
+    let demo = Demo::start("browser").await;
+    let gateway = demo.gateway.clone();
 
     let screenshots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
     let output = Command::new("node")
@@ -56,7 +31,7 @@ async fn every_page_passes_axe_and_works_with_the_keyboard() {
     assert!(
         output.status.success(),
         "{stdout}\n{stderr}\n--- demo log ---\n{}",
-        demo.log_text()
+        demo.process.log_text()
     );
     assert!(stdout.contains("all pages checked"), "{stdout}");
     // Each page the walk promises was audited.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{free_port, scratch_dir, Browser, Process};
+use support::{Browser, Demo};
 
 /// The demo app's row for a header: `<th scope="row">name</th><td>decoded</td>`.
 fn shown<'a>(page: &'a str, header: &str) -> Option<&'a str> {
@@ -17,33 +17,8 @@ fn shown<'a>(page: &'a str, header: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_button_of_the_demo_signs_in() {
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let address = |i: usize| format!("127.0.0.1:{}", ports[i]);
-    let dir = scratch_dir("demo");
-    let demo = Process::spawn(
-        &[
-            "demo",
-            "--gateway",
-            &address(0),
-            "--provider",
-            &address(1),
-            "--app",
-            &address(2),
-            "--franceconnect",
-            &address(3),
-            "--franceconnect-plus",
-            &address(4),
-        ],
-        dir.join("demo.log"),
-    );
-    let gateway = format!("http://{}", address(0));
-    support::wait_for_status(
-        &format!("{gateway}/.guichet/readyz"),
-        200,
-        std::time::Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", demo.log_text()));
+    let demo = Demo::start("demo").await;
+    let (gateway, ports) = (demo.gateway.clone(), demo.ports.clone());
 
     let chooser = Browser::new()
         .get(&format!("{gateway}/.guichet/login"))
@@ -102,7 +77,7 @@ async fn each_button_of_the_demo_signs_in() {
             302,
             "{provider}: {}\n{}",
             callback.body,
-            demo.log_text()
+            demo.process.log_text()
         );
         let app = browser.get(&format!("{gateway}/dossiers")).await;
         assert_eq!(app.status, 200, "{provider}: {}", app.body);
@@ -121,6 +96,7 @@ async fn each_button_of_the_demo_signs_in() {
             assert_eq!(shown(&app.body, "x-guichet-acr"), Some("eidas2"));
         }
     }
+    let dir = demo.dir.clone();
     drop(demo);
     let _ = std::fs::remove_dir_all(dir);
 }

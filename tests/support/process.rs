@@ -170,3 +170,52 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 pub fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS")
 }
+
+/// `guichet demo` on free loopback ports, ready (every mock provider's discovery loaded).
+pub struct Demo {
+    pub process: Process,
+    /// The gateway's URL, `http://127.0.0.1:PORT`.
+    pub gateway: String,
+    /// Gateway, AgentConnect-like provider, app, FranceConnect-like, FranceConnect+-like.
+    pub ports: Vec<u16>,
+    /// Its scratch directory (the log).
+    pub dir: PathBuf,
+}
+
+impl Demo {
+    pub async fn start(name: &str) -> Demo {
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let address = |i: usize| format!("127.0.0.1:{}", ports[i]);
+        let dir = scratch_dir(name);
+        let process = Process::spawn(
+            &[
+                "demo",
+                "--gateway",
+                &address(0),
+                "--provider",
+                &address(1),
+                "--app",
+                &address(2),
+                "--franceconnect",
+                &address(3),
+                "--franceconnect-plus",
+                &address(4),
+            ],
+            dir.join("demo.log"),
+        );
+        let gateway = format!("http://{}", address(0));
+        super::wait_for_status(
+            &format!("{gateway}/.guichet/readyz"),
+            200,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", process.log_text()));
+        Demo {
+            process,
+            gateway,
+            ports,
+            dir,
+        }
+    }
+}
