@@ -467,6 +467,26 @@ fn pages_files_are_read_and_checked() {
             .to_string();
         assert!(error.contains(expected), "{pages}: {error}");
     }
+    // The application's own sign-in must be reachable without a session.
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.starts_with("pages.alternative_login_url: /login requires a session")),
+        "{:?}",
+        s.warnings
+    );
+    let public = from_toml(
+        &(with_pages("alternative_login_url = \"/login?next=/\"")
+            + "\n[[route]]\nexact = \"/login\"\nauth = \"none\"\n"),
+        Path::new("t.toml"),
+        &env,
+    )
+    .unwrap();
+    assert!(
+        !public.warnings.iter().any(|w| w.starts_with("pages.")),
+        "{:?}",
+        public.warnings
+    );
     std::fs::write(templates.join("eror.html"), "typo").unwrap();
     let error = from_toml(
         &with_pages("templates = \"$DIR/templates\""),

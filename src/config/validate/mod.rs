@@ -184,6 +184,17 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         .collect();
     let routes = routes::all(&mut check, &file.routes, &upstreams, &file.providers);
     let pages = pages::settings(&mut check, &file.pages);
+    if let Some((url, _)) = &pages.alternative_login {
+        let path = url.split(['?', '#']).next().unwrap_or("/");
+        let table = crate::policy::RouteTable::new(routes.clone());
+        if url.starts_with('/')
+            && table.find(&http::Method::GET, path).auth == crate::policy::Auth::Required
+        {
+            check.warnings.push(format!(
+                "pages.alternative_login_url: {path} requires a session (no [[route]] with auth = \"none\" covers it), so the application's own sign-in would send visitors back to the chooser; add a route for it"
+            ));
+        }
+    }
     if !check.problems.is_empty() {
         return Err(check.problems);
     }
