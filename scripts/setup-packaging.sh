@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and checking the packages needs: dpkg-deb and rpm, podman with runc
 # (crun cannot run containers on the CI machines' hybrid cgroup layout; runc can), binutils
-# (strip), from Debian; cargo-deb and cargo-generate-rpm from crates.io.
+# (strip), ca-certificates, curl and unshare, from Debian; cargo-deb and cargo-generate-rpm from
+# crates.io.
 # Sourced by scripts/package.sh and scripts/check-packages.sh.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ sudo_cmd=()
 need_apt=()
 command -v rpm >/dev/null 2>&1 || need_apt+=(rpm)
 command -v podman >/dev/null 2>&1 || need_apt+=(podman)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v runc >/dev/null 2>&1 || need_apt+=(runc)
 command -v strip >/dev/null 2>&1 || need_apt+=(binutils)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
