@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Where a proxy spends its CPU per request: runs the bare pingora passthrough
+# (benches/passthrough.rs, guichet's pingora settings) and nginx proxy_pass (workers = THREADS,
+# upstream keepalive) in front of the same static nginx, loads each with wrk over loopback for
+# DURATION seconds while `perf record` samples that proxy's processes only (999 Hz, no call
+# graph), and prints each one's self time grouped by what the code is (kernel, allocator,
+# copies, HTTP/1 parsing, header maps, tokio, pingora, …), as shares of its samples.
+#
+# Usage: benches/profile.sh [DURATION=8]     (THREADS=2, CONNECTIONS=64; KEEP_WORK=1 keeps the
+# perf data in the printed directory). Needs perf (Debian linux-perf), wrk and nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-8}
+threads=${THREADS:-2}
+connections=${CONNECTIONS:-64}
+for tool in perf wrk nginx; do
+  command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/guichet-profile.XXXXXX)
+static=127.0.0.1:18183; proxy=127.0.0.1:18184; passthrough=127.0.0.1:18190
+pids_to_stop=()
+stop() {
+  for pid in "${pids_to_stop[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for conf in static proxy; do
+    [ -f "$work/nginx-$conf.conf" ] && nginx -c "$work/nginx-$conf.conf" -s stop 2>/dev/null || true
+  done
+  [ -n "${KEEP_WORK:-}" ] && echo "work directory kept: $work" || rm -rf "$work"
+}
+trap stop EXIT
+
+head -c 1024 /dev/zero | tr '\0' 'x' >"$work/page.html"
+nginx_conf() { # name workers body
+  cat >"$work/nginx-$1.conf" <<EOT
+worker_processes $2;
+pid $work/nginx-$1.pid;
+error_log $work/nginx-$1.error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+$3
+}
+EOT
+  nginx -c "$work/nginx-$1.conf"
+}
+nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
+nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
+  server { listen $proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+
+cargo bench --locked --no-run --bench passthrough >"$work/bench-build.log" 2>&1
+passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
+"$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" >"$work/passthrough.log" 2>&1 &
+pids_to_stop+=($!)
+passthrough_pid=$!
+for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough/" && break; sleep 0.1; done
+
+# CPU seconds (user + system) of the processes in the comma-separated list.
+cpu_seconds() {
+  local total=0 pid
+  for pid in ${1//,/ }; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total $(getconf CLK_TCK)" | awk '{printf "%.3f", $1 / $2}'
+}
+
+# profile NAME URL PIDS: wrk for duration + 5 s; perf record over `duration` seconds (with the
+# processes' CPU time read around it), then 2 s of system-call counting.
+profile() {
+  local name=$1 url=$2 pids=$3
+  wrk -t2 -c"$connections" -d"$((duration + 5))s" "$url" >"$work/$name.wrk" 2>&1 &
+  local wrk_pid=$!
+  sleep 1
+  local before after
+  before=$(cpu_seconds "$pids")
+  perf record -q -F 999 -o "$work/$name.data" -p "$pids" -- sleep "$duration" >/dev/null 2>&1
+  after=$(cpu_seconds "$pids")
+  local syscalls
+  syscalls=$(perf stat -x, -e raw_syscalls:sys_enter -p "$pids" -- sleep 2 2>&1 | awk -F, '/raw_syscalls/ {print $1}')
+  wait "$wrk_pid"
+  local rps
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.wrk")
+  local us_per_request
+  us_per_request=$(echo "$before $after $rps $duration" | awk '{printf "%.1f", ($2 - $1) * 1e6 / ($3 * $4)}')
+  echo
+  echo "== $name: $rps requests/s; $us_per_request CPU-µs per request (with perf sampling); $(echo "$syscalls $rps" | awk '{printf "%.1f", $1 / 2 / $2}') system calls per request"
+  perf report -i "$work/$name.data" --no-children --sort dso,sym --stdio 2>/dev/null |
+    python3 benches/profile_buckets.py "$us_per_request"
+}
+profile "bare pingora passthrough" "http://$passthrough/" "$passthrough_pid"
+workers=$(pgrep -d, -f "nginx: worker process" -P "$(cat "$work/nginx-proxy.pid")")
+profile "nginx proxy_pass ($threads workers)" "http://$proxy/" "$workers"
