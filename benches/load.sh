@@ -68,23 +68,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the static application and nginx as a proxy -------------------------------------------
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/page.html"
-nginx_conf() { # name workers body
-  cat >"$work/nginx-$1.conf" <<EOT
-$( [ "$1" = auth ] && echo "load_module /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so;" )
-worker_processes $2;
-pid $work/nginx-$1.pid;
-error_log $work/nginx-$1.error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/body-$1; proxy_temp_path $work/proxy-$1;
-  fastcgi_temp_path $work/fcgi-$1; uwsgi_temp_path $work/uwsgi-$1; scgi_temp_path $work/scgi-$1;
-$3
-}
-EOT
-  nginx -c "$work/nginx-$1.conf"
-}
+source benches/common/nginx.sh
 nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
 nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
   server { listen $nginx_proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"

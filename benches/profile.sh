@@ -29,21 +29,7 @@ stop() {
 }
 trap stop EXIT
 
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/page.html"
-nginx_conf() { # name workers body
-  cat >"$work/nginx-$1.conf" <<EOT
-worker_processes $2;
-pid $work/nginx-$1.pid;
-error_log $work/nginx-$1.error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-$3
-}
-EOT
-  nginx -c "$work/nginx-$1.conf"
-}
+source benches/common/nginx.sh
 nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
 nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
   server { listen $proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
