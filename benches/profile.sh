@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Where a proxy spends its CPU per request: runs the bare pingora passthrough
-# (benches/passthrough.rs, guichet's pingora settings) and nginx proxy_pass (workers = THREADS,
-# upstream keepalive) in front of the same static nginx, loads each with wrk over loopback for
+# Where a proxy spends its CPU per request: runs guichet with a live session (access log on,
+# the default), the bare pingora passthrough (benches/passthrough.rs, guichet's pingora
+# settings) and nginx proxy_pass (workers = THREADS, upstream keepalive) in front of the same
+# static nginx, loads each with wrk over loopback for
 # DURATION seconds while `perf record` samples that proxy's processes only (999 Hz, no call
 # graph), and prints each one's self time grouped by what the code is (kernel, allocator,
 # copies, HTTP/1 parsing, header maps, tokio, pingora, …), as shares of its samples.
 #
-# Usage: benches/profile.sh [DURATION=8]     (THREADS=2, CONNECTIONS=64; KEEP_WORK=1 keeps the
-# perf data in the printed directory). Needs perf (Debian linux-perf), wrk and nginx.
+# Usage: benches/profile.sh [DURATION=8]     (THREADS=2, CONNECTIONS=64; SYMBOLS=N lists N
+# symbols per group instead of 3; KEEP_WORK=1 keeps the perf data in the printed directory). Needs perf (Debian linux-perf), wrk and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-8}
@@ -18,7 +19,9 @@ for tool in perf wrk nginx; do
 done
 
 work=$(mktemp -d /tmp/guichet-profile.XXXXXX)
+chmod 755 "$work"   # nginx workers (www-data) read the page from it
 static=127.0.0.1:18183; proxy=127.0.0.1:18184; passthrough=127.0.0.1:18190
+idp=127.0.0.1:18185; gw=127.0.0.1:18180
 pids_to_stop=()
 stop() {
   for pid in "${pids_to_stop[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -34,12 +37,43 @@ nginx_conf static 1 "  server { listen $static; root $work; location / { try_fil
 nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
   server { listen $proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
-cargo bench --locked --no-run --bench passthrough >"$work/bench-build.log" 2>&1
+cargo build --release --locked --quiet
+cargo bench --locked --no-run --bench passthrough --bench sessions >"$work/bench-build.log" 2>&1
 passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
+sessions_bin=$(grep -o 'target/release/deps/sessions-[0-9a-f]*' "$work/bench-build.log" | head -1)
+# guichet with one live session (made in-process by benches/sessions.rs, as in load.sh).
+./target/release/guichet demo --provider-only --provider "$idp" --client-secret profile-secret \
+  --redirect-uri "http://$gw/.guichet/callback" >"$work/provider.log" 2>&1 &
+pids_to_stop+=($!)
+cat >"$work/guichet.toml" <<EOT
+[server]
+listen = "$gw"
+public_url = "http://$gw"
+threads = $threads
+[upstream]
+url = "http://$static"
+[[provider]]
+id = "agentconnect"
+issuer = "http://$idp/api/v2"
+client_id = "guichet-demo"
+client_secret = "profile-secret"
+scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
+EOT
+"$sessions_bin" --serve "$work/guichet.toml" --fill 1 >"$work/cookie" 2>"$work/guichet.log" &
+guichet_pid=$!; pids_to_stop+=("$guichet_pid")
+for _ in $(seq 1 300); do [ -s "$work/cookie" ] && break; sleep 0.1; done
+cookie="Cookie: guichet=$(head -1 "$work/cookie")"
 "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" >"$work/passthrough.log" 2>&1 &
 pids_to_stop+=($!)
 passthrough_pid=$!
 for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough/" && break; sleep 0.1; done
+
+# The page, through URL with HEADER: 200 and 1,024 bytes, else the run stops.
+serves_page() {
+  local answer
+  answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -H "$2" "$1")
+  [ "$answer" = "200 1024" ] || { echo "profile.sh: $1 answered '$answer', not the 1 KiB page" >&2; exit 1; }
+}
 
 # CPU seconds (user + system) of the processes in the comma-separated list.
 cpu_seconds() {
@@ -50,11 +84,13 @@ cpu_seconds() {
   echo "$total $(getconf CLK_TCK)" | awk '{printf "%.3f", $1 / $2}'
 }
 
-# profile NAME URL PIDS: wrk for duration + 5 s; perf record over `duration` seconds (with the
+# profile NAME URL PIDS [HEADER]: wrk for duration + 5 s; perf record over `duration` seconds (with the
 # processes' CPU time read around it), then 2 s of system-call counting.
 profile() {
   local name=$1 url=$2 pids=$3
-  wrk -t2 -c"$connections" -d"$((duration + 5))s" "$url" >"$work/$name.wrk" 2>&1 &
+  local header=${4:-X-Profile: 1}
+  serves_page "$url" "$header"
+  wrk -t2 -c"$connections" -d"$((duration + 5))s" -H "$header" "$url" >"$work/$name.wrk" 2>&1 &
   local wrk_pid=$!
   sleep 1
   local before after
@@ -71,8 +107,15 @@ profile() {
   echo
   echo "== $name: $rps requests/s; $us_per_request CPU-µs per request (with perf sampling); $(echo "$syscalls $rps" | awk '{printf "%.1f", $1 / 2 / $2}') system calls per request"
   perf report -i "$work/$name.data" --no-children --sort dso,sym --stdio 2>/dev/null |
-    python3 benches/profile_buckets.py "$us_per_request"
+    python3 benches/profile_buckets.py "$us_per_request" "${SYMBOLS:-3}"
 }
+served=""
+for _ in $(seq 1 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "http://$gw/")" = 200 ] && served=yes && break
+  sleep 0.1
+done
+[ -n "$served" ] || { echo "guichet did not serve the session: $(tail -5 "$work/guichet.log")" >&2; exit 1; }
+profile "guichet, live session" "http://$gw/" "$guichet_pid" "$cookie"
 profile "bare pingora passthrough" "http://$passthrough/" "$passthrough_pid"
 workers=$(pgrep -d, -f "nginx: worker process" -P "$(cat "$work/nginx-proxy.pid")")
 profile "nginx proxy_pass ($threads workers)" "http://$proxy/" "$workers"

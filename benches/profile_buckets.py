@@ -2,7 +2,7 @@
 
 Reads the report on standard input; prints one line per group, largest first, with its share of
 the samples, its CPU-µs per request when that total is given as the first argument, and its
-three largest symbols. Used by benches/profile.sh.
+largest symbols (three, or the second argument). Used by benches/profile.sh.
 """
 
 import re
@@ -38,8 +38,9 @@ for raw in sys.stdin:
     examples.setdefault(group, []).append((share, symbol))
 
 per_request = float(sys.argv[1]) if len(sys.argv) > 1 else None
+detail = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 for group, share in sorted(totals.items(), key=lambda kv: -kv[1]):
-    top = sorted(examples[group], reverse=True)[:3]
+    top = sorted(examples[group], reverse=True)[:detail]
     names = "; ".join(f"{s[:60]} {p:.1f}" for p, s in top)
     cost = f"{share * per_request / 100:5.1f} µs  " if per_request else ""
     print(f"{share:5.1f} %  {cost}{group}  ({names})")
