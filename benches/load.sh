@@ -103,23 +103,8 @@ provider_pid=$!; pids_to_stop+=("$provider_pid")
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
 pids_to_stop+=($!)
 
-guichet_conf() { # file listen public_url extra
-  cat >"$work/$1" <<EOT
-[server]
-listen = "$2"
-public_url = "http://$3"
-threads = $threads
-$4
-[log]
-level = "info"
-[[provider]]
-id = "agentconnect"
-issuer = "http://$idp/api/v2"
-client_id = "guichet-demo"
-client_secret = "load-test-secret"
-scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
-EOT
-}
+client_secret=load-test-secret
+source benches/common/guichet.sh
 upstream_section="[upstream]
 url = \"http://$static\""
 guichet_conf guichet.toml "$gw" "$gw" "$upstream_section"

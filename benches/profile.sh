@@ -45,20 +45,10 @@ sessions_bin=$(grep -o 'target/release/deps/sessions-[0-9a-f]*' "$work/bench-bui
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret profile-secret \
   --redirect-uri "http://$gw/.guichet/callback" >"$work/provider.log" 2>&1 &
 pids_to_stop+=($!)
-cat >"$work/guichet.toml" <<EOT
-[server]
-listen = "$gw"
-public_url = "http://$gw"
-threads = $threads
-[upstream]
-url = "http://$static"
-[[provider]]
-id = "agentconnect"
-issuer = "http://$idp/api/v2"
-client_id = "guichet-demo"
-client_secret = "profile-secret"
-scopes = ["openid", "given_name", "usual_name", "email", "uid", "siret", "organizational_unit"]
-EOT
+client_secret=profile-secret
+source benches/common/guichet.sh
+guichet_conf guichet.toml "$gw" "$gw" "[upstream]
+url = \"http://$static\""
 "$sessions_bin" --serve "$work/guichet.toml" --fill 1 >"$work/cookie" 2>"$work/guichet.log" &
 guichet_pid=$!; pids_to_stop+=("$guichet_pid")
 for _ in $(seq 1 300); do [ -s "$work/cookie" ] && break; sleep 0.1; done
