@@ -73,13 +73,38 @@ const FRANCECONNECT_V1_ENDPOINTS: DocumentedEndpoints = DocumentedEndpoints {
     logout: "/api/v1/logout",
 };
 
+const PROCONNECT_BUTTON: Button = Button {
+    brand: "ProConnect",
+    modifier: Some("fr-connect--pro"),
+    about_name: "ProConnect",
+    about_url: "https://www.proconnect.gouv.fr/",
+    intro: "ProConnect vous permet d’accéder à de nombreux services en ligne en utilisant l’un de vos comptes professionnels existants.",
+};
+
+const FRANCECONNECT_BUTTON: Button = Button {
+    brand: "FranceConnect",
+    modifier: None,
+    about_name: "FranceConnect",
+    about_url: "https://franceconnect.gouv.fr/",
+    intro: "FranceConnect est la solution proposée par l’État pour sécuriser et simplifier la connexion à vos services en ligne.",
+};
+
+const FRANCECONNECT_PLUS_BUTTON: Button = Button {
+    brand: "FranceConnect",
+    modifier: Some("fr-connect--plus"),
+    about_name: "FranceConnect+",
+    about_url: "https://franceconnect.gouv.fr/france-connect-plus",
+    intro: "FranceConnect+ est la solution proposée par l’État pour sécuriser et simplifier la connexion aux services en ligne demandant un niveau de sécurité élevé.",
+};
+
 /// The values a kind implies.
 #[derive(Clone, Debug)]
 pub struct Preset {
     /// The federation's name, as its official button says it ("" for `oidc`).
     pub display_name: &'static str,
-    /// The federation's "what is it?" page, linked under its button.
-    pub about_url: Option<&'static str>,
+    /// Its official button on the chooser (the State design system's `fr-connect` component,
+    /// as both federations document it).
+    pub button: Option<Button>,
     pub scopes: &'static [&'static str],
     pub acr: &'static [&'static str],
     pub acr_request: AcrRequest,
@@ -157,40 +182,9 @@ impl ProviderKind {
         Some(scopes.contains(&claim) || more.contains(&claim))
     }
 
-    /// A federation's brand and "what is it?" page, for its official button; `None` for `oidc`.
-    pub fn federation_brand(self) -> Option<(&'static str, &'static str)> {
-        let preset = self.preset();
-        preset.about_url.map(|about| (preset.display_name, about))
-    }
-
-    /// A federation's official button (the State design system's `fr-connect` component, as
-    /// both federations document it); `None` for `oidc`. AgentConnect is ProConnect's former
-    /// name: its button is ProConnect's.
+    /// A federation's official button; `None` for `oidc`.
     pub fn button(self) -> Option<Button> {
-        Some(match self {
-            ProviderKind::Oidc => return None,
-            ProviderKind::ProConnect | ProviderKind::AgentConnect => Button {
-                brand: "ProConnect",
-                modifier: Some("fr-connect--pro"),
-                about_name: "ProConnect",
-                about_url: "https://www.proconnect.gouv.fr/",
-                intro: "ProConnect vous permet d’accéder à de nombreux services en ligne en utilisant l’un de vos comptes professionnels existants.",
-            },
-            ProviderKind::FranceConnectV1 | ProviderKind::FranceConnectV2 => Button {
-                brand: "FranceConnect",
-                modifier: None,
-                about_name: "FranceConnect",
-                about_url: "https://franceconnect.gouv.fr/",
-                intro: "FranceConnect est la solution proposée par l’État pour sécuriser et simplifier la connexion à vos services en ligne.",
-            },
-            ProviderKind::FranceConnectPlus => Button {
-                brand: "FranceConnect",
-                modifier: Some("fr-connect--plus"),
-                about_name: "FranceConnect+",
-                about_url: "https://franceconnect.gouv.fr/france-connect-plus",
-                intro: "FranceConnect+ est la solution proposée par l’État pour sécuriser et simplifier la connexion aux services en ligne demandant un niveau de sécurité élevé.",
-            },
-        })
+        self.preset().button
     }
 
     pub fn is_franceconnect(self) -> bool {
@@ -242,7 +236,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Oidc => Preset {
                 display_name: "",
-                about_url: None,
+                button: None,
                 scopes: &["openid"],
                 acr: &[],
                 acr_request: AcrRequest::AcrValues,
@@ -259,11 +253,8 @@ impl ProviderKind {
                 } else {
                     "AgentConnect"
                 },
-                about_url: Some(if self == ProviderKind::ProConnect {
-                    "https://www.proconnect.gouv.fr/"
-                } else {
-                    "https://agentconnect.gouv.fr/"
-                }),
+                // AgentConnect is ProConnect's former name: its button is ProConnect's.
+                button: Some(PROCONNECT_BUTTON),
                 scopes: PROCONNECT_SCOPES,
                 acr: &["eidas1"],
                 acr_request: AcrRequest::ClaimsParameter,
@@ -276,7 +267,7 @@ impl ProviderKind {
             },
             ProviderKind::FranceConnectV1 => Preset {
                 display_name: "FranceConnect",
-                about_url: Some("https://franceconnect.gouv.fr/"),
+                button: Some(FRANCECONNECT_BUTTON),
                 scopes: FRANCECONNECT_SCOPES,
                 acr: &["eidas1"],
                 acr_request: AcrRequest::AcrValues,
@@ -289,7 +280,7 @@ impl ProviderKind {
             },
             ProviderKind::FranceConnectV2 => Preset {
                 display_name: "FranceConnect",
-                about_url: Some("https://franceconnect.gouv.fr/"),
+                button: Some(FRANCECONNECT_BUTTON),
                 scopes: FRANCECONNECT_SCOPES,
                 acr: &["eidas1"],
                 acr_request: AcrRequest::AcrValues,
@@ -302,7 +293,7 @@ impl ProviderKind {
             },
             ProviderKind::FranceConnectPlus => Preset {
                 display_name: "FranceConnect+",
-                about_url: Some("https://franceconnect.gouv.fr/france-connect-plus"),
+                button: Some(FRANCECONNECT_PLUS_BUTTON),
                 scopes: FRANCECONNECT_SCOPES,
                 acr: &["eidas2", "eidas3"],
                 acr_request: AcrRequest::AcrValues,
@@ -396,7 +387,7 @@ mod tests {
 
 /// A federation's sign-in button: the brand it shows, its DSFR variant, its "what is it?" link
 /// and the sentence that introduces it when several ways of signing in coexist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Button {
     pub brand: &'static str,
     pub modifier: Option<&'static str>,

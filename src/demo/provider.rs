@@ -412,13 +412,13 @@ impl MockProvider {
         })
     }
 
-    /// The client's JWKS URL (FranceConnect+: its encryption and client-assertion keys).
     /// Accepts shorter `state` and `nonce` values (to measure clients that send them).
     pub fn with_min_random_length(mut self, length: usize) -> Self {
         self.min_random_length = length;
         self
     }
 
+    /// The client's JWKS URL (FranceConnect+: its encryption and client-assertion keys).
     pub fn with_client_jwks_uri(mut self, uri: Option<String>) -> Self {
         self.client_jwks_uri = uri;
         self

@@ -102,33 +102,21 @@ fn chooser(
         .map(|provider| {
             let mut extra: Vec<(&str, &str)> = vec![("provider", provider.id())];
             extra.extend(hints.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-            let href = login_path(return_to, &extra);
-            let button = provider.settings.kind.button();
-            Method {
-                label: button.map_or(provider.settings.display_name.clone(), |b| {
-                    b.about_name.to_string()
-                }),
-                href,
-                brand: button.map(|b| b.brand),
-                modifier: button.and_then(|b| b.modifier),
-                about_url: button.map(|b| b.about_url),
-                about_name: button.map(|b| b.about_name),
-                intro: button.map(|b| b.intro),
-            }
+            Method::new(
+                provider.settings.display_name.as_str(),
+                login_path(return_to, &extra),
+                provider.settings.kind.button(),
+            )
         })
         .collect();
     // The federations first, as they ask; otherwise the configured order.
-    methods.sort_by_key(|method| method.brand.is_none());
+    methods.sort_by_key(|method| method.button.is_none());
     if let Some(alternative) = &gateway.pages().alternative {
-        methods.push(Method {
-            label: alternative.label.clone(),
-            href: alternative.href.clone(),
-            brand: None,
-            modifier: None,
-            about_url: None,
-            about_name: None,
-            intro: None,
-        });
+        methods.push(Method::new(
+            alternative.label.as_str(),
+            alternative.href.as_str(),
+            None,
+        ));
     }
     Reply::html(StatusCode::OK, gateway.pages().chooser(&methods))
 }

@@ -11,7 +11,7 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
 use super::escape_html;
-use crate::config::PagesSettings;
+use crate::config::{Button, PagesSettings, ProviderKind};
 use crate::http::routes::Route;
 
 /// The templates guichet renders, each overridable by a file of the same name.
@@ -36,6 +36,9 @@ const ASSETS: [(&str, &str, &[u8]); 2] = [
         include_bytes!("assets/guichet.css"),
     ),
 ];
+
+/// The page shown should even a built-in template fail to render.
+const FALLBACK_PAGE: &str = "<!doctype html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Erreur</title></head><body><main><h1>Erreur</h1><p>Une erreur est survenue. <a href=\"/\">Revenir à l'accueil</a>.</p><p lang=\"en\">An error occurred. <a href=\"/\">Back to the start page</a>.</p></main></body></html>\n";
 
 /// What every page knows of the site.
 #[derive(Clone, Debug, Serialize)]
@@ -62,18 +65,23 @@ pub struct Link {
 /// One way of signing in on the chooser.
 #[derive(Clone, Debug, Serialize)]
 pub struct Method {
-    /// The accessible name of its section.
+    /// The accessible name of its section (and the text of a plain button).
     pub label: String,
     pub href: String,
-    /// A federation's brand on its official button; `None` for another provider or the
-    /// application's own sign-in (a plain button with `label`).
-    pub brand: Option<&'static str>,
-    /// The DSFR button variant (`fr-connect--pro`, `fr-connect--plus`).
-    pub modifier: Option<&'static str>,
-    pub about_url: Option<&'static str>,
-    pub about_name: Option<&'static str>,
-    /// The federation's sentence shown above its button when several methods coexist.
-    pub intro: Option<&'static str>,
+    /// A federation's official button; `None` for another provider or the application's own
+    /// sign-in (a plain button with `label`).
+    pub button: Option<Button>,
+}
+
+impl Method {
+    /// A federation's button, named after its "what is it?" link, or a plain button.
+    pub fn new(label: impl Into<String>, href: impl Into<String>, button: Option<Button>) -> Self {
+        Method {
+            label: button.map_or_else(|| label.into(), |b| b.about_name.to_string()),
+            href: href.into(),
+            button,
+        }
+    }
 }
 
 /// An error page's content.
@@ -247,7 +255,11 @@ impl Pages {
             Err(e) => {
                 tracing::error!(template = name, error = %format!("{e:#}"), "a page template override failed to render; the built-in one was used (fix pages.templates)");
                 self.try_render(&self.builtin, name, ctx)
-                    .expect("the built-in templates render (tested)")
+                    .unwrap_or_else(|e| {
+                        // Not expected (the built-in templates are tested): a bare page, no panic.
+                        tracing::error!(template = name, error = %format!("{e:#}"), "a built-in page template failed to render");
+                        FALLBACK_PAGE.to_string()
+                    })
             }
         }
     }
@@ -305,25 +317,11 @@ impl Pages {
                 href: "/".into(),
             }),
         };
-        let method = Method {
-            label: "ProConnect".into(),
-            href: "/".into(),
-            brand: Some("ProConnect"),
-            modifier: Some("fr-connect--pro"),
-            about_url: Some("https://www.proconnect.gouv.fr/"),
-            about_name: Some("ProConnect"),
-            intro: Some("Phrase"),
-        };
-        let plain = Method {
-            brand: None,
-            modifier: None,
-            about_url: None,
-            about_name: None,
-            intro: None,
-            ..method.clone()
-        };
-        let chooser =
-            minijinja::context! { title => "t", methods => vec![method, plain], several => true };
+        let methods = vec![
+            Method::new("", "/", ProviderKind::FranceConnectPlus.button()),
+            Method::new("Lien", "/", None),
+        ];
+        let chooser = minijinja::context! { title => "t", methods, several => true };
         let error = minijinja::context! { title => "t", error };
         let message = minijinja::context! { title => "t", message };
         let me = minijinja::context! { title => "t", rows => vec![Row { label: "Nom", value: "x".into() }], logout => "/" };

@@ -5,27 +5,15 @@ use crate::config::{Logo, ProviderKind, TEMPLATE_NAMES};
 
 fn federation(kind: ProviderKind) -> Method {
     let button = kind.button().expect("a federation");
-    Method {
-        label: button.about_name.into(),
-        href: format!("/.guichet/login?provider={}&rd=%2F", button.about_name),
-        brand: Some(button.brand),
-        modifier: button.modifier,
-        about_url: Some(button.about_url),
-        about_name: Some(button.about_name),
-        intro: Some(button.intro),
-    }
+    Method::new(
+        "",
+        format!("/.guichet/login?provider={}&rd=%2F", button.about_name),
+        Some(button),
+    )
 }
 
 fn plain(label: &str, href: &str) -> Method {
-    Method {
-        label: label.into(),
-        href: href.into(),
-        brand: None,
-        modifier: None,
-        about_url: None,
-        about_name: None,
-        intro: None,
-    }
+    Method::new(label, href, None)
 }
 
 fn branded() -> PagesSettings {
