@@ -64,6 +64,7 @@ fn browser_request(cookie: &str) -> RequestHeader {
 }
 
 fn bench(c: &mut Criterion) {
+    guichet::signatures::install();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

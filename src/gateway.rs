@@ -57,6 +57,7 @@ pub enum StartError {
 
 impl Gateway {
     pub fn new(settings: Settings) -> Result<Self, StartError> {
+        crate::signatures::install();
         let redirect_uri = Route::Callback.url(&settings.public_url);
         let mut origins: Vec<String> = settings
             .providers

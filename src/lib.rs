@@ -24,3 +24,4 @@ pub mod seal;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod signatures;

@@ -115,6 +115,7 @@ fn init_logging(level: &str, json: bool) {
 }
 
 fn main() -> ExitCode {
+    guichet::signatures::install();
     let cli = Cli::parse();
     match cli.command {
         Command::Keygen { out, algorithm } => keygen(&out, &algorithm),

@@ -380,6 +380,7 @@ impl MockProvider {
         client_secret: &str,
         redirect_uris: Vec<String>,
     ) -> Result<Self, String> {
+        crate::signatures::install();
         let parsed = url::Url::parse(issuer).map_err(|e| format!("issuer: {e}"))?;
         Ok(MockProvider {
             flavour,

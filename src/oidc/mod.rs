@@ -13,16 +13,16 @@ use std::time::Duration;
 use http::StatusCode;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
     CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     reqwest, AccessToken, AdditionalClaims, AuthType, AuthenticationContextClass,
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken, IssuerUrl,
-    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,6 +38,7 @@ use crate::jose::{self, ClientKeys};
 use crate::login_state::LoginState;
 use crate::metrics::Metrics;
 use crate::session::random_token;
+use crate::signatures::ProviderJwk;
 
 mod callback;
 mod login;
@@ -98,7 +99,7 @@ type ProviderClient = openidconnect::Client<
     CoreAuthDisplay,
     CoreGenderClaim,
     CoreJweContentEncryptionAlgorithm,
-    CoreJsonWebKey,
+    ProviderJwk,
     CoreAuthPrompt,
     StandardErrorResponse<CoreErrorResponseType>,
     ProviderTokenResponse,
@@ -113,7 +114,21 @@ type ProviderClient = openidconnect::Client<
     EndpointMaybeSet,
 >;
 
-type Metadata = ProviderMetadataWithLogout;
+/// Provider metadata with RP-initiated logout, its keys checked with `ring` ([`ProviderJwk`]).
+type Metadata = openidconnect::ProviderMetadata<
+    openidconnect::LogoutProviderMetadata<openidconnect::EmptyAdditionalProviderMetadata>,
+    CoreAuthDisplay,
+    openidconnect::core::CoreClientAuthMethod,
+    openidconnect::core::CoreClaimName,
+    openidconnect::core::CoreClaimType,
+    openidconnect::core::CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJweKeyManagementAlgorithm,
+    ProviderJwk,
+    openidconnect::core::CoreResponseMode,
+    openidconnect::core::CoreResponseType,
+    openidconnect::core::CoreSubjectIdentifierType,
+>;
 
 // === errors ===
 
