@@ -35,16 +35,7 @@ fn rss_bytes() -> u64 {
 /// The i-th visitor: an AgentConnect identity with every claim of the default scopes, and an
 /// id_token of the size AgentConnect's are (an ES256 JWT of about 900 characters).
 fn record(provider: &str, i: usize) -> SessionRecord {
-    let bare = Identity::new(provider, &format!("{i:08x}-3b8a-4d8e-9a0f-2c1d5e6f7a80"));
-    if std::env::var("NOCLAIMS").is_ok() {
-        return SessionRecord {
-            identity: bare,
-            id_token: String::new(),
-            access_token: None,
-            created_at_ms: guichet::clock::unix_now() * 1000,
-        };
-    }
-    let identity = bare
+    let identity = Identity::new(provider, &format!("{i:08x}-3b8a-4d8e-9a0f-2c1d5e6f7a80"))
         .with_claim("given_name", "Hélène Marie")
         .with_claim("usual_name", "Dupré-Lefèvre")
         .with_claim("email", format!("agent.{i}@interieur.gouv.fr").as_str())
@@ -55,15 +46,11 @@ fn record(provider: &str, i: usize) -> SessionRecord {
         .with_claim("idp_acr", "eidas1");
     SessionRecord {
         identity,
-        id_token: if std::env::var("NOIDT").is_ok() {
-            String::new()
-        } else {
-            format!(
-                "eyJhbGciOiJFUzI1NiIsImtpZCI6ImFjIn0.{}.{}",
-                "x".repeat(700),
-                i
-            )
-        },
+        id_token: format!(
+            "eyJhbGciOiJFUzI1NiIsImtpZCI6ImFjIn0.{}.{}",
+            "x".repeat(700),
+            i
+        ),
         access_token: None,
         created_at_ms: guichet::clock::unix_now() * 1000,
     }
