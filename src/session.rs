@@ -26,11 +26,12 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use moka::future::Cache;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::assertion::packed::PackedHeaders;
 use crate::assertion::{self, ForwardedTokens, HeaderPlan, RequestSigner};
 use crate::config::SessionSettings;
 use crate::identity::Identity;
@@ -148,7 +149,7 @@ pub struct Session {
     pub id_token: String,
     access_token: Option<String>,
     /// Identity headers, built once and copied onto each proxied request.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: PackedHeaders,
     /// The sorted `name:value` lines of `headers`, for the HMAC signature.
     pub signature_block: Vec<u8>,
     /// The assertion's claims but `iss`, `aud`, `iat`, `exp` (empty without assertions).
@@ -192,11 +193,9 @@ impl Session {
                 80 + name.len() + claim.values().map(|v| v.len() + 40).sum::<usize>()
             })
             .sum();
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| 128 + name.as_str().len() + value.len())
-            .sum();
+        // The packed headers' buffer and entries, and the reference-count block the buffer gets
+        // on its first request.
+        let headers = self.headers.heap_bytes() + 64;
         std::mem::size_of::<Session>()
             + identity.sub.len()
             + identity.provider.len()
@@ -275,7 +274,7 @@ impl SessionPlan {
             } else {
                 Vec::new()
             },
-            headers,
+            headers: PackedHeaders::pack(&headers)?,
             assertion_claims,
             assertion: RwLock::new(None),
             id_token: record.id_token,

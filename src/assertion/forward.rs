@@ -48,8 +48,8 @@ impl IdentityForwarder {
         let Some(session) = session else {
             return Ok(());
         };
-        for (name, value) in &session.headers {
-            request.headers.insert(name.clone(), value.clone());
+        for (name, value) in session.headers.iter() {
+            request.headers.insert(name, value);
         }
         if let Some(signer) = &self.assertion {
             let value = signer.current(session, now)?;

@@ -30,6 +30,9 @@ use crate::identity::{Claim, Identity};
 use crate::session::Session;
 
 pub mod forward;
+pub mod packed;
+
+use packed::interned;
 
 /// Characters escaped in header values: controls, `%` itself (so decoding is unambiguous) and,
 /// implicitly, every non-ASCII byte.
@@ -66,30 +69,6 @@ fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
         headers.remove(&name);
     }
 }
-
-/// A header name, shared by every session that uses it: a name outside HTTP's standard set
-/// is a heap copy, which a million sessions would otherwise each hold. At most
-/// [`MAX_INTERNED`] distinct names are kept; beyond, names are made per session.
-fn interned(name: &str) -> Option<HeaderName> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<HashMap<Box<str>, HeaderName>>> = OnceLock::new();
-    let names = NAMES.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(mut names) = names.lock() {
-        if let Some(header) = names.get(name) {
-            return Some(header.clone());
-        }
-        let header = HeaderName::from_bytes(name.as_bytes()).ok()?;
-        if names.len() < MAX_INTERNED {
-            names.insert(name.into(), header.clone());
-        }
-        return Some(header);
-    }
-    HeaderName::from_bytes(name.as_bytes()).ok()
-}
-
-/// Distinct header names shared between sessions (claims come from providers: bounded).
-const MAX_INTERNED: usize = 4096;
 
 /// `X-Guichet-` + the claim name in lower case with `-` for `_` (`usual_name` →
 /// `x-guichet-usual-name`); `None` for a claim whose name cannot be a header name.
