@@ -218,7 +218,7 @@ fn bench(c: &mut Criterion) {
         }],
         vec![Requirement::EmailDomain(vec!["interieur.gouv.fr".into()])],
     ];
-    let agent = identity();
+    let agent = guichet::identity::CompactIdentity::new(&identity());
     group.bench_function("find among 1,000 + check a 1,000-SIRET rule", |b| {
         b.iter(|| {
             table.find(&get, "/api998/42/export");

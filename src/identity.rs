@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+mod compact;
+pub use compact::{ClaimRef, CompactIdentity};
+
 /// Claims that describe the token, not the person.
 const PROTOCOL_CLAIMS: &[&str] = &[
     "iss",

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::assertion::packed::PackedHeaders;
 use crate::assertion::{self, ForwardedTokens, HeaderPlan, RequestSigner};
 use crate::config::SessionSettings;
-use crate::identity::Identity;
+use crate::identity::{CompactIdentity, Identity};
 use crate::seal::Sealer;
 use crate::shared::{Entry, SharedStore};
 
@@ -142,7 +142,8 @@ impl fmt::Debug for SessionRecord {
 
 /// A signed-in visitor, as kept between requests.
 pub struct Session {
-    pub identity: Identity,
+    /// The verified identity, in one buffer.
+    pub identity: CompactIdentity,
     /// A short SHA-256 of the provider and `sub`, for logs (the `sub` itself is personal data).
     pub sub_hash: String,
     /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
@@ -164,13 +165,13 @@ pub struct Session {
 impl Session {
     /// The id of the provider the visitor signed in with.
     pub fn provider(&self) -> &str {
-        &self.identity.provider
+        self.identity.provider()
     }
 
     /// The record this session was built from.
     pub fn to_record(&self) -> SessionRecord {
         SessionRecord {
-            identity: self.identity.clone(),
+            identity: self.identity.to_identity(),
             id_token: self.id_token.clone(),
             access_token: self.access_token.clone(),
             created_at_ms: self
@@ -185,22 +186,24 @@ impl Session {
     /// against the process's RSS per session measured by `benches/sessions.rs` (the estimate
     /// must not be below it, or `session.max_memory` would let more memory be used).
     pub fn estimated_bytes(&self) -> usize {
-        let identity = &self.identity;
-        let claims: usize = identity
-            .claims
+        // The assertion's claims, kept as JSON only when assertions are signed.
+        let assertion_claims: usize = self
+            .assertion_claims
             .iter()
-            .map(|(name, claim)| {
-                80 + name.len() + claim.values().map(|v| v.len() + 40).sum::<usize>()
+            .map(|(name, value)| {
+                let text = |v: &serde_json::Value| v.as_str().map_or(0, str::len) + 40;
+                80 + name.len()
+                    + value
+                        .as_array()
+                        .map_or_else(|| text(value), |items| items.iter().map(text).sum())
             })
             .sum();
         // The packed headers' buffer and entries, and the reference-count block the buffer gets
         // on its first request.
         let headers = self.headers.heap_bytes() + 64;
         std::mem::size_of::<Session>()
-            + identity.sub.len()
-            + identity.provider.len()
-            + identity.amr.iter().map(|a| a.len() + 24).sum::<usize>()
-            + claims * if self.assertion_claims.is_empty() { 1 } else { 2 }
+            + self.identity.heap_bytes()
+            + assertion_claims
             + self.id_token.len()
             + self.access_token.as_ref().map_or(0, String::len)
             + headers
@@ -216,7 +219,7 @@ impl Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("provider", &self.identity.provider)
+            .field("provider", &self.identity.provider())
             .field("sub_hash", &self.sub_hash)
             .field("id_token", &"REDACTED")
             .field("headers", &self.headers.len())
@@ -280,7 +283,7 @@ impl SessionPlan {
             id_token: record.id_token,
             access_token,
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
-            identity: record.identity,
+            identity: CompactIdentity::new(&record.identity),
             checked: AtomicU64::new(0),
         })
     }

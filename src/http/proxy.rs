@@ -318,7 +318,7 @@ impl GatewayProxy {
                 if let Err(denial) = route.admits(&live.identity) {
                     return Verdict::Refuse(self.deny(request, route, denial, ctx));
                 }
-                if route.needs_step_up(live.identity.acr.as_deref()) {
+                if route.needs_step_up(live.identity.acr()) {
                     return self.step_up(request, route, live.provider(), ctx);
                 }
                 ctx.session = Some(live);

@@ -93,9 +93,9 @@ impl Route {
     }
 
     /// Whether a signed-in identity may use this route; the requirement it misses if not.
-    pub fn admits(&self, identity: &crate::identity::Identity) -> Result<(), Denial> {
+    pub fn admits(&self, identity: &crate::identity::CompactIdentity) -> Result<(), Denial> {
         if let Some(providers) = &self.providers {
-            if !providers.contains(&identity.provider) {
+            if !providers.iter().any(|id| id == identity.provider()) {
                 return Err(Denial::Provider);
             }
         }

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::identity::Identity;
+use crate::identity::CompactIdentity;
 
 /// One requirement of an allow block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,15 +50,13 @@ impl Denial {
 }
 
 impl Requirement {
-    fn holds(&self, identity: &Identity) -> bool {
+    fn holds(&self, identity: &CompactIdentity) -> bool {
         match self {
             Requirement::Claim { name, values } => identity
-                .claims
-                .get(name)
+                .claim(name)
                 .is_some_and(|claim| claim.values().any(|v| values.contains(v))),
             Requirement::EmailDomain(domains) => identity
-                .claims
-                .get("email")
+                .claim("email")
                 .and_then(|email| email.values().next())
                 .and_then(|email| email.rsplit_once('@'))
                 .is_some_and(|(_, domain)| {
@@ -67,7 +65,7 @@ impl Requirement {
                         domain == *allowed || domain.ends_with(&format!(".{allowed}"))
                     })
                 }),
-            Requirement::Provider(ids) => ids.contains(&identity.provider),
+            Requirement::Provider(ids) => ids.contains(identity.provider()),
         }
     }
 
@@ -90,7 +88,7 @@ impl Requirement {
 
 /// Whether `identity` satisfies one of the blocks (no block: yes); else the first requirement
 /// the first block misses.
-pub fn admits(blocks: &[AllowBlock], identity: &Identity) -> Result<(), Denial> {
+pub fn admits(blocks: &[AllowBlock], identity: &CompactIdentity) -> Result<(), Denial> {
     let Some(first) = blocks.first() else {
         return Ok(());
     };
@@ -109,7 +107,7 @@ pub fn admits(blocks: &[AllowBlock], identity: &Identity) -> Result<(), Denial> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Claim;
+    use crate::identity::{Claim, Identity};
 
     fn set(values: &[&str]) -> HashSet<String> {
         values.iter().map(|v| v.to_string()).collect()
@@ -127,9 +125,11 @@ mod tests {
         ];
         let blocks = vec![interior, mail];
         let agent = |siret: &str, email: &str, provider: &str| {
-            Identity::new(provider, "s")
-                .with_claim("siret", siret)
-                .with_claim("email", email)
+            CompactIdentity::new(
+                &Identity::new(provider, "s")
+                    .with_claim("siret", siret)
+                    .with_claim("email", email),
+            )
         };
         let cases = [
             (agent("11002001300097", "a@x.fr", "other"), Ok(())),
@@ -157,14 +157,17 @@ mod tests {
             name: "roles".into(),
             values: set(&["admin"]),
         }]];
-        let with = Identity::new("p", "s")
-            .with_claim("roles", Claim::List(vec!["user".into(), "admin".into()]));
+        let with = CompactIdentity::new(
+            &Identity::new("p", "s")
+                .with_claim("roles", Claim::List(vec!["user".into(), "admin".into()])),
+        );
         assert_eq!(admits(&roles, &with), Ok(()));
-        let escaped =
-            Identity::new("p", "s").with_claim("roles", Claim::List(vec!["user,admin".into()]));
+        let escaped = CompactIdentity::new(
+            &Identity::new("p", "s").with_claim("roles", Claim::List(vec!["user,admin".into()])),
+        );
         assert_eq!(admits(&roles, &escaped), Err(Denial::Claim));
         assert_eq!(admits(&[], &escaped), Ok(()), "no block: anyone");
-        let no_email = Identity::new("agents", "s");
+        let no_email = CompactIdentity::new(&Identity::new("agents", "s"));
         assert_eq!(
             admits(
                 &[vec![Requirement::EmailDomain(vec!["x.fr".into()])]],

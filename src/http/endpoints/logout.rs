@@ -76,8 +76,7 @@ pub async fn me(gateway: &Gateway, request: &RequestHeader) -> Reply {
     let identity = &session.identity;
     let text = |claim: &str| {
         identity
-            .claims
-            .get(claim)
+            .claim(claim)
             .map(|c| c.to_header_text().into_owned())
     };
     let name = [
@@ -97,7 +96,7 @@ pub async fn me(gateway: &Gateway, request: &RequestHeader) -> Reply {
             name: &name,
             email: text("email").as_deref(),
             provider,
-            level: identity.acr.as_deref(),
+            level: identity.acr(),
         },
     )
 }
