@@ -145,14 +145,14 @@ pub struct Session {
     /// The verified identity, in one buffer.
     pub identity: CompactIdentity,
     /// A short SHA-256 of the provider and `sub`, for logs (the `sub` itself is personal data).
-    pub sub_hash: String,
+    pub sub_hash: SubHash,
     /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
-    pub id_token: String,
-    access_token: Option<String>,
+    pub id_token: Box<str>,
+    access_token: Option<Box<str>>,
     /// Identity headers, built once and copied onto each proxied request.
     pub headers: PackedHeaders,
     /// The sorted `name:value` lines of `headers`, for the HMAC signature.
-    pub signature_block: Vec<u8>,
+    pub signature_block: Box<[u8]>,
     /// The assertion's claims but `iss`, `aud`, `iat`, `exp` (empty without assertions).
     pub assertion_claims: serde_json::Map<String, serde_json::Value>,
     /// The current signed assertion and when to sign it anew.
@@ -172,8 +172,8 @@ impl Session {
     pub fn to_record(&self) -> SessionRecord {
         SessionRecord {
             identity: self.identity.to_identity(),
-            id_token: self.id_token.clone(),
-            access_token: self.access_token.clone(),
+            id_token: self.id_token.to_string(),
+            access_token: self.access_token.as_deref().map(str::to_string),
             created_at_ms: self
                 .created_at
                 .duration_since(std::time::UNIX_EPOCH)
@@ -205,10 +205,9 @@ impl Session {
             + self.identity.heap_bytes()
             + assertion_claims
             + self.id_token.len()
-            + self.access_token.as_ref().map_or(0, String::len)
+            + self.access_token.as_ref().map_or(0, |token| token.len())
             + headers
             + self.signature_block.len()
-            + self.sub_hash.len()
             // The cache's own entry (its node in the access and write orders, the timer), the
             // key, and the assertion once signed.
             + 500
@@ -228,14 +227,42 @@ impl fmt::Debug for Session {
     }
 }
 
-/// The `sub_hash` of a session: 16 hex characters of SHA-256(provider, NUL, sub).
-pub fn hash_subject(provider: &str, sub: &str) -> String {
+/// The `sub_hash` of a session: 16 hex characters of SHA-256(provider, NUL, sub), kept inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SubHash([u8; 16]);
+
+impl SubHash {
+    pub fn as_str(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for SubHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for SubHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub fn hash_subject(provider: &str, sub: &str) -> SubHash {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::new()
         .chain_update(provider.as_bytes())
         .chain_update([0u8])
         .chain_update(sub.as_bytes())
         .finalize();
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    let mut text = [0u8; 16];
+    for (i, byte) in digest[..8].iter().enumerate() {
+        text[2 * i] = HEX[usize::from(byte >> 4)];
+        text[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+    }
+    SubHash(text)
 }
 
 /// How this deployment turns a [`SessionRecord`] into a [`Session`]: which headers, whether
@@ -257,7 +284,10 @@ impl SessionPlan {
         if !self.providers.contains(&record.identity.provider) {
             return None;
         }
-        let access_token = record.access_token.filter(|_| self.forward_access_token);
+        let access_token = record
+            .access_token
+            .filter(|_| self.forward_access_token)
+            .map(String::into_boxed_str);
         let headers = self.headers.identity_headers(
             &record.identity,
             ForwardedTokens {
@@ -273,14 +303,14 @@ impl SessionPlan {
         Some(Session {
             sub_hash: hash_subject(&record.identity.provider, &record.identity.sub),
             signature_block: if self.signatures {
-                RequestSigner::header_block(&headers)
+                RequestSigner::header_block(&headers).into_boxed_slice()
             } else {
-                Vec::new()
+                Box::default()
             },
             headers: PackedHeaders::pack(&headers)?,
             assertion_claims,
             assertion: RwLock::new(None),
-            id_token: record.id_token,
+            id_token: record.id_token.into_boxed_str(),
             access_token,
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
             identity: CompactIdentity::new(&record.identity),
@@ -672,6 +702,18 @@ mod tests {
             access_token: Some("access".into()),
             created_at_ms: now_millis(),
         }
+    }
+
+    #[test]
+    fn sub_hash_is_the_hex_of_the_first_8_bytes_of_sha256() {
+        for (provider, sub) in [("agentconnect", "4f1c-ab"), ("", ""), ("p", "s\u{e9}")] {
+            let digest = Sha256::digest(format!("{provider}\0{sub}").as_bytes());
+            let expected: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let hash = hash_subject(provider, sub);
+            assert_eq!(hash.as_str(), expected);
+            assert_eq!(hash.to_string(), expected);
+        }
+        assert_ne!(hash_subject("a", "bc"), hash_subject("ab", "c"));
     }
 
     #[test]
