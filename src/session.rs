@@ -147,7 +147,7 @@ pub struct Session {
     /// A short SHA-256 of the provider and `sub`, for logs (the `sub` itself is personal data).
     pub sub_hash: SubHash,
     /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
-    pub id_token: Box<str>,
+    pub id_token: CompactToken,
     access_token: Option<Box<str>>,
     /// Identity headers, built once and copied onto each proxied request.
     pub headers: PackedHeaders,
@@ -172,7 +172,7 @@ impl Session {
     pub fn to_record(&self) -> SessionRecord {
         SessionRecord {
             identity: self.identity.to_identity(),
-            id_token: self.id_token.to_string(),
+            id_token: self.id_token.to_text(),
             access_token: self.access_token.as_deref().map(str::to_string),
             created_at_ms: self
                 .created_at
@@ -204,7 +204,7 @@ impl Session {
         std::mem::size_of::<Session>()
             + self.identity.heap_bytes()
             + assertion_claims
-            + self.id_token.len()
+            + self.id_token.heap_bytes()
             + self.access_token.as_ref().map_or(0, |token| token.len())
             + headers
             + self.signature_block.len()
@@ -224,6 +224,90 @@ impl fmt::Debug for Session {
             .field("headers", &self.headers.len())
             .field("created_at", &self.created_at)
             .finish()
+    }
+}
+
+/// A compact JWS or JWE (the id_token, kept for the logout hint) with its base64url segments
+/// decoded: three quarters of the text. A token whose segments are not canonical unpadded
+/// base64url (or that has more than five) is kept as its text; either way [`Self::to_text`]
+/// gives back exactly what was stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CompactToken(Box<[u8]>);
+
+const TOKEN_TEXT: u8 = 0;
+const TOKEN_SEGMENTS: u8 = 1;
+
+impl CompactToken {
+    pub fn new(text: &str) -> Self {
+        let decoded: Option<Vec<Vec<u8>>> = text
+            .split('.')
+            .map(|segment| {
+                let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+                (URL_SAFE_NO_PAD.encode(&bytes) == segment).then_some(bytes)
+            })
+            .collect();
+        match decoded {
+            Some(segments) if segments.len() <= 5 => {
+                let mut out = Vec::with_capacity(
+                    2 + 4 * segments.len() + segments.iter().map(Vec::len).sum::<usize>(),
+                );
+                out.push(TOKEN_SEGMENTS);
+                out.push(segments.len() as u8);
+                for segment in &segments {
+                    let Ok(len) = u32::try_from(segment.len()) else {
+                        return CompactToken::text(text);
+                    };
+                    out.extend_from_slice(&len.to_le_bytes());
+                }
+                for segment in &segments {
+                    out.extend_from_slice(segment);
+                }
+                CompactToken(out.into_boxed_slice())
+            }
+            _ => CompactToken::text(text),
+        }
+    }
+
+    fn text(text: &str) -> Self {
+        let mut out = Vec::with_capacity(1 + text.len());
+        out.push(TOKEN_TEXT);
+        out.extend_from_slice(text.as_bytes());
+        CompactToken(out.into_boxed_slice())
+    }
+
+    /// The token's text, as it was stored (empty for a damaged buffer, which `new` never writes).
+    pub fn to_text(&self) -> String {
+        match self.0.split_first() {
+            Some((&TOKEN_SEGMENTS, rest)) => {
+                let Some((&count, rest)) = rest.split_first() else {
+                    return String::new();
+                };
+                let Some((lengths, mut body)) = rest.split_at_checked(4 * usize::from(count))
+                else {
+                    return String::new();
+                };
+                let mut text = String::with_capacity(body.len() * 4 / 3 + 8);
+                for (i, len) in lengths.chunks_exact(4).enumerate() {
+                    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                    let Some((segment, next)) = body.split_at_checked(len) else {
+                        return String::new();
+                    };
+                    if i > 0 {
+                        text.push('.');
+                    }
+                    URL_SAFE_NO_PAD.encode_string(segment, &mut text);
+                    body = next;
+                }
+                text
+            }
+            Some((&TOKEN_TEXT, rest)) => String::from_utf8_lossy(rest).into_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// The bytes held on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -310,7 +394,7 @@ impl SessionPlan {
             headers: PackedHeaders::pack(&headers)?,
             assertion_claims,
             assertion: RwLock::new(None),
-            id_token: record.id_token.into_boxed_str(),
+            id_token: CompactToken::new(&record.id_token),
             access_token,
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
             identity: CompactIdentity::new(&record.identity),
@@ -701,6 +785,44 @@ mod tests {
             id_token: "secret-token".into(),
             access_token: Some("access".into()),
             created_at_ms: now_millis(),
+        }
+    }
+
+    #[test]
+    fn tokens_are_kept_compact_and_come_back_exactly() {
+        let jws = format!(
+            "eyJhbGciOiJFUzI1NiIsImtpZCI6ImFjIn0.{}.{}",
+            URL_SAFE_NO_PAD.encode("{\"sub\":\"4f1c\",\"acr\":\"eidas1\"}".repeat(20)),
+            URL_SAFE_NO_PAD.encode([7u8; 64])
+        );
+        let compact = CompactToken::new(&jws);
+        assert_eq!(compact.to_text(), jws);
+        assert!(
+            compact.heap_bytes() < jws.len() * 3 / 4 + 16,
+            "{}",
+            compact.heap_bytes()
+        );
+        // A JWE with an empty encrypted key (ECDH-ES), texts that are not canonical base64url,
+        // too many segments, odd characters: all come back as they were.
+        for text in [
+            "eyJhbGciOiJFQ0RILUVTIn0..aXY.Y2lwaGVy.dGFn",
+            "",
+            ".",
+            "a.b.c",
+            "YQ==.YQ.YQ",
+            "YR.YQ.YQ",
+            "YQ.YQ.YQ.YQ.YQ.YQ",
+            "é.ü",
+            "eyJhbGciOiJIUzI1NiJ9 .e30.sig",
+        ] {
+            assert_eq!(CompactToken::new(text).to_text(), text, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_comes_back_exactly(text in "[A-Za-z0-9_.=+/ -]{0,80}|\\PC{0,40}") {
+            proptest::prop_assert_eq!(CompactToken::new(&text).to_text(), text);
         }
     }
 

@@ -50,7 +50,7 @@ pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
             let logged_out = Route::LoggedOut.url(&gateway.settings().public_url);
             if let Some(url) = gateway
                 .provider(session.provider())
-                .and_then(|p| p.logout_url(&session.id_token, &state, &logged_out))
+                .and_then(|p| p.logout_url(&session.id_token.to_text(), &state, &logged_out))
             {
                 gateway.logouts().put(state).await;
                 target = url.to_string();
