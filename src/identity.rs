@@ -66,7 +66,9 @@ impl Claim {
     pub fn to_header_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Claim::Text(text) => std::borrow::Cow::Borrowed(text),
-            Claim::List(items) => std::borrow::Cow::Owned(join_list(items)),
+            Claim::List(items) => {
+                std::borrow::Cow::Owned(join_list(items.iter().map(String::as_str)))
+            }
         }
     }
 
@@ -92,9 +94,9 @@ impl From<&str> for Claim {
 }
 
 /// A list as one header value: elements joined with `,`, their `\` and `,` escaped with `\`.
-pub fn join_list(items: &[String]) -> String {
+pub fn join_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = String::new();
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }

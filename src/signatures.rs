@@ -51,26 +51,39 @@ fn fallback() -> &'static CryptoProvider {
     &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
 }
 
-fn rsa_padding(alg: Algorithm) -> Option<&'static dyn ring_sig::RsaEncoding> {
+/// The RSA schemes `ring` takes over: how it signs (padding) and how it verifies (parameters,
+/// keys of 2048 to 8192 bits).
+fn rsa_scheme(
+    alg: Algorithm,
+) -> Option<(
+    &'static dyn ring_sig::RsaEncoding,
+    &'static ring_sig::RsaParameters,
+)> {
     Some(match alg {
-        Algorithm::RS256 => &ring_sig::RSA_PKCS1_SHA256,
-        Algorithm::RS384 => &ring_sig::RSA_PKCS1_SHA384,
-        Algorithm::RS512 => &ring_sig::RSA_PKCS1_SHA512,
-        Algorithm::PS256 => &ring_sig::RSA_PSS_SHA256,
-        Algorithm::PS384 => &ring_sig::RSA_PSS_SHA384,
-        Algorithm::PS512 => &ring_sig::RSA_PSS_SHA512,
-        _ => return None,
-    })
-}
-
-fn rsa_parameters(alg: Algorithm) -> Option<&'static ring_sig::RsaParameters> {
-    Some(match alg {
-        Algorithm::RS256 => &ring_sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &ring_sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &ring_sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &ring_sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &ring_sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &ring_sig::RSA_PSS_2048_8192_SHA512,
+        Algorithm::RS256 => (
+            &ring_sig::RSA_PKCS1_SHA256,
+            &ring_sig::RSA_PKCS1_2048_8192_SHA256,
+        ),
+        Algorithm::RS384 => (
+            &ring_sig::RSA_PKCS1_SHA384,
+            &ring_sig::RSA_PKCS1_2048_8192_SHA384,
+        ),
+        Algorithm::RS512 => (
+            &ring_sig::RSA_PKCS1_SHA512,
+            &ring_sig::RSA_PKCS1_2048_8192_SHA512,
+        ),
+        Algorithm::PS256 => (
+            &ring_sig::RSA_PSS_SHA256,
+            &ring_sig::RSA_PSS_2048_8192_SHA256,
+        ),
+        Algorithm::PS384 => (
+            &ring_sig::RSA_PSS_SHA384,
+            &ring_sig::RSA_PSS_2048_8192_SHA384,
+        ),
+        Algorithm::PS512 => (
+            &ring_sig::RSA_PSS_SHA512,
+            &ring_sig::RSA_PSS_2048_8192_SHA512,
+        ),
         _ => return None,
     })
 }
@@ -87,7 +100,7 @@ fn signer_factory(
         )
         .ok()
         .map(|pair| Box::new(EcdsaSigner(pair)) as Box<dyn JwtSigner>),
-        (_, AlgorithmFamily::Rsa) => rsa_padding(*alg).and_then(|padding| {
+        (_, AlgorithmFamily::Rsa) => rsa_scheme(*alg).and_then(|(padding, _)| {
             ring_sig::RsaKeyPair::from_der(key.as_bytes())
                 .ok()
                 .map(|pair| {
@@ -117,7 +130,7 @@ fn verifier_factory(
             Some(Public::P256(point.clone()))
         }
         (_, AlgorithmFamily::Rsa, DecodingKeyKind::RsaModulusExponent { n, e })
-            if rsa_parameters(*alg).is_some() =>
+            if rsa_scheme(*alg).is_some() =>
         {
             Some(Public::Rsa {
                 n: n.clone(),
@@ -125,7 +138,7 @@ fn verifier_factory(
             })
         }
         (_, AlgorithmFamily::Rsa, DecodingKeyKind::SecretOrDer(der))
-            if rsa_parameters(*alg).is_some() =>
+            if rsa_scheme(*alg).is_some() =>
         {
             Some(Public::RsaDer(der.clone()))
         }
@@ -196,12 +209,12 @@ impl Public {
                     .verify(message, signature)
                     .is_ok()
             }
-            (Public::Rsa { n, e }, alg) => rsa_parameters(alg).is_some_and(|parameters| {
+            (Public::Rsa { n, e }, alg) => rsa_scheme(alg).is_some_and(|(_, parameters)| {
                 ring_sig::RsaPublicKeyComponents { n, e }
                     .verify(parameters, message, signature)
                     .is_ok()
             }),
-            (Public::RsaDer(der), alg) => rsa_parameters(alg).is_some_and(|parameters| {
+            (Public::RsaDer(der), alg) => rsa_scheme(alg).is_some_and(|(_, parameters)| {
                 ring_sig::UnparsedPublicKey::new(parameters, der)
                     .verify(message, signature)
                     .is_ok()
@@ -371,11 +384,6 @@ impl JsonWebKey for ProviderJwk {
                     "key algorithm is not a signing algorithm".into(),
                 ))
             }
-        }
-        if alg == Algorithm::ES256 && !matches!(**public, Public::P256(_)) {
-            return Err(SignatureVerificationError::InvalidKey(
-                "not a P-256 key".into(),
-            ));
         }
         if public.verify(alg, message, signature) {
             Ok(())

@@ -312,7 +312,7 @@ impl HeaderPlan {
             own.push(("x-guichet-acr".into(), Cow::Borrowed(acr)));
         }
         if !identity.amr.is_empty() {
-            let amr = crate::identity::join_list(&identity.amr);
+            let amr = crate::identity::join_list(identity.amr.iter().map(String::as_str));
             own.push(("x-guichet-amr".into(), Cow::Owned(amr)));
         }
         let forwarded = [

@@ -133,11 +133,6 @@ impl PackedHeaders {
             Some((name, value))
         })
     }
-
-    /// The headers as a list.
-    pub fn to_vec(&self) -> Vec<(HeaderName, HeaderValue)> {
-        self.iter().collect()
-    }
 }
 
 #[cfg(test)]
@@ -170,11 +165,11 @@ mod tests {
         ];
         let packed = PackedHeaders::pack(&headers).unwrap();
         assert_eq!(packed.len(), headers.len());
-        assert_eq!(packed.to_vec(), headers);
+        assert_eq!(packed.iter().collect::<Vec<_>>(), headers);
         // Every request gets the same again.
-        assert_eq!(packed.to_vec(), headers);
+        assert_eq!(packed.iter().collect::<Vec<_>>(), headers);
         assert!(PackedHeaders::pack(&[]).unwrap().is_empty());
-        assert_eq!(PackedHeaders::default().to_vec(), vec![]);
+        assert_eq!(PackedHeaders::default().iter().collect::<Vec<_>>(), vec![]);
     }
 
     #[test]
@@ -197,7 +192,7 @@ mod tests {
             .collect();
         assert!(index_of(&headers[0].0).is_none());
         let packed = PackedHeaders::pack(&headers).unwrap();
-        assert_eq!(packed.to_vec(), headers);
+        assert_eq!(packed.iter().collect::<Vec<_>>(), headers);
         assert!(packed.entries.iter().filter(|e| e.name == INLINE).count() >= 3);
     }
 }

@@ -126,9 +126,7 @@ impl<'a> ClaimRef<'a> {
     /// The claim as one header value, as [`Claim::to_header_text`] writes it.
     pub fn to_header_text(&self) -> Cow<'a, str> {
         if self.is_list {
-            Cow::Owned(join_list(
-                &self.values().map(str::to_string).collect::<Vec<_>>(),
-            ))
+            Cow::Owned(join_list(self.values()))
         } else {
             Cow::Borrowed(self.values().next().unwrap_or_default())
         }
@@ -196,8 +194,8 @@ impl CompactIdentity {
         Reader { rest: &self.bytes }
     }
 
-    /// The reader after `provider`, `sub`, `acr` and `amr`, with the claims' count; and `acr`.
-    fn claims_reader(&self) -> Option<(Option<&str>, Vec<&str>, usize, Reader<'_>)> {
+    /// `acr`, and the reader at `amr`'s count.
+    fn after_acr(&self) -> Option<(Option<&str>, Reader<'_>)> {
         let mut reader = self.reader();
         reader.raw()?;
         reader.raw()?;
@@ -205,13 +203,16 @@ impl CompactIdentity {
             0 => None,
             _ => Some(reader.text()?),
         };
+        Some((acr, reader))
+    }
+
+    /// The claims' count and the reader at the first claim (`amr` skipped).
+    fn claims_reader(&self) -> Option<(usize, Reader<'_>)> {
+        let (_, mut reader) = self.after_acr()?;
         let methods = reader.number()?;
-        let mut amr = Vec::new();
-        for _ in 0..methods {
-            amr.push(reader.text()?);
-        }
+        reader.skip_values(methods)?;
         let count = reader.number()?;
-        Some((acr, amr, count, reader))
+        Some((count, reader))
     }
 
     /// The id of the provider the visitor signed in with.
@@ -227,18 +228,12 @@ impl CompactIdentity {
 
     /// The authentication level (`acr`), when the provider said.
     pub fn acr(&self) -> Option<&str> {
-        let mut reader = self.reader();
-        reader.raw()?;
-        reader.raw()?;
-        match reader.byte()? {
-            0 => None,
-            _ => reader.text(),
-        }
+        self.after_acr()?.0
     }
 
     /// The claim called `name`.
     pub fn claim(&self, name: &str) -> Option<ClaimRef<'_>> {
-        let (_, _, count, mut reader) = self.claims_reader()?;
+        let (count, mut reader) = self.claims_reader()?;
         for _ in 0..count {
             let this = reader.raw()?;
             let (is_list, values_count, values) = reader.values()?;
@@ -257,11 +252,18 @@ impl CompactIdentity {
     /// The identity back in its ordinary form (the shared store, the hand-over file).
     pub fn to_identity(&self) -> Identity {
         let mut identity = Identity::new(self.provider(), self.sub());
-        let Some((acr, amr, count, mut reader)) = self.claims_reader() else {
+        let Some((acr, mut reader)) = self.after_acr() else {
             return identity;
         };
         identity.acr = acr.map(str::to_string);
-        identity.amr = amr.into_iter().map(str::to_string).collect();
+        let methods = reader.number().unwrap_or(0);
+        for _ in 0..methods {
+            let Some(method) = reader.text() else {
+                return identity;
+            };
+            identity.amr.push(method.to_string());
+        }
+        let count = reader.number().unwrap_or(0);
         for _ in 0..count {
             let Some(name) = reader.text() else { break };
             let Some((is_list, values_count, values)) = reader.values() else {
