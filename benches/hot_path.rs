@@ -113,6 +113,7 @@ fn bench(c: &mut Criterion) {
     let names = CookieNames {
         session: "guichet".into(),
         login_prefix: "guichet-login-".into(),
+        logout: "guichet-logout".into(),
     };
     let cookie = id.to_cookie_value();
     let request = browser_request(&cookie);

@@ -21,12 +21,17 @@ pub struct CookieNames {
     /// The prefix of the login-state cookies (`__Secure-guichet-login-` over https), one per
     /// login in progress.
     pub login_prefix: String,
+    /// The cookie keeping the session's logout hint (`__Secure-guichet-logout` over https),
+    /// sent by the browser to the logout path only.
+    pub logout: String,
 }
 
 impl CookieNames {
     /// Whether a cookie name is one of guichet's.
     pub fn is_ours(&self, name: &[u8]) -> bool {
-        name == self.session.as_bytes() || name.starts_with(self.login_prefix.as_bytes())
+        name == self.session.as_bytes()
+            || name == self.logout.as_bytes()
+            || name.starts_with(self.login_prefix.as_bytes())
     }
 
     /// The session id in the request's session cookie, if well-formed.
@@ -96,7 +101,9 @@ pub fn find_prefixed<'a>(
 fn may_carry(value: &HeaderValue, names: &CookieNames) -> bool {
     let bytes = value.as_bytes();
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    contains(names.session.as_bytes()) || contains(names.login_prefix.as_bytes())
+    contains(names.session.as_bytes())
+        || contains(names.login_prefix.as_bytes())
+        || contains(names.logout.as_bytes())
 }
 
 /// The `Cookie` header the application receives: every cookie but guichet's, in order, from all

@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::cookies::CookieNames;
 use crate::http::routes::Route;
 use crate::login_state::{LoginStates, LOGIN_STATE_TTL};
+use crate::logout_hint::LogoutHints;
 use crate::metrics::Metrics;
 use crate::oidc::{OidcError, Provider};
 use crate::one_time::OneTimeStore;
@@ -38,6 +39,10 @@ pub struct Gateway {
     routes: RouteTable,
     /// The page templates, assets and branding.
     pages: Pages,
+    /// Logout hints kept by the visitors' browsers.
+    logout_hints: LogoutHints,
+    /// This process's own random key (no `[session.shared]`), handed over at an upgrade.
+    own_key: Option<DeploymentKey>,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -57,6 +62,15 @@ pub enum StartError {
 
 impl Gateway {
     pub fn new(settings: Settings) -> Result<Self, StartError> {
+        Self::inheriting(settings, None)
+    }
+
+    /// [`Self::new`], keeping the random key of the process this one takes over from (without
+    /// `[session.shared]`), so that what that process sealed still opens.
+    pub fn inheriting(
+        settings: Settings,
+        inherited: Option<DeploymentKey>,
+    ) -> Result<Self, StartError> {
         crate::signatures::install();
         let redirect_uri = Route::Callback.url(&settings.public_url);
         let mut origins: Vec<String> = settings
@@ -93,7 +107,17 @@ impl Gateway {
             .as_ref()
             .map(|s| SharedStore::new(s, metrics.shared_store_errors.clone()).map(Arc::new))
             .transpose()?;
-        let key = deployment_key(&settings);
+        // One secret for the deployment: the one the replicas share, or this process's own.
+        let (key, own_key) = match &settings.session.shared {
+            Some(shared) => (
+                DeploymentKey::from_secret(shared.key.expose().as_bytes()),
+                None,
+            ),
+            None => {
+                let own = inherited.unwrap_or_else(DeploymentKey::random);
+                (own.clone(), Some(own))
+            }
+        };
         let context = deployment_context(
             settings.public_url.as_str(),
             settings.providers.iter().map(|p| p.id.as_str()),
@@ -122,9 +146,15 @@ impl Gateway {
             );
             logins = logins.with_shared(shared.clone());
         }
+        let logout_hints = LogoutHints::new(
+            key.sealer(Purpose::LogoutHint, &context),
+            &settings.session,
+            settings.headers.forward_id_token,
+        );
         let cookies = CookieNames {
             session: settings.session.cookie_name.clone(),
             login_prefix: settings.session.login_cookie_prefix.clone(),
+            logout: settings.session.logout_cookie_name.clone(),
         };
         Ok(Gateway {
             cookies,
@@ -137,8 +167,21 @@ impl Gateway {
             providers,
             provider_jwks,
             metrics,
+            logout_hints,
+            own_key,
             settings,
         })
+    }
+
+    /// Logout hints kept by the visitors' browsers.
+    pub fn logout_hints(&self) -> &LogoutHints {
+        &self.logout_hints
+    }
+
+    /// This process's own random key, for the hand-over file of a graceful upgrade (`None` with
+    /// `[session.shared]`, whose key comes from the configuration).
+    pub fn own_key(&self) -> Option<&DeploymentKey> {
+        self.own_key.as_ref()
     }
 
     /// The validated settings.
@@ -200,14 +243,6 @@ impl Gateway {
     /// Every provider has loaded its metadata.
     pub fn is_ready(&self) -> bool {
         self.providers.iter().all(|p| p.is_ready())
-    }
-}
-
-/// One secret for the deployment: the one the replicas share, or this process's own.
-fn deployment_key(settings: &Settings) -> DeploymentKey {
-    match &settings.session.shared {
-        Some(shared) => DeploymentKey::from_secret(shared.key.expose().as_bytes()),
-        None => DeploymentKey::random(),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod jose;
 pub mod login_state;
+pub mod logout_hint;
 pub mod metrics;
 pub mod oidc;
 pub mod one_time;

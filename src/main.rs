@@ -284,17 +284,24 @@ fn run(settings: Settings, launch: server::Launch) -> ExitCode {
         eprintln!("cannot start: {e}");
         return ExitCode::FAILURE;
     }
+    // With --upgrade, this returns once the old process has handed its sockets over (it writes
+    // the hand-over file first).
     let mut pingora = server::new_server(&settings, launch);
-    let gateway = match server::add_gateway(&mut pingora, settings) {
+    let handover = launch
+        .upgrade
+        .then(|| server::read_handover(&settings))
+        .flatten();
+    let inherited = handover.as_ref().and_then(server::HandOver::key);
+    let gateway = match server::add_gateway_inheriting(&mut pingora, settings, inherited) {
         Ok(gateway) => gateway,
         Err(e) => {
             eprintln!("cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if launch.upgrade {
+    if let Some(handover) = handover {
         match tokio::runtime::Builder::new_current_thread().build() {
-            Ok(runtime) => runtime.block_on(server::take_handover(&gateway)),
+            Ok(runtime) => runtime.block_on(handover.restore(&gateway)),
             Err(e) => tracing::error!(error = %e, "cannot take the sessions over"),
         }
     }

@@ -1,11 +1,12 @@
-//! Authenticated encryption of what guichet hands to someone else to keep: login states kept by
-//! the visitor's browser (a cookie) and sessions kept by the shared store. Both come back as
+//! Authenticated encryption of what guichet hands to someone else to keep: login states and
+//! logout hints kept by the visitor's browser (cookies) and sessions kept by the shared store. Both come back as
 //! hostile bytes; [`Sealer::open`] accepts only what a holder of the same key sealed for the same
 //! purpose and deployment.
 //!
 //! AES-256-GCM with a random 96-bit nonce per message, written as base64url of
-//! `nonce ‖ ciphertext ‖ tag`. The associated data names the purpose (`login`, `session`), the
-//! deployment (`public_url`, the configured provider ids) and, for a session, its store key: a
+//! `nonce ‖ ciphertext ‖ tag`. The associated data names the purpose (`login`, `session`,
+//! `logout-hint`), the deployment (`public_url`, the configured provider ids) and, for a session
+//! or its logout hint, the session's store key: a
 //! sealed value cannot be moved from one purpose, deployment or key to another. Keys are derived
 //! from one deployment secret with HMAC-SHA256 (one derived key per purpose).
 
@@ -27,6 +28,8 @@ pub enum Purpose {
     Login,
     /// A session, kept in the store shared by replicas.
     Session,
+    /// A session's id_token, kept in the visitor's browser for the logout's `id_token_hint`.
+    LogoutHint,
 }
 
 impl Purpose {
@@ -34,6 +37,7 @@ impl Purpose {
         match self {
             Purpose::Login => b"guichet login-state v1",
             Purpose::Session => b"guichet shared-session v1",
+            Purpose::LogoutHint => b"guichet logout-hint v1",
         }
     }
 }
@@ -58,6 +62,18 @@ impl DeploymentKey {
             <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
         mac.update(b"guichet deployment key");
         DeploymentKey(mac.finalize().into_bytes().into())
+    }
+
+    /// The key as base64url, for the hand-over file of a graceful upgrade (a lone process's
+    /// random key must outlive it, or what its browsers hold would no longer open).
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// A key written by [`Self::to_text`]; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?;
+        Some(DeploymentKey(bytes))
     }
 
     /// A sealer for one purpose, bound to this deployment's `context` (public URL, providers).
@@ -163,8 +179,10 @@ mod tests {
             Some(&b"hello"[..])
         );
         assert_eq!(sealer.open(b"k2", sealed.as_bytes()), None, "other binding");
-        let other_purpose = key.sealer(Purpose::Login, "https://a.example\np");
-        assert_eq!(other_purpose.open(b"k1", sealed.as_bytes()), None);
+        for purpose in [Purpose::Login, Purpose::LogoutHint] {
+            let other_purpose = key.sealer(purpose, "https://a.example\np");
+            assert_eq!(other_purpose.open(b"k1", sealed.as_bytes()), None);
+        }
         let other_deployment = key.sealer(Purpose::Session, "https://b.example\np");
         assert_eq!(other_deployment.open(b"k1", sealed.as_bytes()), None);
         let other_key =
@@ -181,6 +199,24 @@ mod tests {
             assert_eq!(sealer.open(b"k1", garbage), None);
         }
         assert!(!format!("{key:?}").contains('7'));
+    }
+
+    #[test]
+    fn a_key_survives_its_text_form_and_nothing_else_is_a_key() {
+        let key = DeploymentKey::random();
+        let text = key.to_text();
+        let again = DeploymentKey::from_text(&text).expect("a key");
+        let sealed = key.sealer(Purpose::LogoutHint, "c").seal(b"k", b"t");
+        assert_eq!(
+            again
+                .sealer(Purpose::LogoutHint, "c")
+                .open(b"k", sealed.as_bytes())
+                .as_deref(),
+            Some(&b"t"[..])
+        );
+        for bad in ["", "AAAA", &text[..42], &format!("{text}A"), "!!!!"] {
+            assert!(DeploymentKey::from_text(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::gateway::{Gateway, StartError};
 use crate::http::proxy::GatewayProxy;
 use crate::metrics::MetricsApp;
 use crate::oidc::{keep_discovered, Provider};
+use crate::seal::DeploymentKey;
+use crate::session::HandedOver;
 
 /// How `guichet run` was started.
 #[derive(Clone, Copy, Debug, Default)]
@@ -141,28 +143,62 @@ fn untrusted_handover(metadata: &std::fs::Metadata) -> Option<String> {
     None
 }
 
-/// Takes the sessions an old process handed over, if any, and deletes the file. A file that is
-/// not this user's alone is refused (and left for the operator to look at).
-pub async fn take_handover(gateway: &Gateway) {
-    let path = handover_path(gateway.settings());
-    let Ok(metadata) = std::fs::symlink_metadata(&path) else {
-        return;
-    };
+/// What an old process hands over at a graceful upgrade: its sessions and, without
+/// `[session.shared]`, its own random key (what it sealed into browsers' cookies — logout hints,
+/// logins in progress — then still opens).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct HandOver {
+    #[serde(default)]
+    key: Option<String>,
+    sessions: Vec<HandedOver>,
+}
+
+/// The file as earlier versions wrote it (the sessions alone), or as this one does.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum HandOverFile {
+    Sessions(Vec<HandedOver>),
+    Current(HandOver),
+}
+
+impl HandOver {
+    /// The old process's own key, if it handed one over.
+    pub fn key(&self) -> Option<DeploymentKey> {
+        let text = self.key.as_deref()?;
+        let key = DeploymentKey::from_text(text);
+        if key.is_none() {
+            tracing::error!("the hand-over file's key is not a key: logout hints sealed by the previous process will not open");
+        }
+        key
+    }
+
+    /// Puts the sessions into the new process's store.
+    pub async fn restore(self, gateway: &Gateway) {
+        let restored = gateway.sessions().restore(self.sessions).await;
+        tracing::info!(restored, "sessions taken over from the previous process");
+    }
+}
+
+/// Reads what an old process handed over, if anything, and deletes the file. A file that is not
+/// this user's alone is refused (and left for the operator to look at).
+pub fn read_handover(settings: &Settings) -> Option<HandOver> {
+    let path = handover_path(settings);
+    let metadata = std::fs::symlink_metadata(&path).ok()?;
     if let Some(why) = untrusted_handover(&metadata) {
         tracing::error!(path = %path.display(), why, "session hand-over file refused: its sessions are not taken over");
-        return;
+        return None;
     }
-    let Ok(text) = std::fs::read(&path) else {
-        return;
-    };
+    let text = std::fs::read(&path).ok()?;
     let _ = std::fs::remove_file(&path);
     match serde_json::from_slice(&text) {
-        Ok(dumped) => {
-            let restored = gateway.sessions().restore(dumped).await;
-            tracing::info!(restored, "sessions taken over from the previous process");
-        }
+        Ok(HandOverFile::Current(handover)) => Some(handover),
+        Ok(HandOverFile::Sessions(sessions)) => Some(HandOver {
+            key: None,
+            sessions,
+        }),
         Err(e) => {
-            tracing::error!(error = %e, path = %path.display(), "unreadable session hand-over file; its sessions are lost")
+            tracing::error!(error = %e, path = %path.display(), "unreadable session hand-over file; its sessions are lost");
+            None
         }
     }
 }
@@ -201,9 +237,12 @@ impl Signals {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = handover_path(self.gateway.settings());
-        let dumped = self.gateway.sessions().dump();
-        let count = dumped.len();
-        let written = serde_json::to_vec(&dumped)
+        let handover = HandOver {
+            key: self.gateway.own_key().map(DeploymentKey::to_text),
+            sessions: self.gateway.sessions().dump(),
+        };
+        let count = handover.sessions.len();
+        let written = serde_json::to_vec(&handover)
             .map_err(std::io::Error::other)
             .and_then(|bytes| {
                 let _ = std::fs::remove_file(&path);
@@ -248,8 +287,17 @@ pub fn check_tls(settings: &Settings) -> Result<(), StartError> {
 
 /// Adds the gateway's services to `server` and returns the shared state.
 pub fn add_gateway(server: &mut Server, settings: Settings) -> Result<Arc<Gateway>, StartError> {
+    add_gateway_inheriting(server, settings, None)
+}
+
+/// [`add_gateway`], keeping the key an old process handed over ([`Gateway::inheriting`]).
+pub fn add_gateway_inheriting(
+    server: &mut Server,
+    settings: Settings,
+    inherited: Option<DeploymentKey>,
+) -> Result<Arc<Gateway>, StartError> {
     check_tls(&settings)?;
-    let gateway = Arc::new(Gateway::new(settings)?);
+    let gateway = Arc::new(Gateway::inheriting(settings, inherited)?);
     let settings = &gateway.settings();
 
     let mut proxy = proxy_service(
@@ -367,6 +415,56 @@ mod tests {
             untrusted_handover(&metadata(&link)).as_deref(),
             Some("not a regular file")
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hand_over_file_is_read_once_with_or_without_a_key() {
+        let dir =
+            std::env::temp_dir().join(format!("guichet-handover-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut settings =
+            crate::demo::demo_settings(&crate::demo::DemoAddresses::all(any), &"s".repeat(40));
+        settings.upgrade_sock = dir.join("upgrade.sock");
+        let path = handover_path(&settings);
+        let key = DeploymentKey::random();
+        let sealed = key
+            .sealer(crate::seal::Purpose::LogoutHint, "c")
+            .seal(b"k", b"t");
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        // This version's file: the key comes back and opens what the old process sealed.
+        write(&format!(r#"{{"key":"{}","sessions":[]}}"#, key.to_text()));
+        let handover = read_handover(&settings).expect("read");
+        let again = handover.key().expect("a key");
+        let opened = again
+            .sealer(crate::seal::Purpose::LogoutHint, "c")
+            .open(b"k", sealed.as_bytes());
+        assert_eq!(opened.as_deref(), Some(&b"t"[..]));
+        assert!(!path.exists(), "read once");
+        assert!(read_handover(&settings).is_none());
+        // An earlier version's file (the sessions alone), a process with a shared key (none
+        // written), a damaged key: the sessions without a key.
+        for text in [
+            "[]".to_string(),
+            r#"{"sessions":[]}"#.to_string(),
+            r#"{"key":null,"sessions":[]}"#.to_string(),
+            r#"{"key":"c2hvcnQ","sessions":[]}"#.to_string(),
+        ] {
+            write(&text);
+            let handover = read_handover(&settings).expect(&text);
+            assert!(handover.key().is_none(), "{text}");
+            assert!(handover.sessions.is_empty());
+        }
+        // Not a hand-over file: nothing, and it is gone.
+        for text in ["", "{", r#"{"key":"x"}"#, "[1]"] {
+            write(text);
+            assert!(read_handover(&settings).is_none(), "{text}");
+            assert!(!path.exists());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

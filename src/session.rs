@@ -122,7 +122,8 @@ pub fn random_token() -> String {
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     pub identity: Identity,
-    /// The raw id_token, for `id_token_hint` at logout. Never logged.
+    /// The raw id_token, for `id_token_hint` at logout; empty when the visitor's browser keeps
+    /// it ([`crate::logout_hint`]). Never logged.
     pub id_token: String,
     /// The access token, kept only when it is forwarded (`headers.forward_access_token`).
     pub access_token: Option<String>,
@@ -146,8 +147,9 @@ pub struct Session {
     pub identity: CompactIdentity,
     /// A short SHA-256 of the provider and `sub`, for logs (the `sub` itself is personal data).
     pub sub_hash: SubHash,
-    /// The raw id_token, kept for `id_token_hint` at logout. Never logged.
-    pub id_token: CompactToken,
+    /// The raw id_token, kept for `id_token_hint` at logout when the browser does not keep it
+    /// ([`crate::logout_hint`]). Never logged.
+    pub id_token: Option<CompactToken>,
     access_token: Option<Box<str>>,
     /// Identity headers, built once and copied onto each proxied request.
     pub headers: PackedHeaders,
@@ -172,7 +174,10 @@ impl Session {
     pub fn to_record(&self) -> SessionRecord {
         SessionRecord {
             identity: self.identity.to_identity(),
-            id_token: self.id_token.to_text(),
+            id_token: self
+                .id_token
+                .as_ref()
+                .map_or_else(String::new, CompactToken::to_text),
             access_token: self.access_token.as_deref().map(str::to_string),
             created_at_ms: self
                 .created_at
@@ -204,7 +209,7 @@ impl Session {
         std::mem::size_of::<Session>()
             + self.identity.heap_bytes()
             + assertion_claims
-            + self.id_token.heap_bytes()
+            + self.id_token.as_ref().map_or(0, CompactToken::heap_bytes)
             + self.access_token.as_ref().map_or(0, |token| token.len())
             + headers
             + self.signature_block.len()
@@ -309,6 +314,16 @@ impl CompactToken {
     pub fn heap_bytes(&self) -> usize {
         self.0.len()
     }
+
+    /// The stored form, for sealing.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A token from its stored form ([`Self::as_bytes`]); a damaged one gives an empty text.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        CompactToken(bytes.into_boxed_slice())
+    }
 }
 
 /// The `sub_hash` of a session: 16 hex characters of SHA-256(provider, NUL, sub), kept inline.
@@ -394,7 +409,7 @@ impl SessionPlan {
             headers: PackedHeaders::pack(&headers)?,
             assertion_claims,
             assertion: RwLock::new(None),
-            id_token: CompactToken::new(&record.id_token),
+            id_token: (!record.id_token.is_empty()).then(|| CompactToken::new(&record.id_token)),
             access_token,
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
             identity: CompactIdentity::new(&record.identity),
@@ -533,15 +548,26 @@ impl SessionStore {
 
     /// Builds a new session from a verified login and stores it under a fresh id.
     pub async fn create(&self, record: SessionRecord) -> Option<(SessionId, Arc<Session>)> {
-        let session = Arc::new(self.plan.build(record)?);
         let id = SessionId::generate();
+        let session = self.create_with_id(&id, record).await?;
+        Some((id, session))
+    }
+
+    /// [`Self::create`] under an id chosen by the caller (the login seals the logout hint for
+    /// its store key first).
+    pub async fn create_with_id(
+        &self,
+        id: &SessionId,
+        record: SessionRecord,
+    ) -> Option<Arc<Session>> {
+        let session = Arc::new(self.plan.build(record)?);
         let key = id.to_key();
         if let Some(shared) = &self.shared {
             session.checked.store(now_millis(), Ordering::Relaxed);
             self.write_shared(shared, &key, &session).await;
         }
         self.cache.insert(key, session.clone()).await;
-        Some((id, session))
+        Some(session)
     }
 
     /// Writes a session to the shared store, sealed. A failure is logged and counted by the
@@ -752,7 +778,7 @@ pub struct HandedOver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::identity::Claim;
 
@@ -764,6 +790,7 @@ mod tests {
             max_memory: 1 << 30,
             cookie_name: "guichet".into(),
             login_cookie_prefix: "guichet-login-".into(),
+            logout_cookie_name: "guichet-logout".into(),
             secure: false,
             shared: None,
         }

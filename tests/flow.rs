@@ -51,7 +51,9 @@ async fn login_delivers_the_verified_identity_to_the_app() {
         one("x-forwarded-host"),
         stack.gateway_url.trim_start_matches("http://")
     );
-    // guichet's own cookies stay with guichet; the application's own pass.
+    // guichet's own cookies (the session, the logout hint) stay with guichet; the
+    // application's own pass.
+    assert!(browser.cookies.contains_key("guichet-logout"));
     assert!(echoed(&page.body, "cookie").is_empty(), "{}", page.body);
     browser.cookies.insert("app_pref".into(), "dark".into());
     let with_app_cookie = browser.get(&stack.url("/prefs")).await;
@@ -357,6 +359,72 @@ async fn logout_ends_the_session_at_the_provider_too() {
     // The old cookie is dead even if replayed.
     browser.cookies.insert("guichet".into(), old_cookie);
     assert_eq!(browser.get(&stack.url("/")).await.status, 302);
+}
+
+/// The browser keeps the id_token for the logout (sealed, bound to its session). A hint that is
+/// missing or another session's ends the session here only, with a log line; with
+/// `forward_id_token` the session keeps the token and no hint cookie is set.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_logout_hint_is_kept_by_the_browser_for_its_own_session() {
+    let stack = Stack::start("logout-hint", GatewayOptions::default()).await;
+    let (mut alice, mut bob, mut carol) = (Browser::new(), Browser::new(), Browser::new());
+    for browser in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(browser.login(&stack, "/").await.status, 200);
+        let hint = &browser.cookies["guichet-logout"];
+        assert!(hint.len() > 500 && !hint.contains("ey"), "sealed: {hint}");
+    }
+    let ends_here_only = |out: &support::Page, browser: &Browser| {
+        assert_eq!(out.status, 302);
+        assert_eq!(out.location.as_deref(), Some("/.guichet/logged-out"));
+        assert!(!browser.cookies.contains_key("guichet"));
+        assert!(!browser.cookies.contains_key("guichet-logout"));
+    };
+
+    // Another session's hint does not open for Alice's: her session ends, here only.
+    let bobs = bob.cookies["guichet-logout"].clone();
+    alice.cookies.insert("guichet-logout".into(), bobs);
+    let out = alice.logout(&stack.url("/.guichet/logout")).await;
+    ends_here_only(&out, &alice);
+    // Bob's hint was deleted: the same.
+    bob.cookies.remove("guichet-logout");
+    let out = bob.logout(&stack.url("/.guichet/logout")).await;
+    ends_here_only(&out, &bob);
+    for browser in [&mut alice, &mut bob] {
+        assert_eq!(browser.get(&stack.url("/")).await.status, 302, "signed out");
+    }
+    let log = stack.gateway.log_text();
+    assert_eq!(
+        log.matches("logout without the id_token hint").count(),
+        2,
+        "{log}"
+    );
+    // Carol's own hint goes to the provider, which verifies it.
+    let out = carol.logout(&stack.url("/.guichet/logout")).await;
+    let end_session = out.location.unwrap();
+    assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
+    assert!(!carol.cookies.contains_key("guichet-logout"));
+    assert_eq!(carol.get(&end_session).await.status, 302);
+
+    // The id_token forwarded to the application stays in the session: no hint cookie.
+    let forwarded = Stack::start_with_extra(
+        "logout-hint-forwarded",
+        "[headers]\nforward_id_token = true\n".into(),
+    )
+    .await;
+    let mut dave = Browser::new();
+    let page = dave.login(&forwarded, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(!dave.cookies.contains_key("guichet-logout"));
+    let token = echoed(&page.body, "x-guichet-id-token");
+    assert_eq!(token.len(), 1, "{}", page.body);
+    let out = dave.logout(&forwarded.url("/.guichet/logout")).await;
+    let end_session = out.location.unwrap();
+    let hint = url::Url::parse(&end_session)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(hint.as_deref(), Some(token[0]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -158,6 +158,9 @@ async fn replicas_share_sessions_logins_and_logouts() {
     assert_eq!(stale.get(&a.url("/x")).await.status, 200);
     let out = first.logout(&format!("{b}/.guichet/logout")).await;
     assert_eq!(out.status, 302);
+    // The logout hint the browser got from A opens on B (the replicas share the key).
+    let end_session = out.location.unwrap_or_default();
+    assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(stale.get(&a.url("/x")).await.status, 302);
 

@@ -86,6 +86,22 @@ async fn https_end_to_end_with_a_verified_https_upstream() {
     let set = done.headers["set-cookie"].to_str().unwrap();
     assert!(set.starts_with("__Host-guichet="), "{set}");
     assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+    // The logout hint: Secure, __Secure- prefixed, sent to the logout path only.
+    let hint = done
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("__Secure-guichet-logout="))
+        .expect("a logout hint cookie");
+    for attribute in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/.guichet/logout",
+    ] {
+        assert!(hint.contains(attribute), "{attribute}: {hint}");
+    }
 
     // Wait for the HTTPS upstream to listen, then go through.
     let mut page = browser.get(&stack.url("/secure?x=1")).await;

@@ -1,6 +1,7 @@
 //! Graceful upgrade: a new guichet takes over the listening sockets and the sessions of the
 //! running one (`guichet run --upgrade`, then SIGQUIT to the old process) while requests keep
-//! coming; none fails and the signed-in visitor stays signed in.
+//! coming; none fails, the signed-in visitor stays signed in (and can sign out at the provider), and
+//! a login in progress completes on the new process.
 
 mod support;
 
@@ -25,6 +26,9 @@ async fn an_upgrade_under_load_loses_no_request_and_no_session() {
     let mut browser = Browser::new();
     assert_eq!(browser.login(&stack, "/").await.status, 200);
     let cookie = browser.cookie_header();
+    // Another visitor is at the provider's page when the upgrade happens.
+    let mut late = Browser::new();
+    let confirm = late.start_login(&stack, "/late", 0).await;
 
     // Load: 4 workers, a fresh connection per request, bounded in time and count.
     let stop = Arc::new(AtomicBool::new(false));
@@ -105,5 +109,20 @@ async fn an_upgrade_under_load_loses_no_request_and_no_session() {
     let page = browser.get(&stack.url("/after")).await;
     assert_eq!(page.status, 200);
     assert_eq!(echoed(&page.body, "x-guichet-uid"), ["hdupre"]);
+    // Its logout hint, sealed by the old process's own key, opens in the new one: the logout
+    // reaches the provider, which verifies the hint.
+    let out = browser.logout(&stack.url("/.guichet/logout")).await;
+    let end_session = out.location.unwrap_or_default();
+    assert!(
+        end_session.contains("id_token_hint=ey"),
+        "{end_session}\n{}",
+        new.log_text()
+    );
+    assert_eq!(browser.get(&end_session).await.status, 302);
+    // The login started on the old process ends on the new one: its cookie opens there.
+    let done = late.confirm(&confirm).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/late"));
+    assert_eq!(late.get(&stack.url("/late")).await.status, 200);
     assert!(!std::path::Path::new(&format!("{}.sessions", socket.display())).exists());
 }

@@ -245,6 +245,9 @@ pub struct SessionSettings {
     pub cookie_name: String,
     /// The prefix of the login-state cookies (`__Secure-<name>-login-` when secure).
     pub login_cookie_prefix: String,
+    /// The cookie that keeps a session's logout hint, scoped to the logout path
+    /// (`__Secure-<name>-logout` when secure).
+    pub logout_cookie_name: String,
     /// `Secure` cookies (public_url is https).
     pub secure: bool,
     pub shared: Option<SharedSettings>,

@@ -5,6 +5,7 @@ fn names() -> CookieNames {
     CookieNames {
         session: "guichet".into(),
         login_prefix: "guichet-login-".into(),
+        logout: "guichet-logout".into(),
     }
 }
 
@@ -76,13 +77,13 @@ fn request_two() -> http::request::Parts {
 #[test]
 fn only_our_exact_names_are_removed() {
     let mut request =
-        request(&[b"guichetx=1; xguichet=2; guichet=3; guichet-login=4; guichet-login-z=5"]);
+        request(&[b"guichetx=1; xguichet=2; guichet=3; guichet-login=4; guichet-login-z=5; guichet-logout=6; guichet-logoutx=7"]);
     rewrite_for_upstream(&mut request.headers, &names());
     assert_eq!(
         cookie_headers(&request),
-        vec![b"guichetx=1; xguichet=2; guichet-login=4".to_vec()]
+        vec![b"guichetx=1; xguichet=2; guichet-login=4; guichet-logoutx=7".to_vec()]
     );
-    let mut only_ours = request_with(b"guichet=1; guichet-login-a=2");
+    let mut only_ours = request_with(b"guichet=1; guichet-login-a=2; guichet-logout=3");
     rewrite_for_upstream(&mut only_ours.headers, &names());
     assert!(cookie_headers(&only_ours).is_empty());
     let mut untouched = request_with(b"a=1;b=2 ;; c");

@@ -82,6 +82,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
             max_memory: 256 << 20,
             cookie_name: "guichet".into(),
             login_cookie_prefix: "guichet-login-".into(),
+            logout_cookie_name: "guichet-logout".into(),
             secure: false,
             shared: None,
         },

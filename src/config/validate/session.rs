@@ -52,6 +52,11 @@ pub(super) fn settings(
         } else {
             format!("{name}-login-")
         },
+        logout_cookie_name: if secure {
+            format!("__Secure-{name}-logout")
+        } else {
+            format!("{name}-logout")
+        },
         secure,
         shared: section.shared.as_ref().and_then(|s| shared(check, s)),
     }

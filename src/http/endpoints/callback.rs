@@ -10,7 +10,7 @@ use crate::gateway::Gateway;
 use crate::http::pages::{PageError, Reply};
 use crate::http::routes::login_path;
 use crate::login_state::{LoginState, LoginStateError};
-use crate::session::SessionRecord;
+use crate::session::{SessionId, SessionRecord};
 
 /// `GET /.guichet/callback?code=…&state=…` (or `error=…`).
 pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
@@ -122,18 +122,26 @@ async fn no_dead_end(
         .with_header("set-cookie", gateway.logins().mark_restart()))
 }
 
-/// Ends the browser's previous session, if any, stores the new one and sends the visitor back.
+/// Ends the browser's previous session, if any, stores the new one and sends the visitor back;
+/// the browser keeps the logout hint when it can ([`crate::logout_hint`]).
 async fn start_session(
     gateway: &Gateway,
     request: &RequestHeader,
-    record: SessionRecord,
+    mut record: SessionRecord,
     return_to: &str,
 ) -> Result<Reply, PageError> {
     let settings = &gateway.settings().session;
     if let Some(old) = gateway.cookies().session_id(request) {
         gateway.sessions().remove(&old).await;
     }
-    let Some((id, session)) = gateway.sessions().create(record).await else {
+    let id = SessionId::generate();
+    let hint = gateway
+        .logout_hints()
+        .to_cookie(&id.to_key(), &record.id_token);
+    if hint.is_some() {
+        record.id_token = String::new();
+    }
+    let Some(session) = gateway.sessions().create_with_id(&id, record).await else {
         return Err(invalid_state(
             gateway,
             "state names a provider no longer configured",
@@ -141,7 +149,7 @@ async fn start_session(
     };
     gateway.metrics().sessions_created.inc();
     tracing::info!(provider = %session.provider(), sub_hash = %session.sub_hash, "login completed");
-    Ok(Reply::redirect(return_to).with_header(
+    let reply = Reply::redirect(return_to).with_header(
         "set-cookie",
         set_cookie(
             &settings.cookie_name,
@@ -149,5 +157,9 @@ async fn start_session(
             Some(settings.max_lifetime),
             settings.secure,
         ),
-    ))
+    );
+    Ok(match hint {
+        Some(hint) => reply.with_header("set-cookie", hint),
+        None => reply,
+    })
 }

@@ -32,7 +32,9 @@ pub fn is_same_origin(request: &RequestHeader, public_url: &url::Url) -> bool {
 }
 
 /// `/.guichet/logout`: from this origin, drops the session, then RP-initiated logout at its
-/// provider; from anywhere else, a page asking to confirm.
+/// provider with the id_token as hint (kept by the session, or by the browser's hint cookie);
+/// from anywhere else, a page asking to confirm. Without a hint that opens, the session ends
+/// here only, and the log says so.
 pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
     if !is_same_origin(request, &gateway.settings().public_url) {
         return pages::logout_confirmation(gateway.pages());
@@ -46,21 +48,36 @@ pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
                 .sessions_ended
                 .with_label_values(&["logout"])
                 .inc();
+            let hint = match &session.id_token {
+                Some(token) => Some(token.to_text()),
+                None => gateway.logout_hints().from_request(&id.to_key(), request),
+            };
             let state = random_token();
             let logged_out = Route::LoggedOut.url(&gateway.settings().public_url);
-            if let Some(url) = gateway
-                .provider(session.provider())
-                .and_then(|p| p.logout_url(&session.id_token.to_text(), &state, &logged_out))
-            {
-                gateway.logouts().put(state).await;
-                target = url.to_string();
+            match hint {
+                Some(hint) => {
+                    if let Some(url) = gateway
+                        .provider(session.provider())
+                        .and_then(|p| p.logout_url(&hint, &state, &logged_out))
+                    {
+                        gateway.logouts().put(state).await;
+                        target = url.to_string();
+                    }
+                }
+                None => tracing::warn!(
+                    provider = %session.provider(),
+                    sub_hash = %session.sub_hash,
+                    "logout without the id_token hint (its cookie was deleted, or sealed by another key: a restart without [session.shared]): the session ends here, not at the provider"
+                ),
             }
         }
     }
-    Reply::redirect(&target).with_header(
-        "set-cookie",
-        clear_cookie(&settings.cookie_name, settings.secure),
-    )
+    Reply::redirect(&target)
+        .with_header(
+            "set-cookie",
+            clear_cookie(&settings.cookie_name, settings.secure),
+        )
+        .with_header("set-cookie", gateway.logout_hints().clear())
 }
 
 /// `/.guichet/me`: who the visitor is signed in as (name, email, provider, level), with a
