@@ -235,7 +235,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| signer.current(&live, now).unwrap())
     });
     group.bench_function("sign (once per 2/3 lifetime per session)", |b| {
-        b.iter(|| signer.sign(&live.assertion_claims, now).unwrap())
+        b.iter(|| signer.sign(live.assertion().unwrap().claims, now).unwrap())
     });
     group.finish();
 
@@ -246,7 +246,7 @@ fn bench(c: &mut Criterion) {
                 "GET",
                 "/dossiers/42?vue=complete",
                 now,
-                &live.signature_block,
+                live.signature_block(),
             )
         })
     });

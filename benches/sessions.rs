@@ -1,5 +1,5 @@
-//! Sessions at scale, through guichet's own constructors (`Gateway::new`, `SessionStore::create`,
-//! hence `SessionPlan::build` with the default header set).
+//! Sessions at scale, through guichet's own constructors (`Gateway::new`, `Gateway::start_session`
+//! as a login calls it, hence `SessionPlan::build` with the default header set).
 //!
 //! - Without arguments (as `cargo bench` runs it): fills a store with `SESSIONS` sessions
 //!   (default 1,000,000) of AgentConnect-like identities with a realistic id_token, and prints
@@ -82,18 +82,18 @@ fn settings(config: Option<&str>) -> guichet::config::Settings {
     }
 }
 
-/// Fills the gateway's store with `count` sessions; the cookie value of the last one.
+/// Fills the gateway's store with `count` sessions, as logins do (`Gateway::start_session`: the
+/// browser keeps the logout hint); the cookie value of the last one.
 async fn fill(gateway: &Gateway, count: usize) -> String {
     let provider = gateway.settings().providers[0].id.clone();
     let mut cookie = String::new();
     for i in 0..count {
-        let (id, _) = gateway
-            .sessions()
-            .create(record(&provider, i))
+        let new = gateway
+            .start_session(record(&provider, i))
             .await
             .expect("a valid session");
         if i + 1 == count {
-            cookie = id.to_cookie_value();
+            cookie = new.id.to_cookie_value();
         }
     }
     cookie

@@ -17,7 +17,7 @@ use crate::oidc::{OidcError, Provider};
 use crate::one_time::OneTimeStore;
 use crate::policy::RouteTable;
 use crate::seal::{deployment_context, DeploymentKey, Purpose};
-use crate::session::{EndListener, SessionPlan, SessionStore};
+use crate::session::{EndListener, Session, SessionId, SessionPlan, SessionRecord, SessionStore};
 use crate::shared::{Entry, SharedStore};
 
 /// Shared, immutable after start (the stores and providers have their own interior locking).
@@ -43,6 +43,14 @@ pub struct Gateway {
     logout_hints: LogoutHints,
     /// This process's own random key (no `[session.shared]`), handed over at an upgrade.
     own_key: Option<DeploymentKey>,
+}
+
+/// A session just started: its id (the cookie), the session, and the `Set-Cookie` of its logout
+/// hint when the browser keeps it.
+pub struct NewSession {
+    pub id: SessionId,
+    pub session: Arc<Session>,
+    pub hint: Option<String>,
 }
 
 /// Why the gateway could not be built from valid settings.
@@ -171,6 +179,19 @@ impl Gateway {
             own_key,
             settings,
         })
+    }
+
+    /// Stores a new session for a verified login; the browser keeps its logout hint when it
+    /// can (then the session does not). `None` when the record names a provider this
+    /// deployment does not configure.
+    pub async fn start_session(&self, mut record: SessionRecord) -> Option<NewSession> {
+        let id = SessionId::generate();
+        let hint = self.logout_hints.to_cookie(&id.to_key(), &record.id_token);
+        if hint.is_some() {
+            record.id_token = String::new();
+        }
+        let session = self.sessions.create_with_id(&id, record).await?;
+        Some(NewSession { id, session, hint })
     }
 
     /// Logout hints kept by the visitors' browsers.

@@ -150,21 +150,56 @@ pub struct Session {
     /// The raw id_token, kept for `id_token_hint` at logout when the browser does not keep it
     /// ([`crate::logout_hint`]). Never logged.
     pub id_token: Option<CompactToken>,
-    access_token: Option<Box<str>>,
     /// Identity headers, built once and copied onto each proxied request.
     pub headers: PackedHeaders,
-    /// The sorted `name:value` lines of `headers`, for the HMAC signature.
-    pub signature_block: Box<[u8]>,
-    /// The assertion's claims but `iss`, `aud`, `iat`, `exp` (empty without assertions).
-    pub assertion_claims: serde_json::Map<String, serde_json::Value>,
-    /// The current signed assertion and when to sign it anew.
-    pub assertion: RwLock<Option<(HeaderValue, u64)>>,
+    /// What only some configurations need (`None` with the defaults: a pointer's width).
+    extras: Option<Box<SessionExtras>>,
     pub created_at: SystemTime,
     /// When the shared store last confirmed this session (ms since the epoch; 0: never).
     pub checked: AtomicU64,
 }
 
+/// The parts of a session that only assertions, request signatures or a forwarded access token
+/// use, boxed together so that sessions without them do not carry their room.
+struct SessionExtras {
+    /// Kept only when it is forwarded (`headers.forward_access_token`).
+    access_token: Option<Box<str>>,
+    /// The sorted `name:value` lines of the headers, for the HMAC signature (`[signature]`).
+    signature_block: Box<[u8]>,
+    /// The assertion's claims but `iss`, `aud`, `iat`, `exp` (`[assertion]`).
+    assertion_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The current signed assertion and when to sign it anew.
+    assertion: RwLock<Option<(HeaderValue, u64)>>,
+}
+
+/// A session's signed assertion: its claims and the last one signed.
+pub struct AssertionState<'a> {
+    pub claims: &'a serde_json::Map<String, serde_json::Value>,
+    pub current: &'a RwLock<Option<(HeaderValue, u64)>>,
+}
+
 impl Session {
+    /// The sorted `name:value` lines of the identity headers, for the HMAC signature (empty
+    /// without `[signature]`).
+    pub fn signature_block(&self) -> &[u8] {
+        self.extras
+            .as_ref()
+            .map_or(&[][..], |extras| &extras.signature_block)
+    }
+
+    /// The assertion's claims and its current signature (`None` without `[assertion]`).
+    pub fn assertion(&self) -> Option<AssertionState<'_>> {
+        let extras = self.extras.as_ref()?;
+        Some(AssertionState {
+            claims: extras.assertion_claims.as_ref()?,
+            current: &extras.assertion,
+        })
+    }
+
+    fn access_token(&self) -> Option<&str> {
+        self.extras.as_ref()?.access_token.as_deref()
+    }
+
     /// The id of the provider the visitor signed in with.
     pub fn provider(&self) -> &str {
         self.identity.provider()
@@ -178,7 +213,7 @@ impl Session {
                 .id_token
                 .as_ref()
                 .map_or_else(String::new, CompactToken::to_text),
-            access_token: self.access_token.as_deref().map(str::to_string),
+            access_token: self.access_token().map(str::to_string),
             created_at_ms: self
                 .created_at
                 .duration_since(std::time::UNIX_EPOCH)
@@ -192,9 +227,10 @@ impl Session {
     /// must not be below it, or `session.max_memory` would let more memory be used).
     pub fn estimated_bytes(&self) -> usize {
         // The assertion's claims, kept as JSON only when assertions are signed.
-        let assertion_claims: usize = self
-            .assertion_claims
-            .iter()
+        let claims = self.assertion().map(|assertion| assertion.claims);
+        let assertion_claims: usize = claims
+            .into_iter()
+            .flatten()
             .map(|(name, value)| {
                 let text = |v: &serde_json::Value| v.as_str().map_or(0, str::len) + 40;
                 80 + name.len()
@@ -210,13 +246,14 @@ impl Session {
             + self.identity.heap_bytes()
             + assertion_claims
             + self.id_token.as_ref().map_or(0, CompactToken::heap_bytes)
-            + self.access_token.as_ref().map_or(0, |token| token.len())
+            + self.extras.as_ref().map_or(0, |_| std::mem::size_of::<SessionExtras>())
+            + self.access_token().map_or(0, str::len)
             + headers
-            + self.signature_block.len()
+            + self.signature_block().len()
             // The cache's own entry (its node in the access and write orders, the timer), the
             // key, and the assertion once signed.
             + 500
-            + if self.assertion_claims.is_empty() { 0 } else { 600 }
+            + if claims.is_none() { 0 } else { 600 }
     }
 }
 
@@ -366,6 +403,7 @@ pub fn hash_subject(provider: &str, sub: &str) -> SubHash {
 
 /// How this deployment turns a [`SessionRecord`] into a [`Session`]: which headers, whether
 /// assertions are signed, which providers exist.
+#[derive(Clone)]
 pub struct SessionPlan {
     pub headers: Arc<HeaderPlan>,
     pub assertions: bool,
@@ -394,23 +432,25 @@ impl SessionPlan {
                 id_token: Some(&record.id_token),
             },
         );
-        let assertion_claims = if self.assertions {
-            assertion::assertion_claims(&record.identity)
-        } else {
-            Default::default()
-        };
+        let extras = (self.assertions || self.signatures || access_token.is_some()).then(|| {
+            Box::new(SessionExtras {
+                access_token,
+                signature_block: if self.signatures {
+                    RequestSigner::header_block(&headers).into_boxed_slice()
+                } else {
+                    Box::default()
+                },
+                assertion_claims: self
+                    .assertions
+                    .then(|| assertion::assertion_claims(&record.identity)),
+                assertion: RwLock::new(None),
+            })
+        });
         Some(Session {
             sub_hash: hash_subject(&record.identity.provider, &record.identity.sub),
-            signature_block: if self.signatures {
-                RequestSigner::header_block(&headers).into_boxed_slice()
-            } else {
-                Box::default()
-            },
             headers: PackedHeaders::pack(&headers)?,
-            assertion_claims,
-            assertion: RwLock::new(None),
+            extras,
             id_token: (!record.id_token.is_empty()).then(|| CompactToken::new(&record.id_token)),
-            access_token,
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
             identity: CompactIdentity::new(&record.identity),
             checked: AtomicU64::new(0),
@@ -904,6 +944,48 @@ pub(crate) mod tests {
         );
         let id = SessionId::generate();
         assert!(!format!("{id:?}").contains(&id.to_cookie_value()));
+    }
+
+    #[test]
+    fn a_session_carries_only_what_its_configuration_uses() {
+        // With the defaults: no extras, and a small fixed part (a million sessions is the
+        // design point; every 8 bytes here are 8 MB there).
+        let plain = plan().build(record()).unwrap();
+        assert!(plain.extras.is_none());
+        assert!(plain.signature_block().is_empty() && plain.assertion().is_none());
+        assert!(
+            std::mem::size_of::<Session>() <= 144,
+            "{}",
+            std::mem::size_of::<Session>()
+        );
+        let with = |signatures, assertions, forward_access_token| {
+            SessionPlan {
+                signatures,
+                assertions,
+                forward_access_token,
+                ..(*plan()).clone()
+            }
+            .build(record())
+            .unwrap()
+        };
+        let signed = with(true, false, false);
+        assert!(String::from_utf8_lossy(signed.signature_block())
+            .contains("x-guichet-given-name:H%C3%A9l%C3%A8ne"));
+        assert!(signed.assertion().is_none() && signed.to_record().access_token.is_none());
+        let asserted = with(false, true, false);
+        let claims = asserted.assertion().expect("claims").claims;
+        assert_eq!(claims["sub"], "s");
+        assert!(asserted.signature_block().is_empty());
+        let forwarded = with(false, false, true);
+        assert_eq!(
+            forwarded.to_record().access_token.as_deref(),
+            Some("access")
+        );
+        assert!(forwarded.assertion().is_none() && forwarded.signature_block().is_empty());
+        // Each weighs more than the plain one in the store's estimate.
+        for session in [&signed, &asserted, &forwarded] {
+            assert!(session.estimated_bytes() > plain.estimated_bytes());
+        }
     }
 
     #[tokio::test]

@@ -57,7 +57,12 @@ impl IdentityForwarder {
         }
         if let Some(signer) = &self.signature {
             let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let value = signer.sign(request.method.as_str(), path, now, &session.signature_block);
+            let value = signer.sign(
+                request.method.as_str(),
+                path,
+                now,
+                session.signature_block(),
+            );
             request.headers.insert(signer.header().clone(), value);
         }
         Ok(())

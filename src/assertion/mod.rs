@@ -393,6 +393,8 @@ pub enum AssertionError {
     Signing(#[from] jsonwebtoken::errors::Error),
     #[error("invalid header name {0:?}")]
     HeaderName(String),
+    #[error("the session was built without assertion claims")]
+    NoClaims,
     #[error("{0:?} keys cannot be generated: use ES256 or EdDSA")]
     UnsupportedAlgorithm(Algorithm),
     #[error("cannot encode the new key: {0}")]
@@ -492,16 +494,19 @@ impl AssertionSigner {
     }
 
     /// The session's assertion, signed anew only when it is close to expiry.
+    /// A session built without assertion claims (never: the same settings build the signer and
+    /// every session) is an error, not an assertion without identity.
     pub fn current(&self, session: &Session, now: u64) -> Result<HeaderValue, AssertionError> {
-        if let Ok(guard) = session.assertion.read() {
+        let state = session.assertion().ok_or(AssertionError::NoClaims)?;
+        if let Ok(guard) = state.current.read() {
             if let Some((value, refresh_at)) = guard.as_ref() {
                 if now < *refresh_at {
                     return Ok(value.clone());
                 }
             }
         }
-        let (value, refresh_at) = self.sign(&session.assertion_claims, now)?;
-        if let Ok(mut guard) = session.assertion.write() {
+        let (value, refresh_at) = self.sign(state.claims, now)?;
+        if let Ok(mut guard) = state.current.write() {
             *guard = Some((value.clone(), refresh_at));
         }
         Ok(value)

@@ -7,10 +7,11 @@ use super::query_param;
 use crate::clock::unix_now;
 use crate::cookies::set_cookie;
 use crate::gateway::Gateway;
+use crate::gateway::NewSession;
 use crate::http::pages::{PageError, Reply};
 use crate::http::routes::login_path;
 use crate::login_state::{LoginState, LoginStateError};
-use crate::session::{SessionId, SessionRecord};
+use crate::session::SessionRecord;
 
 /// `GET /.guichet/callback?code=…&state=…` (or `error=…`).
 pub async fn callback(gateway: &Gateway, request: &RequestHeader) -> Result<Reply, PageError> {
@@ -127,21 +128,14 @@ async fn no_dead_end(
 async fn start_session(
     gateway: &Gateway,
     request: &RequestHeader,
-    mut record: SessionRecord,
+    record: SessionRecord,
     return_to: &str,
 ) -> Result<Reply, PageError> {
     let settings = &gateway.settings().session;
     if let Some(old) = gateway.cookies().session_id(request) {
         gateway.sessions().remove(&old).await;
     }
-    let id = SessionId::generate();
-    let hint = gateway
-        .logout_hints()
-        .to_cookie(&id.to_key(), &record.id_token);
-    if hint.is_some() {
-        record.id_token = String::new();
-    }
-    let Some(session) = gateway.sessions().create_with_id(&id, record).await else {
+    let Some(NewSession { id, session, hint }) = gateway.start_session(record).await else {
         return Err(invalid_state(
             gateway,
             "state names a provider no longer configured",
