@@ -92,6 +92,8 @@ async fn fill(gateway: &Gateway, count: usize) -> String {
             .start_session(record(&provider, i))
             .await
             .expect("a valid session");
+        // What the session's first request does (its header buffer becomes shared).
+        assert!(new.session.identity_headers().count() > 0);
         if i + 1 == count {
             cookie = new.id.to_cookie_value();
         }
@@ -123,6 +125,28 @@ fn main() {
         std::env::var("SESSIONS").map_or(1_000_000, |n| n.parse().expect("SESSIONS"));
     let gateway = Arc::new(Gateway::new(settings(None)).expect("gateway"));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    if std::env::var_os("WITHOUT_STORE").is_some() {
+        // Where the bytes go: the same sessions built (as a login builds them, the id_token
+        // kept by the browser) and held in a vector, without the cache's entries.
+        let provider = gateway.settings().providers[0].id.clone();
+        let before = rss_bytes();
+        let sessions: Vec<Arc<guichet::session::Session>> = (0..count)
+            .map(|i| {
+                let mut record = record(&provider, i);
+                record.id_token = String::new();
+                let session = gateway.sessions().plan().build(record).expect("a session");
+                assert!(session.identity_headers().count() > 0);
+                Arc::new(session)
+            })
+            .collect();
+        let after = rss_bytes();
+        println!(
+            "without the store: {} sessions in a vector, {:.0} bytes per session (8 of them the vector's slot)",
+            sessions.len(),
+            after.saturating_sub(before) as f64 / count.max(1) as f64
+        );
+        return;
+    }
     let before = rss_bytes();
     let started = Instant::now();
     runtime.block_on(fill(&gateway, count));

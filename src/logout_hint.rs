@@ -141,7 +141,7 @@ mod tests {
         ] {
             assert!(set.contains(attribute), "{attribute}: {set}");
         }
-        assert!(!set.contains("eyJ"), "the token is sealed: {set}");
+        assert!(!set.contains(&token[..24]), "the token is sealed: {set}");
         let request = request_with(&set);
         assert_eq!(hints.from_request(&session, &request), Some(token.clone()));
         // Another session, another deployment key, another purpose: nothing.

@@ -26,7 +26,8 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use moka::future::Cache;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -49,6 +50,11 @@ const UNKNOWN_TTL: Duration = Duration::from_secs(5);
 
 /// The longest session entry read back from the shared store (a sealed record is a few KiB).
 const MAX_SHARED_ENTRY: usize = 64 * 1024;
+
+/// What the cache holds for each session besides the session: its entry, its node in the
+/// access order and in the timer wheel, the key's block, its slot in the hash table (330–375
+/// bytes measured by `benches/sessions.rs`, with a margin).
+const CACHE_ENTRY: usize = 380;
 
 /// Lookups in the shared store of sessions not held in memory, at once; beyond, a miss.
 const LOOKUP_BUDGET: usize = 64;
@@ -150,8 +156,9 @@ pub struct Session {
     /// The raw id_token, kept for `id_token_hint` at logout when the browser does not keep it
     /// ([`crate::logout_hint`]). Never logged.
     pub id_token: Option<CompactToken>,
-    /// Identity headers, built once and copied onto each proxied request.
-    pub headers: PackedHeaders,
+    /// Identity headers, built once and copied onto each proxied request: where their names
+    /// and values are in the identity's buffer ([`Self::identity_headers`]).
+    headers: PackedHeaders,
     /// What only some configurations need (`None` with the defaults: a pointer's width).
     extras: Option<Box<SessionExtras>>,
     pub created_at: SystemTime,
@@ -179,6 +186,11 @@ pub struct AssertionState<'a> {
 }
 
 impl Session {
+    /// The identity headers the application receives (values share the session's buffer).
+    pub fn identity_headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.headers.iter(self.identity.buffer())
+    }
+
     /// The sorted `name:value` lines of the identity headers, for the HMAC signature (empty
     /// without `[signature]`).
     pub fn signature_block(&self) -> &[u8] {
@@ -239,20 +251,20 @@ impl Session {
                         .map_or_else(|| text(value), |items| items.iter().map(text).sum())
             })
             .sum();
-        // The packed headers' buffer and entries, and the reference-count block the buffer gets
-        // on its first request.
-        let headers = self.headers.heap_bytes() + 64;
-        std::mem::size_of::<Session>()
-            + self.identity.heap_bytes()
+        // The session's `Arc` block, the identity's buffer (which holds the header values too)
+        // with its reference-count block, and the headers' entries; 64 bytes for the
+        // allocator's rounding of those.
+        let session = std::mem::size_of::<Session>() + 16;
+        let headers = self.identity.heap_bytes() + 24 + self.headers.heap_bytes() + 64;
+        session
             + assertion_claims
             + self.id_token.as_ref().map_or(0, CompactToken::heap_bytes)
             + self.extras.as_ref().map_or(0, |_| std::mem::size_of::<SessionExtras>())
             + self.access_token().map_or(0, str::len)
             + headers
             + self.signature_block().len()
-            // The cache's own entry (its node in the access and write orders, the timer), the
-            // key, and the assertion once signed.
-            + 500
+            + CACHE_ENTRY
+            // The assertion once signed.
             + if claims.is_none() { 0 } else { 600 }
     }
 }
@@ -446,13 +458,16 @@ impl SessionPlan {
                 assertion: RwLock::new(None),
             })
         });
+        // The identity and the header values in one buffer: most values are claims' texts.
+        let (headers, buffer) =
+            PackedHeaders::pack_after(CompactIdentity::encode(&record.identity), &headers)?;
         Some(Session {
             sub_hash: hash_subject(&record.identity.provider, &record.identity.sub),
-            headers: PackedHeaders::pack(&headers)?,
+            identity: CompactIdentity::from_encoded(Bytes::from(buffer)),
+            headers,
             extras,
             id_token: (!record.id_token.is_empty()).then(|| CompactToken::new(&record.id_token)),
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(record.created_at_ms),
-            identity: CompactIdentity::new(&record.identity),
             checked: AtomicU64::new(0),
         })
     }
@@ -926,8 +941,7 @@ pub(crate) mod tests {
         let plan = plan();
         let session = plan.build(record()).expect("configured provider");
         assert!(session
-            .headers
-            .iter()
+            .identity_headers()
             .any(|(n, v)| n == "x-guichet-given-name" && v == "H%C3%A9l%C3%A8ne"));
         assert_eq!(
             session.to_record().access_token,
@@ -1073,8 +1087,7 @@ pub(crate) mod tests {
         assert_eq!(new.restore(serde_json::from_str(&text).unwrap()).await, 1);
         let restored = new.get(&id).await.expect("session handed over");
         assert!(restored
-            .headers
-            .iter()
+            .identity_headers()
             .any(|(n, v)| n == "x-guichet-given-name" && v == "H%C3%A9l%C3%A8ne"));
         assert!(new.get(&stale_id).await.is_none(), "past its lifetime");
     }

@@ -48,7 +48,7 @@ impl IdentityForwarder {
         let Some(session) = session else {
             return Ok(());
         };
-        for (name, value) in session.headers.iter() {
+        for (name, value) in session.identity_headers() {
             request.headers.insert(name, value);
         }
         if let Some(signer) = &self.assertion {

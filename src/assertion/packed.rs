@@ -3,8 +3,10 @@
 //!
 //! As a `Vec<(HeaderName, HeaderValue)>`, 14 headers took about 1.5 KB per session (72 bytes of
 //! vector slot and one heap copy per value, plus the reference-count block each copy gets on
-//! its first request). Packed they take one buffer and 12 bytes per header. On each request the
-//! values are handed to the request as slices of the shared buffer (a reference count each, no
+//! its first request). Packed they take 8 bytes per header, pointing into the session's
+//! identity buffer, which the values not already there byte for byte follow
+//! ([`PackedHeaders::pack_after`]; most values are the claims' own texts). On each request the
+//! values are handed to the request as slices of that shared buffer (a reference count each, no
 //! copy); the names are clones of the table's.
 
 use std::collections::HashMap;
@@ -53,54 +55,88 @@ fn index_of(name: &HeaderName) -> Option<u16> {
     Some(index)
 }
 
-/// Where one header's name and value are. Entries are laid out in order: each one's bytes
-/// start where the previous one's end.
+/// Where one header's name and value are: 8 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    /// The interned name's index, or [`INLINE`]: the name's bytes precede the value's.
+    /// The interned name's index, or [`INLINE`]: the name's bytes then its length (two bytes,
+    /// little-endian) precede the value (and its long length).
     name: u16,
+    /// The value's length, or [`LONG`]: its length is the four bytes (little-endian) before it.
+    len: u16,
     /// Where the value starts in the buffer.
-    value_start: u32,
-    /// Where the value ends.
-    end: u32,
+    start: u32,
 }
 
 const INLINE: u16 = u16::MAX;
+const LONG: u16 = u16::MAX;
 
-/// Identity headers, packed. Built once per session; cheap to iterate on every request.
+/// Identity headers, packed: where each name and value is in a buffer the session owns (its
+/// compact identity's, see [`PackedHeaders::pack_after`]). Built once per session; cheap to
+/// iterate on every request.
 #[derive(Clone, Debug, Default)]
 pub struct PackedHeaders {
-    buffer: Bytes,
     entries: Box<[Entry]>,
 }
 
 impl PackedHeaders {
-    /// Packs `headers`, in their order. `None` when their bytes exceed 4 GiB (never from a
-    /// bounded login).
-    pub fn pack(headers: &[(HeaderName, HeaderValue)]) -> Option<Self> {
-        let mut buffer = Vec::with_capacity(headers.iter().map(|(_, v)| v.len()).sum());
+    /// Packs `headers`, in their order, after `prefix` (a session's compact identity): a value
+    /// found in `prefix` byte for byte is a slice of it, any other is written after it. Returns
+    /// the entries and the buffer they point into (`prefix` first); `None` when the buffer
+    /// would exceed 4 GiB (never from a bounded login).
+    pub fn pack_after(
+        prefix: Vec<u8>,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Option<(Self, Vec<u8>)> {
+        let prefix_len = prefix.len();
+        let mut buffer = prefix;
         let mut entries = Vec::with_capacity(headers.len());
         for (name, value) in headers {
-            let name = match index_of(name) {
-                Some(index) => index,
+            let value = value.as_bytes();
+            let index = index_of(name);
+            let short = u16::try_from(value.len()).ok().filter(|len| *len != LONG);
+            let found = match (index, short) {
+                (Some(_), Some(_)) => find(&buffer[..prefix_len], value),
+                _ => None,
+            };
+            let start = match found {
+                Some(at) => at,
                 None => {
-                    buffer.extend_from_slice(name.as_str().as_bytes());
-                    INLINE
+                    if index.is_none() {
+                        let name = name.as_str().as_bytes();
+                        buffer.extend_from_slice(name);
+                        buffer.extend_from_slice(&u16::try_from(name.len()).ok()?.to_le_bytes());
+                    }
+                    if short.is_none() {
+                        buffer.extend_from_slice(&u32::try_from(value.len()).ok()?.to_le_bytes());
+                    }
+                    buffer.extend_from_slice(value);
+                    buffer.len() - value.len()
                 }
             };
-            let value_start = u32::try_from(buffer.len()).ok()?;
-            buffer.extend_from_slice(value.as_bytes());
-            let end = u32::try_from(buffer.len()).ok()?;
+            u32::try_from(start + value.len()).ok()?;
             entries.push(Entry {
-                name,
-                value_start,
-                end,
+                name: index.unwrap_or(INLINE),
+                len: short.unwrap_or(LONG),
+                start: u32::try_from(start).ok()?,
             });
         }
-        Some(PackedHeaders {
-            buffer: Bytes::from(buffer),
-            entries: entries.into_boxed_slice(),
-        })
+        // A copy of the exact length: shrinking in place may keep the larger block (mimalloc
+        // keeps a block at most twice the new size), ~250 bytes a session here.
+        if buffer.capacity() > buffer.len() {
+            buffer = buffer.as_slice().to_vec();
+        }
+        Some((
+            PackedHeaders {
+                entries: entries.into_boxed_slice(),
+            },
+            buffer,
+        ))
+    }
+
+    /// Packs `headers` in a buffer of their own.
+    pub fn pack(headers: &[(HeaderName, HeaderValue)]) -> Option<(Self, Bytes)> {
+        let (packed, buffer) = Self::pack_after(Vec::new(), headers)?;
+        Some((packed, Bytes::from(buffer)))
     }
 
     pub fn len(&self) -> usize {
@@ -111,33 +147,72 @@ impl PackedHeaders {
         self.entries.is_empty()
     }
 
-    /// The bytes held besides the struct itself.
+    /// The bytes held besides the struct itself (the buffer is the session's identity's).
     pub fn heap_bytes(&self) -> usize {
-        self.buffer.len() + std::mem::size_of_val(&*self.entries)
+        std::mem::size_of_val(&*self.entries)
     }
 
-    /// The headers, in their packed order. Values share the buffer (no copy).
-    pub fn iter(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-        let mut previous_end = 0usize;
+    /// The headers, in their packed order, from the buffer [`Self::pack_after`] returned.
+    /// Values share the buffer (no copy).
+    pub fn iter<'a>(
+        &'a self,
+        buffer: &'a Bytes,
+    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
         self.entries.iter().filter_map(move |entry| {
-            let start = previous_end;
-            let value_start = usize::try_from(entry.value_start).ok()?;
-            let end = usize::try_from(entry.end).ok()?;
-            previous_end = end;
+            let start = usize::try_from(entry.start).ok()?;
+            let (len, mut before) = if entry.len == LONG {
+                let at = start.checked_sub(4)?;
+                let len = buffer.get(at..start)?;
+                (
+                    u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
+                    at,
+                )
+            } else {
+                (usize::from(entry.len), start)
+            };
             let name = if entry.name == INLINE {
-                HeaderName::from_bytes(self.buffer.get(start..value_start)?).ok()?
+                let at = before.checked_sub(2)?;
+                let length = buffer.get(at..before)?;
+                before = at.checked_sub(usize::from(u16::from_le_bytes([length[0], length[1]])))?;
+                HeaderName::from_bytes(buffer.get(before..at)?).ok()?
             } else {
                 TABLE.get(usize::from(entry.name))?.get()?.clone()
             };
-            let value = HeaderValue::from_maybe_shared(self.buffer.slice(value_start..end)).ok()?;
+            let end = start.checked_add(len).filter(|end| *end <= buffer.len())?;
+            let value = HeaderValue::from_maybe_shared(buffer.slice(start..end)).ok()?;
             Some((name, value))
         })
     }
 }
 
+/// Where `needle` first occurs in `haystack` (an empty needle: at 0).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Packs after `prefix`, then reads back: the headers, and the buffer.
+    fn round_trip(
+        prefix: &[u8],
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> (Vec<(HeaderName, HeaderValue)>, Bytes) {
+        let (packed, buffer) = PackedHeaders::pack_after(prefix.to_vec(), headers).unwrap();
+        assert_eq!(packed.len(), headers.len());
+        let buffer = Bytes::from(buffer);
+        assert_eq!(&buffer[..prefix.len()], prefix, "the prefix stays first");
+        let back = packed.iter(&buffer).collect::<Vec<_>>();
+        // Every request gets the same again.
+        assert_eq!(packed.iter(&buffer).collect::<Vec<_>>(), back);
+        (back, buffer)
+    }
 
     #[test]
     fn packed_headers_come_back_as_they_went_in() {
@@ -163,13 +238,82 @@ mod tests {
                 HeaderValue::from_bytes(b"a\\,b,\xe9").unwrap(),
             ),
         ];
-        let packed = PackedHeaders::pack(&headers).unwrap();
-        assert_eq!(packed.len(), headers.len());
-        assert_eq!(packed.iter().collect::<Vec<_>>(), headers);
-        // Every request gets the same again.
-        assert_eq!(packed.iter().collect::<Vec<_>>(), headers);
-        assert!(PackedHeaders::pack(&[]).unwrap().is_empty());
-        assert_eq!(PackedHeaders::default().iter().collect::<Vec<_>>(), vec![]);
+        assert_eq!(round_trip(b"", &headers).0, headers);
+        let (empty, buffer) = PackedHeaders::pack(&[]).unwrap();
+        assert!(empty.is_empty() && buffer.is_empty());
+        let none = PackedHeaders::default();
+        assert_eq!(none.iter(&Bytes::new()).count(), 0);
+    }
+
+    #[test]
+    fn values_found_in_the_prefix_are_not_written_again() {
+        let prefix = b"\x0cagentconnect\x04s-42agent@x.gouv.fr";
+        let headers = vec![
+            (
+                interned("x-guichet-provider").unwrap(),
+                HeaderValue::from_static("agentconnect"),
+            ),
+            (
+                interned("x-guichet-email").unwrap(),
+                HeaderValue::from_static("agent@x.gouv.fr"),
+            ),
+            // Across two texts of the prefix: still the same bytes.
+            (
+                interned("x-guichet-odd").unwrap(),
+                HeaderValue::from_static("42agent"),
+            ),
+            (
+                interned("x-guichet-given-name").unwrap(),
+                HeaderValue::from_static("H%C3%A9l%C3%A8ne"),
+            ),
+            (
+                interned("x-guichet-empty").unwrap(),
+                HeaderValue::from_static(""),
+            ),
+        ];
+        let (back, buffer) = round_trip(prefix, &headers);
+        assert_eq!(back, headers);
+        // Only the value the prefix lacks was written after it.
+        assert_eq!(buffer.len(), prefix.len() + "H%C3%A9l%C3%A8ne".len());
+    }
+
+    #[test]
+    fn values_of_any_length_come_back() {
+        for len in [65_534, 65_535, 65_536, 70_000] {
+            let long = HeaderValue::from_bytes(&vec![b'v'; len]).unwrap();
+            let headers = vec![
+                (interned("x-guichet-long").unwrap(), long.clone()),
+                (
+                    interned("x-guichet-sub").unwrap(),
+                    HeaderValue::from_static("s"),
+                ),
+                (HeaderName::from_static("x-guichet-long-inline-maybe"), long),
+            ];
+            assert_eq!(round_trip(b"vvvv s", &headers).0, headers, "{len}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the prefix and the values, the headers come back exactly, and the prefix
+        /// too (names beyond the table: `names_beyond_the_table_are_kept_in_the_session`).
+        #[test]
+        fn any_headers_after_any_prefix_come_back(
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            values in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"ab \t%,\x80\xff".to_vec()), 0..6),
+                0..8,
+            ),
+        ) {
+            let headers: Vec<(HeaderName, HeaderValue)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, value)| {
+                    let name = interned(&format!("x-guichet-p{i}")).unwrap();
+                    (name, HeaderValue::from_bytes(value).unwrap())
+                })
+                .collect();
+            proptest::prop_assert_eq!(round_trip(&prefix, &headers).0, headers);
+        }
     }
 
     #[test]
@@ -178,6 +322,7 @@ mod tests {
         for i in 0..MAX_INTERNED {
             interned(&format!("x-guichet-filler-{i}"));
         }
+        let long = HeaderValue::from_bytes(&vec![b'w'; 70_000]).unwrap();
         let headers: Vec<(HeaderName, HeaderValue)> = (0..3)
             .map(|i| {
                 (
@@ -185,14 +330,19 @@ mod tests {
                     HeaderValue::from_bytes(format!("value {i}").as_bytes()).unwrap(),
                 )
             })
-            .chain([(
-                interned("x-guichet-sub").unwrap(),
-                HeaderValue::from_static("s"),
-            )])
+            .chain([
+                (
+                    interned("x-guichet-sub").unwrap(),
+                    HeaderValue::from_static("s"),
+                ),
+                (HeaderName::from_static("x-guichet-beyond-long"), long),
+            ])
             .collect();
         assert!(index_of(&headers[0].0).is_none());
-        let packed = PackedHeaders::pack(&headers).unwrap();
-        assert_eq!(packed.iter().collect::<Vec<_>>(), headers);
-        assert!(packed.entries.iter().filter(|e| e.name == INLINE).count() >= 3);
+        let (packed, _) = PackedHeaders::pack(&headers).unwrap();
+        assert!(packed.entries.iter().filter(|e| e.name == INLINE).count() >= 4);
+        assert_eq!(round_trip(b"", &headers).0, headers);
+        // After a prefix holding some of the values too.
+        assert_eq!(round_trip(b"value 1 and s", &headers).0, headers);
     }
 }

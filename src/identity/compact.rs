@@ -11,12 +11,17 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 use super::{join_list, Claim, Identity};
 
 /// An identity in one buffer. Built from an [`Identity`] and turned back into one losslessly.
+/// A session's buffer goes on with the bytes of its identity headers that are not already in
+/// the identity ([`crate::assertion::packed::PackedHeaders::pack_after`]): most header values
+/// are the claims' own texts. The reader stops at the identity's end.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CompactIdentity {
-    bytes: Box<[u8]>,
+    bytes: Bytes,
 }
 
 impl std::fmt::Debug for CompactIdentity {
@@ -143,6 +148,13 @@ impl<'a> ClaimRef<'a> {
 
 impl CompactIdentity {
     pub fn new(identity: &Identity) -> Self {
+        CompactIdentity {
+            bytes: Bytes::from(Self::encode(identity)),
+        }
+    }
+
+    /// The identity's bytes as [`Self::from_encoded`] reads them (with room for more after).
+    pub fn encode(identity: &Identity) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             identity.provider.len()
                 + identity.sub.len()
@@ -185,9 +197,18 @@ impl CompactIdentity {
                 }
             }
         }
-        CompactIdentity {
-            bytes: out.into_boxed_slice(),
-        }
+        out
+    }
+
+    /// An identity from bytes [`Self::encode`] wrote, possibly followed by others; other bytes
+    /// give empty or partial answers, never a panic.
+    pub fn from_encoded(bytes: Bytes) -> Self {
+        CompactIdentity { bytes }
+    }
+
+    /// The whole buffer (the identity, then whatever followed it in [`Self::from_encoded`]).
+    pub fn buffer(&self) -> &Bytes {
+        &self.bytes
     }
 
     fn reader(&self) -> Reader<'_> {
@@ -282,7 +303,7 @@ impl CompactIdentity {
         identity
     }
 
-    /// The bytes held on the heap.
+    /// The bytes of the buffer.
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()
     }
@@ -351,9 +372,7 @@ mod tests {
         for cut in 0..whole.bytes.len() {
             let mut bytes = whole.bytes.to_vec();
             bytes.truncate(cut);
-            let damaged = CompactIdentity {
-                bytes: bytes.clone().into_boxed_slice(),
-            };
+            let damaged = CompactIdentity::from_encoded(Bytes::from(bytes.clone()));
             let _ = (
                 damaged.provider(),
                 damaged.sub(),
@@ -365,9 +384,7 @@ mod tests {
                 .map(|c| c.to_header_text().into_owned());
             bytes.push(0xff);
             bytes.extend_from_slice(&[0xff; 12]);
-            let damaged = CompactIdentity {
-                bytes: bytes.into_boxed_slice(),
-            };
+            let damaged = CompactIdentity::from_encoded(Bytes::from(bytes));
             let _ = (damaged.to_identity(), damaged.claim("roles").is_some());
         }
     }
