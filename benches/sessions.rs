@@ -83,10 +83,12 @@ fn settings(config: Option<&str>) -> guichet::config::Settings {
 }
 
 /// Fills the gateway's store with `count` sessions, as logins do (`Gateway::start_session`: the
-/// browser keeps the logout hint); the cookie value of the last one.
-async fn fill(gateway: &Gateway, count: usize) -> String {
+/// browser keeps the logout hint); the cookie value of the last one, and the sum of the
+/// sessions' own estimates (`Session::estimated_bytes`).
+async fn fill(gateway: &Gateway, count: usize) -> (String, usize) {
     let provider = gateway.settings().providers[0].id.clone();
     let mut cookie = String::new();
+    let mut estimated = 0;
     for i in 0..count {
         let new = gateway
             .start_session(record(&provider, i))
@@ -94,11 +96,12 @@ async fn fill(gateway: &Gateway, count: usize) -> String {
             .expect("a valid session");
         // What the session's first request does (its header buffer becomes shared).
         assert!(new.session.identity_headers().count() > 0);
+        estimated += new.session.estimated_bytes();
         if i + 1 == count {
             cookie = new.id.to_cookie_value();
         }
     }
-    cookie
+    (cookie, estimated)
 }
 
 #[path = "common/args.rs"]
@@ -112,7 +115,7 @@ fn main() {
         let mut server = guichet::server::new_server(&settings, guichet::server::Launch::default());
         let gateway = guichet::server::add_gateway(&mut server, settings).expect("gateway");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let cookie = runtime.block_on(fill(&gateway, count.max(1)));
+        let (cookie, _) = runtime.block_on(fill(&gateway, count.max(1)));
         println!("{cookie}");
         eprintln!(
             "{count} sessions in the store; RSS {} MiB",
@@ -149,16 +152,17 @@ fn main() {
     }
     let before = rss_bytes();
     let started = Instant::now();
-    runtime.block_on(fill(&gateway, count));
+    let (_, estimated) = runtime.block_on(fill(&gateway, count));
     let held = runtime.block_on(gateway.sessions().count());
     let weighed = runtime.block_on(gateway.sessions().weighted_size());
     let after = rss_bytes();
     let per_session = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
     println!(
-        "sessions: {count} created in {:.1} s, {held} held; RSS {} MiB -> {} MiB: {per_session:.0} bytes per session; the store's estimate (session.max_memory counts it): {:.0} bytes per session",
+        "sessions: {count} created in {:.1} s, {held} held; RSS {} MiB -> {} MiB: {per_session:.0} bytes per session; the sessions' own estimate {:.0} bytes each; the store counts {:.0} each (at least max_memory / max_sessions)",
         started.elapsed().as_secs_f64(),
         before >> 20,
         after >> 20,
+        estimated as f64 / count.max(1) as f64,
         weighed as f64 / held.max(1) as f64,
     );
 }

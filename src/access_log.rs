@@ -1,14 +1,17 @@
 //! The access line: one per request, in the same shape as guichet's other log lines (the
-//! `tracing` text or JSON format, target `access`, level INFO), but formatted here, into a
-//! reused buffer, and written with one `write` to standard error.
+//! `tracing` text or JSON format, target `access`, level INFO), but formatted here, and written
+//! to standard error in batches: lines are appended to one buffer, written when it holds 32 KiB,
+//! by a background thread every 100 ms, and at exit ([`flush`]). A `write` per request cost
+//! about 4 % of the proxy's CPU; a line now reaches the log at most 100 ms after its request
+//! (its timestamp is the request's), and a process killed outright loses at most those.
 //!
 //! Going through `tracing`'s formatter cost about a tenth of the proxy's CPU per request (a
 //! `Debug` visitor per field, a formatted timestamp); this writes the same fields with integer
 //! arithmetic and byte pushes. It obeys the same filter: nothing is written unless INFO is
 //! enabled for the `access` target (`[log] level`, `RUST_LOG`), nor when `[log] access = false`.
 
-use std::cell::RefCell;
 use std::io::Write;
+use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What one access line says.
@@ -36,24 +39,72 @@ pub enum Format {
     Json,
 }
 
-thread_local! {
-    static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+/// Bytes of lines that make a batch be written at once.
+const FLUSH_AT: usize = 32 * 1024;
+
+/// The longest a line waits before the background thread writes it.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Lines rendered and not yet written.
+struct Pending {
+    bytes: Vec<u8>,
 }
 
-/// Writes the line to standard error if the log filter lets INFO `access` lines through.
+impl Pending {
+    /// Appends the line; whether the batch is due ([`FLUSH_AT`] bytes).
+    fn add(&mut self, line: &AccessLine<'_>, format: Format, now: SystemTime) -> bool {
+        render(&mut self.bytes, line, format, now);
+        self.bytes.len() >= FLUSH_AT
+    }
+
+    /// Writes what is pending. A batch that cannot be written (a closed stderr) is dropped, as
+    /// tracing would drop its lines.
+    fn flush(&mut self, mut out: impl Write) {
+        if !self.bytes.is_empty() {
+            let _ = out.write_all(&self.bytes);
+            self.bytes.clear();
+            // One long path may have grown the buffer: do not keep that room.
+            self.bytes.shrink_to(2 * FLUSH_AT);
+        }
+    }
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending { bytes: Vec::new() });
+
+fn pending() -> std::sync::MutexGuard<'static, Pending> {
+    PENDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Queues the line for standard error if the log filter lets INFO `access` lines through.
 pub fn write(line: &AccessLine<'_>, format: Format) {
     if !tracing::enabled!(target: "access", tracing::Level::INFO) {
         return;
     }
-    BUFFER.with(|buffer| {
-        let Ok(mut buffer) = buffer.try_borrow_mut() else {
-            return;
-        };
-        buffer.clear();
-        render(&mut buffer, line, format, SystemTime::now());
-        // A line that cannot be written (a closed stderr) is dropped, as tracing would.
-        let _ = std::io::stderr().lock().write_all(&buffer);
+    static FLUSHER: Once = Once::new();
+    FLUSHER.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(|| loop {
+                std::thread::sleep(FLUSH_EVERY);
+                flush();
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no access-log thread: lines are written in 32 KiB batches and at exit");
+        }
     });
+    let now = SystemTime::now();
+    let mut pending = pending();
+    if pending.add(line, format, now) {
+        pending.flush(std::io::stderr().lock());
+    }
+}
+
+/// Writes the access lines not written yet (the background thread does it every 100 ms; the
+/// process does it before it exits).
+pub fn flush() {
+    pending().flush(std::io::stderr().lock());
 }
 
 /// The line's bytes, newline included.

@@ -309,6 +309,7 @@ fn run(settings: Settings, launch: server::Launch) -> ExitCode {
     pingora.run(pingora::server::RunArgs {
         shutdown_signal: Box::new(server::Signals { gateway }),
     });
+    guichet::access_log::flush();
     ExitCode::SUCCESS
 }
 

@@ -385,6 +385,8 @@ providers = ["franceconnect"]
     ] {
         assert!(metrics.contains(line), "{line} missing in {metrics}");
     }
+    // Access lines are written in batches, at least every 100 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log = stack.gateway.log_text();
     assert!(
         log.contains("outcome=\"denied\"") || log.contains("outcome=denied"),

@@ -91,3 +91,56 @@ proptest! {
         prop_assert!(text.ends_with('\n'));
     }
 }
+
+#[test]
+fn lines_are_written_in_whole_batches_in_their_order() {
+    let mut pending = Pending { bytes: Vec::new() };
+    let mut out: Vec<u8> = Vec::new();
+    let mut expected: Vec<u8> = Vec::new();
+    let mut due_at = None;
+    for i in 0..1_000 {
+        let path = format!("/page/{i}");
+        let mut one = Vec::new();
+        render(&mut one, &line(&path, None), Format::Text, at(1, 0));
+        expected.extend_from_slice(&one);
+        if pending.add(&line(&path, None), Format::Text, at(1, 0)) {
+            // Due only once the batch holds FLUSH_AT bytes, never before.
+            assert!(pending.bytes.len() >= FLUSH_AT);
+            due_at.get_or_insert(i);
+            pending.flush(&mut out);
+            assert!(pending.bytes.is_empty());
+        } else {
+            assert!(pending.bytes.len() < FLUSH_AT);
+        }
+    }
+    assert!(due_at.is_some(), "1,000 lines make at least one batch");
+    // What was written is whole lines, the first ones, in order; the rest follows on flush.
+    assert!(out.ends_with(b"\n") && expected.starts_with(&out));
+    pending.flush(&mut out);
+    assert_eq!(out, expected);
+    // Nothing pending: nothing written.
+    pending.flush(&mut out);
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn a_batch_that_cannot_be_written_is_dropped_not_kept() {
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut pending = Pending { bytes: Vec::new() };
+    let long = "/x".repeat(100_000);
+    pending.add(&line(&long, None), Format::Json, at(1, 0));
+    pending.flush(Closed);
+    assert!(pending.bytes.is_empty());
+    assert!(
+        pending.bytes.capacity() <= 2 * FLUSH_AT,
+        "a long line's room is given back"
+    );
+}
