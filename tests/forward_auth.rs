@@ -229,6 +229,8 @@ async fn journey(stack: &Stack, beside: Beside) {
         echoed(&spoofed.body, "x-guichet-email"),
         ["helene.dupre-lefevre@interieur.gouv.fr"]
     );
+    // guichet's cookies (session, logout hint) never reach the application.
+    assert!(browser.cookies.contains_key("guichet-logout"));
     browser.cookies.insert("app_pref".into(), "dark".into());
     let with_cookie = browser.get(&stack.url("/page")).await;
     let cookies = echoed(&with_cookie.body, "cookie");
@@ -244,9 +246,13 @@ async fn journey(stack: &Stack, beside: Beside) {
         .await;
     assert_eq!(check.status, 404, "{}", check.body);
 
-    // Logout through the front proxy ends the session: the next visit signs in again.
+    // Logout through the front proxy ends the session, at the provider too (the logout hint
+    // cookie went through the proxy; the application never saw it, above): the next visit
+    // signs in again.
     let out = browser.logout(&stack.url("/.guichet/logout")).await;
     assert_eq!(out.status, 302, "{}", out.body);
+    let end_session = out.location.unwrap_or_default();
+    assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
     let again = browser.get(&stack.url("/page")).await;
     assert_eq!(again.status, 302, "{}", again.body);
 
