@@ -16,7 +16,7 @@ use guichet::clock::unix_now;
 use guichet::config::{AssertionSettings, Secret, SignatureSettings};
 use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};
-use guichet::http::forwarded::ForwardedHeaders;
+use guichet::http::forwarded::{ForwardedHeaders, UpstreamParts};
 use guichet::identity::Identity;
 use guichet::policy::{Pattern, Requirement, Route, RouteTable};
 use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
@@ -167,16 +167,18 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("forwarding");
     group.bench_function(
-        "copy to parts, remove guichet's cookie, set Host, X-Forwarded-*, X-Real-IP, back to pingora",
+        "take the parts, remove guichet's cookie, set Host, X-Forwarded-*, X-Real-IP, back to pingora",
         |b| {
             let peer = Some("203.0.113.7".parse().unwrap());
             b.iter_batched_ref(
                 || request.clone(),
                 |upstream| {
-                    let mut parts = upstream.as_owned_parts();
-                    names.rewrite_for_upstream(&mut parts.headers);
-                    forwarded.apply(&mut parts, peer, "abc123", false).unwrap();
-                    *upstream = RequestHeader::from(parts);
+                    let mut request = UpstreamParts::take(upstream);
+                    names.rewrite_for_upstream(&mut request.parts.headers);
+                    forwarded
+                        .apply(&mut request.parts, peer, "abc123", false)
+                        .unwrap();
+                    request.put_back(upstream).unwrap();
                 },
                 criterion::BatchSize::SmallInput,
             )

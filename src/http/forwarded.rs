@@ -196,6 +196,43 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A client-supplied request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
+/// The request to the application, taken out of pingora's `RequestHeader` to be rewritten as
+/// plain `http` parts — moved, not copied — and put back without pingora's record of the
+/// client's header-name case: pingora keeps that record in a second map it updates, re-parsing
+/// the name, on every header inserted or removed, which cost more than everything else guichet
+/// does to the request. Header names reach the application in their canonical case (`Cookie`,
+/// `X-Guichet-Sub`), which HTTP says is the same name.
+pub struct UpstreamParts {
+    pub parts: Parts,
+    /// The request target as the client sent it, when the URI does not say it byte for byte
+    /// (absolute form, bytes the URI type cannot hold).
+    raw_target: Option<Vec<u8>>,
+}
+
+impl UpstreamParts {
+    /// Takes the request out of `upstream` (left empty until [`Self::put_back`]).
+    pub fn take(upstream: &mut pingora::http::RequestHeader) -> Self {
+        let target = upstream
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().as_bytes());
+        let raw_target =
+            (target != Some(upstream.raw_path())).then(|| upstream.raw_path().to_vec());
+        let empty = pingora::http::RequestHeader::from(http::Request::new(()).into_parts().0);
+        let parts = std::mem::replace(upstream, empty).into();
+        UpstreamParts { parts, raw_target }
+    }
+
+    /// Puts the rewritten request back into `upstream`. The URI must not have changed.
+    pub fn put_back(self, upstream: &mut pingora::http::RequestHeader) -> pingora::Result<()> {
+        *upstream = pingora::http::RequestHeader::from(self.parts);
+        if let Some(raw) = self.raw_target {
+            upstream.set_raw_path(&raw)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn valid_request_id(value: &[u8]) -> bool {
     (1..=128).contains(&value.len())
         && value

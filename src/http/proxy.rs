@@ -27,7 +27,7 @@ use crate::config::UpstreamSettings;
 use crate::gateway::Gateway;
 use crate::http::endpoints;
 use crate::http::forward_auth::{self, Answering, Refusal};
-use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders};
+use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders, UpstreamParts};
 use crate::http::pages::{new_correlation_id, render_error, PageError, Pages, Reply};
 use crate::http::routes::{login_path, Route};
 use crate::http::visitor::{has_dot_segments, unauthenticated, Unauthenticated};
@@ -457,42 +457,30 @@ impl GatewayProxy {
     }
 
     /// The request as the application receives it: without guichet's cookies, with the
-    /// forwarding headers guichet sets, and with the identity of the session (if any) only.
-    ///
-    /// The request is rewritten as plain `http` parts (one copy), then handed back to pingora
-    /// without the record of the client's header-name case: pingora keeps that record in a
-    /// second map it updates, re-parsing the name, on every header inserted or removed, which
-    /// cost more than everything else guichet does here. Header names reach the application in
-    /// their canonical case (`X-Guichet-Sub`, `Cookie`), which HTTP says is the same name.
+    /// forwarding headers guichet sets, and with the identity of the session (if any) only;
+    /// rewritten as plain `http` parts ([`UpstreamParts`]).
     fn prepare_upstream(
         &self,
         upstream: &mut RequestHeader,
         peer: Option<std::net::IpAddr>,
         ctx: &RequestContext,
     ) -> Result<()> {
-        let mut parts = upstream.as_owned_parts();
+        let mut request = UpstreamParts::take(upstream);
+        let parts = &mut request.parts;
         self.gateway
             .cookies()
             .rewrite_for_upstream(&mut parts.headers);
         let pass_host = self.upstream(ctx)?.pass_host;
         self.forwarded
-            .apply(&mut parts, peer, &ctx.correlation_id, pass_host)?;
+            .apply(parts, peer, &ctx.correlation_id, pass_host)?;
         self.gateway
             .forwarder()
-            .apply(&mut parts, ctx.session.as_deref(), unix_now())
+            .apply(parts, ctx.session.as_deref(), unix_now())
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot attach the identity");
                 Error::explain(ErrorType::InternalError, "identity forwarding failed")
             })?;
-        // The request target as the client sent it, when the URI does not say it byte for byte
-        // (absolute form, bytes the URI type cannot hold).
-        let target = parts.uri.path_and_query().map(|pq| pq.as_str().as_bytes());
-        let raw = (target != Some(upstream.raw_path())).then(|| upstream.raw_path().to_vec());
-        *upstream = RequestHeader::from(parts);
-        if let Some(raw) = raw {
-            upstream.set_raw_path(&raw)?;
-        }
-        Ok(())
+        request.put_back(upstream)
     }
 
     /// Metrics for a finished request, and its access log line (no query values, the subject
