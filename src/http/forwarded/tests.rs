@@ -185,7 +185,11 @@ proptest! {
 #[test]
 fn the_request_taken_out_comes_back_with_its_target_and_headers() {
     // An origin-form target, an absolute-form one, and one the URI type re-encodes.
-    for target in [&b"/a/b?c=d"[..], b"http://app.example/x?y=1", b"/caf\xc3\xa9?q=\xff"] {
+    for target in [
+        &b"/a/b?c=d"[..],
+        b"http://app.example/x?y=1",
+        b"/caf\xc3\xa9?q=\xff",
+    ] {
         let mut upstream = RequestHeader::build("POST", target, None).unwrap();
         upstream.append_header("X-Mixed-Case", "1").unwrap();
         upstream.append_header("cookie", "a=1").unwrap();
@@ -200,7 +204,12 @@ fn the_request_taken_out_comes_back_with_its_target_and_headers() {
             .headers
             .insert("x-added", HeaderValue::from_static("2"));
         request.put_back(&mut upstream).unwrap();
-        assert_eq!(upstream.raw_path(), target, "{}", String::from_utf8_lossy(target));
+        assert_eq!(
+            upstream.raw_path(),
+            target,
+            "{}",
+            String::from_utf8_lossy(target)
+        );
         assert_eq!(upstream.method, method);
         assert_eq!(upstream.uri, uri);
         assert_eq!(upstream.headers["x-mixed-case"], "1");
