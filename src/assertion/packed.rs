@@ -133,12 +133,6 @@ impl PackedHeaders {
         ))
     }
 
-    /// Packs `headers` in a buffer of their own.
-    pub fn pack(headers: &[(HeaderName, HeaderValue)]) -> Option<(Self, Bytes)> {
-        let (packed, buffer) = Self::pack_after(Vec::new(), headers)?;
-        Some((packed, Bytes::from(buffer)))
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -239,7 +233,7 @@ mod tests {
             ),
         ];
         assert_eq!(round_trip(b"", &headers).0, headers);
-        let (empty, buffer) = PackedHeaders::pack(&[]).unwrap();
+        let (empty, buffer) = PackedHeaders::pack_after(Vec::new(), &[]).unwrap();
         assert!(empty.is_empty() && buffer.is_empty());
         let none = PackedHeaders::default();
         assert_eq!(none.iter(&Bytes::new()).count(), 0);
@@ -339,7 +333,7 @@ mod tests {
             ])
             .collect();
         assert!(index_of(&headers[0].0).is_none());
-        let (packed, _) = PackedHeaders::pack(&headers).unwrap();
+        let (packed, _) = PackedHeaders::pack_after(Vec::new(), &headers).unwrap();
         assert!(packed.entries.iter().filter(|e| e.name == INLINE).count() >= 4);
         assert_eq!(round_trip(b"", &headers).0, headers);
         // After a prefix holding some of the values too.

@@ -52,10 +52,10 @@ pub async fn logout(gateway: &Gateway, request: &RequestHeader) -> Reply {
                 Some(token) => Some(token.to_text()),
                 None => gateway.logout_hints().from_request(&id.to_key(), request),
             };
-            let state = random_token();
-            let logged_out = Route::LoggedOut.url(&gateway.settings().public_url);
             match hint {
                 Some(hint) => {
+                    let state = random_token();
+                    let logged_out = Route::LoggedOut.url(&gateway.settings().public_url);
                     if let Some(url) = gateway
                         .provider(session.provider())
                         .and_then(|p| p.logout_url(&hint, &state, &logged_out))
