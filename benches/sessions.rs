@@ -6,7 +6,8 @@
 //!   the process's RSS before and after, and the bytes per session.
 //! - `--serve CONFIG --fill N`: runs the gateway of CONFIG with N sessions already in its store
 //!   and prints the cookie of one of them on standard output, for `benches/load.sh` to measure
-//!   the proxied path with a full store.
+//!   the proxied path with a full store; `--cookies K` prints the last K cookies, one per line
+//!   (K users signed in at once).
 
 use std::sync::Arc;
 
@@ -83,11 +84,11 @@ fn settings(config: Option<&str>) -> guichet::config::Settings {
 }
 
 /// Fills the gateway's store with `count` sessions, as logins do (`Gateway::start_session`: the
-/// browser keeps the logout hint); the cookie value of the last one, and the sum of the
-/// sessions' own estimates (`Session::estimated_bytes`).
-async fn fill(gateway: &Gateway, count: usize) -> (String, usize) {
+/// browser keeps the logout hint); the cookie values of the last `cookies` ones, and the sum of
+/// the sessions' own estimates (`Session::estimated_bytes`).
+async fn fill(gateway: &Gateway, count: usize, cookies: usize) -> (Vec<String>, usize) {
     let provider = gateway.settings().providers[0].id.clone();
-    let mut cookie = String::new();
+    let mut kept = Vec::new();
     let mut estimated = 0;
     for i in 0..count {
         let new = gateway
@@ -97,11 +98,11 @@ async fn fill(gateway: &Gateway, count: usize) -> (String, usize) {
         // What the session's first request does (its header buffer becomes shared).
         assert!(new.session.identity_headers().count() > 0);
         estimated += new.session.estimated_bytes();
-        if i + 1 == count {
-            cookie = new.id.to_cookie_value();
+        if i + cookies >= count {
+            kept.push(new.id.to_cookie_value());
         }
     }
-    (cookie, estimated)
+    (kept, estimated)
 }
 
 #[path = "common/args.rs"]
@@ -115,8 +116,12 @@ fn main() {
         let mut server = guichet::server::new_server(&settings, guichet::server::Launch::default());
         let gateway = guichet::server::add_gateway(&mut server, settings).expect("gateway");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let (cookie, _) = runtime.block_on(fill(&gateway, count.max(1)));
-        println!("{cookie}");
+        let cookies: usize = value("--cookies").map_or(1, |n| n.parse().expect("--cookies N"));
+        let (cookies, _) =
+            runtime.block_on(fill(&gateway, count.max(1), cookies.clamp(1, count.max(1))));
+        for cookie in cookies {
+            println!("{cookie}");
+        }
         eprintln!(
             "{count} sessions in the store; RSS {} MiB",
             rss_bytes() >> 20
@@ -152,7 +157,7 @@ fn main() {
     }
     let before = rss_bytes();
     let started = Instant::now();
-    let (_, estimated) = runtime.block_on(fill(&gateway, count));
+    let (_, estimated) = runtime.block_on(fill(&gateway, count, 0));
     let held = runtime.block_on(gateway.sessions().count());
     let weighed = runtime.block_on(gateway.sessions().weighted_size());
     let after = rss_bytes();

@@ -191,6 +191,12 @@ impl Session {
         self.headers.iter(self.identity.buffer())
     }
 
+    /// How many identity headers the session sends (what [`Session::identity_headers`] yields
+    /// at most).
+    pub fn identity_header_count(&self) -> usize {
+        self.headers.len()
+    }
+
     /// The sorted `name:value` lines of the identity headers, for the HMAC signature (empty
     /// without `[signature]`).
     pub fn signature_block(&self) -> &[u8] {

@@ -35,6 +35,16 @@ impl IdentityForwarder {
         self.assertion.as_ref()
     }
 
+    /// How many headers [`IdentityForwarder::apply`] adds at most for `session`, so that the
+    /// request's header map can make room once.
+    pub fn added_headers(&self, session: Option<&Session>) -> usize {
+        session.map_or(0, |session| {
+            session.identity_header_count()
+                + usize::from(self.assertion.is_some())
+                + usize::from(self.signature.is_some())
+        })
+    }
+
     /// Strips the client's identity headers; with a session, adds its headers, assertion and
     /// signature (signed at `now`, Unix seconds). Without a session the request leaves with no
     /// identity at all.
@@ -135,5 +145,13 @@ mod tests {
         let signature = values("x-guichet-signature");
         assert_eq!(signature.len(), 1);
         assert!(signature[0].starts_with("t=1000, v1="), "{signature:?}");
+
+        // The room the proxy makes beforehand is what the headers take.
+        let mut clean = pingora::http::RequestHeader::build("GET", b"/", None)
+            .unwrap()
+            .as_owned_parts();
+        forwarder.apply(&mut clean, Some(&session), 1000).unwrap();
+        assert_eq!(clean.headers.len(), forwarder.added_headers(Some(&session)));
+        assert_eq!(forwarder.added_headers(None), 0);
     }
 }

@@ -8,6 +8,7 @@
 //! `X-Forwarded-For` is kept only when the peer is one of `server.trusted_proxies`; otherwise
 //! the peer address replaces it. `X-Real-IP` is the client address so determined.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::request::Parts;
@@ -109,6 +110,10 @@ impl ForwardedHeaders {
                 .unwrap_or(peer),
         )
     }
+
+    /// How many headers [`ForwardedHeaders::apply`] adds at most (`Host` is replaced, not
+    /// added).
+    pub const ADDED: usize = 5;
 
     /// Rewrites the request's forwarding headers for the application (`pass_host`: the
     /// upstream's, to keep the visitor's `Host`).
@@ -243,27 +248,28 @@ pub fn valid_request_id(value: &[u8]) -> bool {
 /// The path with nothing of the query but its parameter names (`/a?x=1&y=2` → `/a?x=&y=`), for
 /// logs. A name that does not look like one (longer than 32 characters, or with characters
 /// other than letters, digits, `_`, `-`, `.`, `[`, `]`) and an item without `=` (`/reset?<token>`)
-/// are written `_`: they may be values.
-pub fn loggable_path(uri: &http::Uri) -> String {
+/// are written `_`: they may be values. A path without a query is borrowed, not copied.
+pub fn loggable_path(uri: &http::Uri) -> Cow<'_, str> {
+    let Some(query) = uri.query() else {
+        return Cow::Borrowed(uri.path());
+    };
     let mut path = uri.path().to_string();
-    if let Some(query) = uri.query() {
-        path.push('?');
-        for (i, item) in query.split('&').enumerate() {
-            if i > 0 {
-                path.push('&');
+    path.push('?');
+    for (i, item) in query.split('&').enumerate() {
+        if i > 0 {
+            path.push('&');
+        }
+        match item.split_once('=') {
+            Some((name, _)) if looks_like_a_name(name) => {
+                path.push_str(name);
+                path.push('=');
             }
-            match item.split_once('=') {
-                Some((name, _)) if looks_like_a_name(name) => {
-                    path.push_str(name);
-                    path.push('=');
-                }
-                Some(_) => path.push_str("_="),
-                None if item.is_empty() => {}
-                None => path.push('_'),
-            }
+            Some(_) => path.push_str("_="),
+            None if item.is_empty() => {}
+            None => path.push('_'),
         }
     }
-    path
+    Cow::Owned(path)
 }
 
 fn looks_like_a_name(name: &str) -> bool {

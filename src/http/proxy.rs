@@ -354,7 +354,7 @@ impl GatewayProxy {
                 return reply;
             }
         };
-        ctx.checked = Some(loggable_path(&original.uri));
+        ctx.checked = Some(loggable_path(&original.uri).into_owned());
         let answering = Answering::of(request);
         let verdict = if Route::from_path(original.uri.path()).is_some() {
             // guichet's own pages need no session (the front proxy should not ask).
@@ -467,6 +467,16 @@ impl GatewayProxy {
     ) -> Result<()> {
         let mut request = UpstreamParts::take(upstream);
         let parts = &mut request.parts;
+        // Room for every header added below at once, instead of the map growing twice or
+        // three times on the way (each time a new table, rehashed). A request's headers are
+        // bounded by pingora far below the map's limit; the reserve cannot fail in practice and
+        // costs nothing when it does.
+        let added = ForwardedHeaders::ADDED
+            + self
+                .gateway
+                .forwarder()
+                .added_headers(ctx.session.as_deref());
+        let _ = parts.headers.try_reserve(added);
         self.gateway
             .cookies()
             .rewrite_for_upstream(&mut parts.headers);

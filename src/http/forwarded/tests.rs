@@ -217,3 +217,18 @@ fn the_request_taken_out_comes_back_with_its_target_and_headers() {
         assert_eq!(upstream.headers["cookie"], "a=1");
     }
 }
+
+#[test]
+fn the_room_made_for_forwarding_headers_is_what_they_take() {
+    let peer: IpAddr = "203.0.113.9".parse().unwrap();
+    for pass_host in [false, true] {
+        let mut request = RequestHeader::build("GET", b"/x", None).unwrap();
+        request.append_header("Host", "app.example").unwrap();
+        let mut parts = request.as_owned_parts();
+        let before = parts.headers.len();
+        forwarded(&[])
+            .apply(&mut parts, Some(peer), "rid", pass_host)
+            .unwrap();
+        assert_eq!(parts.headers.len() - before, ForwardedHeaders::ADDED);
+    }
+}
