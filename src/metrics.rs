@@ -7,24 +7,27 @@ use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+use std::time::Duration;
+
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
+use crate::http::proxy::Outcome;
 use crate::session::SessionStore;
+
+pub mod sharded;
+use sharded::{CounterId, Family, HistogramId, Sharded, ShardedBuilder};
 
 /// Every metric family guichet exports.
 pub struct Metrics {
     registry: Registry,
-    /// `guichet_requests_total{outcome, status_class}`
-    pub requests: IntCounterVec,
-    /// `guichet_request_duration_seconds{outcome}`: from request header to the end of logging.
-    pub request_duration: HistogramVec,
-    /// `guichet_upstream_response_seconds`: from sending upstream to its response header.
-    pub upstream_response: Histogram,
-    /// `guichet_bytes_total{direction}`: request bodies in, response bodies out.
-    pub bytes: IntCounterVec,
+    /// `guichet_requests_total`, `guichet_request_duration_seconds`,
+    /// `guichet_upstream_response_seconds`, `guichet_bytes_total`,
+    /// `guichet_session_lookups_total`: counted per thread.
+    pub per_request: Arc<RequestMetrics>,
     /// `guichet_logins_total{provider, result, reason}`
     pub logins: IntCounterVec,
     /// `guichet_callback_duration_seconds{provider}`
@@ -39,8 +42,6 @@ pub struct Metrics {
     pub sessions_created: IntCounter,
     /// `guichet_sessions_ended_total{reason}`: `idle`, `lifetime`, `logout`, `evicted`.
     pub sessions_ended: IntCounterVec,
-    /// `guichet_session_lookups_total{result}`: `hit`, `miss`.
-    pub session_lookups: IntCounterVec,
     /// `guichet_shared_store_errors_total{entry, operation}`: calls to `[session.shared]` that
     /// failed or timed out (the replica then serves from its memory).
     pub shared_store_errors: IntCounterVec,
@@ -73,29 +74,7 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let metrics = Metrics {
-            requests: counter(
-                "guichet_requests_total",
-                "Requests handled, by outcome and response status class",
-                &["outcome", "status_class"],
-            ),
-            request_duration: histogram(
-                "guichet_request_duration_seconds",
-                "Time from the request header to the end of the response, by outcome",
-                &["outcome"],
-            ),
-            upstream_response: Histogram::with_opts(
-                HistogramOpts::new(
-                    "guichet_upstream_response_seconds",
-                    "Time from sending a request to the application to its response header",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("static metric definition is valid"),
-            bytes: counter(
-                "guichet_bytes_total",
-                "Body bytes: request bodies received (in), response bodies sent (out)",
-                &["direction"],
-            ),
+            per_request: Arc::new(RequestMetrics::new()),
             logins: counter(
                 "guichet_logins_total",
                 "Logins by provider and result (started, completed, failed) with a failure reason",
@@ -131,11 +110,6 @@ impl Metrics {
                 "Sessions ended, by reason: idle, lifetime, logout, evicted (memory bound)",
                 &["reason"],
             ),
-            session_lookups: counter(
-                "guichet_session_lookups_total",
-                "Session cookie lookups in the store: hit or miss",
-                &["result"],
-            ),
             shared_store_errors: counter(
                 "guichet_shared_store_errors_total",
                 "Calls to the shared session store that failed or timed out, by entry (session, login, logout) and operation (put, put_new, get, delete)",
@@ -165,10 +139,7 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("GUICHET_GIT_HASH")])
             .set(1);
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
-            Box::new(metrics.requests.clone()),
-            Box::new(metrics.request_duration.clone()),
-            Box::new(metrics.upstream_response.clone()),
-            Box::new(metrics.bytes.clone()),
+            Box::new(PerRequestCollector(metrics.per_request.clone())),
             Box::new(metrics.logins.clone()),
             Box::new(metrics.callback_duration.clone()),
             Box::new(metrics.provider_requests.clone()),
@@ -176,7 +147,6 @@ impl Metrics {
             Box::new(metrics.sessions_active.clone()),
             Box::new(metrics.sessions_created.clone()),
             Box::new(metrics.sessions_ended.clone()),
-            Box::new(metrics.session_lookups.clone()),
             Box::new(metrics.shared_store_errors.clone()),
             Box::new(metrics.shared_store_refused.clone()),
             Box::new(metrics.access_denied.clone()),
@@ -219,6 +189,113 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The `status_class` label values, in [`status_class_index`] order.
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// The index of a status's class in [`STATUS_CLASSES`].
+pub fn status_class_index(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
+    }
+}
+
+/// The metrics every proxied request updates, counted per thread ([`sharded`]): what the proxy
+/// calls on its hot path.
+pub struct RequestMetrics {
+    set: Sharded,
+    requests: CounterId,
+    durations: HistogramId,
+    upstream: HistogramId,
+    bytes: CounterId,
+    lookups: CounterId,
+}
+
+impl RequestMetrics {
+    fn new() -> Self {
+        let mut set = ShardedBuilder::default();
+        let requests = set.counter(Family::new(
+            "guichet_requests_total",
+            "Requests handled, by outcome and response status class",
+            &["outcome", "status_class"],
+            Outcome::ALL
+                .iter()
+                .flat_map(|o| STATUS_CLASSES.iter().map(|c| vec![o.as_str(), *c]))
+                .collect(),
+        ));
+        let durations = set.histogram(
+            Family::new(
+                "guichet_request_duration_seconds",
+                "Time from the request header to the end of the response, by outcome",
+                &["outcome"],
+                Outcome::ALL.iter().map(|o| vec![o.as_str()]).collect(),
+            ),
+            LATENCY_BUCKETS,
+        );
+        let upstream = set.histogram(
+            Family::new(
+                "guichet_upstream_response_seconds",
+                "Time from sending a request to the application to its response header",
+                &[],
+                vec![vec![]],
+            ),
+            LATENCY_BUCKETS,
+        );
+        let bytes = set.counter(Family::new(
+            "guichet_bytes_total",
+            "Body bytes: request bodies received (in), response bodies sent (out)",
+            &["direction"],
+            vec![vec!["in"], vec!["out"]],
+        ));
+        let lookups = set.counter(Family::new(
+            "guichet_session_lookups_total",
+            "Session cookie lookups in the store: hit or miss",
+            &["result"],
+            vec![vec!["hit"], vec!["miss"]],
+        ));
+        RequestMetrics {
+            set: set.build(),
+            requests,
+            durations,
+            upstream,
+            bytes,
+            lookups,
+        }
+    }
+
+    /// A finished request: its outcome, status (0: none sent), duration and body bytes.
+    pub fn request(&self, outcome: Outcome, status: u16, duration: Duration, bytes: (u64, u64)) {
+        let series = outcome as usize * STATUS_CLASSES.len() + status_class_index(status);
+        self.set.add(self.requests.series(series), 1);
+        self.set.observe(self.durations, outcome as usize, duration);
+        self.set.add(self.bytes, bytes.0);
+        self.set.add(self.bytes.series(1), bytes.1);
+    }
+
+    /// The time the application took to send its response header.
+    pub fn upstream_response(&self, latency: Duration) {
+        self.set.observe(self.upstream, 0, latency);
+    }
+
+    /// A session cookie looked up: found live or not.
+    pub fn session_lookup(&self, hit: bool) {
+        self.set.add(self.lookups.series(usize::from(!hit)), 1);
+    }
+}
+
+/// The registry's handle on [`RequestMetrics`].
+struct PerRequestCollector(Arc<RequestMetrics>);
+
+impl prometheus::core::Collector for PerRequestCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.set.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.set.collect()
     }
 }
 
@@ -275,12 +352,20 @@ mod tests {
     fn renders_registered_families() {
         let metrics = Metrics::new();
         metrics
-            .requests
-            .with_label_values(&["proxied", "2xx"])
-            .inc();
+            .per_request
+            .request(Outcome::Proxied, 204, Duration::from_millis(3), (10, 20));
         metrics.login("ac", "completed", "");
         let text = metrics.render();
         assert!(text.contains(r#"guichet_requests_total{outcome="proxied",status_class="2xx"} 1"#));
+        assert!(text.contains(r#"guichet_requests_total{outcome="denied",status_class="none"} 0"#));
+        assert!(text.contains(
+            r#"guichet_request_duration_seconds_bucket{outcome="proxied",le="0.0025"} 0"#
+        ));
+        assert!(text.contains(
+            r#"guichet_request_duration_seconds_bucket{outcome="proxied",le="0.005"} 1"#
+        ));
+        assert!(text.contains(r#"guichet_bytes_total{direction="out"} 20"#));
+        assert!(text.contains("guichet_upstream_response_seconds_count 0"));
         assert!(
             text.contains(r#"guichet_logins_total{provider="ac",reason="",result="completed"} 1"#)
         );

@@ -19,7 +19,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use prometheus::{Histogram, IntCounter};
+use crate::metrics::RequestMetrics;
 
 use crate::access_log;
 use crate::clock::unix_now;
@@ -93,61 +93,8 @@ pub struct RequestContext {
 pub struct GatewayProxy {
     gateway: Arc<Gateway>,
     forwarded: ForwardedHeaders,
-    counters: Counters,
+    metrics: Arc<RequestMetrics>,
     access_format: access_log::Format,
-}
-
-/// The per-request metrics, resolved once (a labelled lookup hashes its labels every time).
-struct Counters {
-    /// By outcome (`Outcome as usize`), then status class (`STATUS_CLASSES`).
-    requests: Vec<Vec<IntCounter>>,
-    durations: Vec<Histogram>,
-    bytes_in: IntCounter,
-    bytes_out: IntCounter,
-    lookup_hit: IntCounter,
-    lookup_miss: IntCounter,
-}
-
-const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
-
-impl Counters {
-    fn new(metrics: &crate::metrics::Metrics) -> Self {
-        Counters {
-            requests: Outcome::ALL
-                .iter()
-                .map(|outcome| {
-                    STATUS_CLASSES
-                        .iter()
-                        .map(|class| {
-                            metrics
-                                .requests
-                                .with_label_values(&[outcome.as_str(), class])
-                        })
-                        .collect()
-                })
-                .collect(),
-            durations: Outcome::ALL
-                .iter()
-                .map(|outcome| {
-                    metrics
-                        .request_duration
-                        .with_label_values(&[outcome.as_str()])
-                })
-                .collect(),
-            bytes_in: metrics.bytes.with_label_values(&["in"]),
-            bytes_out: metrics.bytes.with_label_values(&["out"]),
-            lookup_hit: metrics.session_lookups.with_label_values(&["hit"]),
-            lookup_miss: metrics.session_lookups.with_label_values(&["miss"]),
-        }
-    }
-
-    fn request(&self, outcome: Outcome, status: u16) -> &IntCounter {
-        let class = match status {
-            100..=599 => usize::from(status / 100 - 1),
-            _ => 5,
-        };
-        &self.requests[outcome as usize][class]
-    }
 }
 
 /// Writes a reply guichet made itself (HEAD gets the header only).
@@ -215,7 +162,7 @@ fn sign_in(pages: &Pages, login: &str, redirect: bool, ctx: &mut RequestContext)
 impl GatewayProxy {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let forwarded = ForwardedHeaders::new(gateway.settings());
-        let counters = Counters::new(gateway.metrics());
+        let metrics = gateway.metrics().per_request.clone();
         let access_format = if gateway.settings().log_json {
             access_log::Format::Json
         } else {
@@ -224,7 +171,7 @@ impl GatewayProxy {
         GatewayProxy {
             gateway,
             forwarded,
-            counters,
+            metrics,
             access_format,
         }
     }
@@ -246,10 +193,7 @@ impl GatewayProxy {
     async fn load_session(&self, request: &RequestHeader) -> Option<Arc<Session>> {
         let id = self.gateway.cookies().session_id(request)?;
         let found = self.gateway.sessions().get(&id).await;
-        match found {
-            Some(_) => self.counters.lookup_hit.inc(),
-            None => self.counters.lookup_miss.inc(),
-        }
+        self.metrics.session_lookup(found.is_some());
         found
     }
 
@@ -498,12 +442,10 @@ impl GatewayProxy {
     fn record(&self, session: &HttpSession, ctx: &RequestContext) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let duration = ctx.started.elapsed();
-        self.counters.request(ctx.outcome, status).inc();
-        self.counters.durations[ctx.outcome as usize].observe(duration.as_secs_f64());
         let bytes_in = session.body_bytes_read() as u64;
         let bytes_out = session.body_bytes_sent() as u64;
-        self.counters.bytes_in.inc_by(bytes_in);
-        self.counters.bytes_out.inc_by(bytes_out);
+        self.metrics
+            .request(ctx.outcome, status, duration, (bytes_in, bytes_out));
         if self.gateway.settings().access_log {
             let request = session.req_header();
             let path = loggable_path(&request.uri);
@@ -630,10 +572,7 @@ impl ProxyHttp for GatewayProxy {
         if !upstream_response.status.is_informational() {
             if let Some(sent) = ctx.upstream_sent.take() {
                 let latency = sent.elapsed();
-                self.gateway
-                    .metrics()
-                    .upstream_response
-                    .observe(latency.as_secs_f64());
+                self.metrics.upstream_response(latency);
                 ctx.upstream_latency = Some(latency);
             }
         }
