@@ -149,7 +149,7 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         forwarder
-            .apply(&mut request.as_owned_parts(), Some(&live), unix_now())
+            .apply(&mut request.as_owned_parts(), Some(&live), unix_now)
             .unwrap();
         group.bench_function(name, |b| {
             b.iter_batched_ref(
@@ -158,7 +158,7 @@ fn bench(c: &mut Criterion) {
                     r.append_header("X-Guichet-Sub", "evil").unwrap();
                     r.as_owned_parts()
                 },
-                |upstream| forwarder.apply(upstream, Some(&live), unix_now()).unwrap(),
+                |upstream| forwarder.apply(upstream, Some(&live), unix_now).unwrap(),
                 criterion::BatchSize::SmallInput,
             )
         });

@@ -14,7 +14,8 @@
 # pingora passthrough built from benches/passthrough.rs with guichet's pingora settings;
 # guichet with a live session (access log on — the default —, off, and with assertion +
 # signature), with 100 routes, with [session.shared] in a local redis-server, with FILL sessions
-# (default 1,000,000) in its store (benches/sessions.rs), without a session (302); nginx
+# (default 1,000,000) in its store (benches/sessions.rs) — one user, then USERS (default 64)
+# users' sessions in turn, each request the next cookie —, without a session (302); nginx
 # auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache with
 # mod_auth_openidc and a session (the mock provider accepts its 27-character state for this).
 # Then IDLE (default 10,000) idle keep-alive connections held by
@@ -49,7 +50,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 static=127.0.0.1:18083; idp=127.0.0.1:18081; nginx_proxy=127.0.0.1:18084
 passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
 gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
-gw_full=127.0.0.1:18096; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"
+gw_full=127.0.0.1:18096; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
 redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
 
 work=$(mktemp -d)
@@ -139,9 +140,14 @@ for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared g
   gpid[$name]=$!; pids_to_stop+=($!)
 done
 # The gateway with a full store: its sessions are made in-process (benches/sessions.rs).
-"$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" >"$work/full-cookie" 2>"$work/guichet-full.log" &
+"$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" --cookies "$users" >"$work/full-cookie" 2>"$work/guichet-full.log" &
 full_pid=$!; pids_to_stop+=("$full_pid")
-for _ in $(seq 1 1200); do [ -s "$work/full-cookie" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && break; sleep 0.1; done
+# wrk script: each request carries the next of the $users cookies (that many users at once).
+{ echo "local cookies = {"; sed 's/.*/  "guichet=&",/' "$work/full-cookie"; echo "}"
+  echo "local i = 0"
+  echo "request = function() i = i % #cookies + 1; wrk.headers[\"Cookie\"] = cookies[i]; return wrk.format() end"
+} >"$work/users.lua"
 for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full"; do
   for _ in $(seq 1 100); do
     curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
@@ -228,8 +234,8 @@ rss_kib() {
   echo "$total"
 }
 
-names=(); urls=(); headers=(); procs=()
-row() { names+=("$1"); urls+=("$2"); headers+=("$3"); procs+=("$4"); }
+names=(); urls=(); headers=(); procs=(); scripts=()
+row() { names+=("$1"); urls+=("$2"); headers+=("$3"); procs+=("$4"); scripts+=("${5:-}"); }
 row "static nginx, direct (no proxy)" "http://$static/" "" "$(tree "$(cat "$work/nginx-static.pid")")"
 row "nginx proxy_pass ($threads workers, keepalive)" "http://$nginx_proxy/" "" "$(tree "$(cat "$work/nginx-proxy.pid")")"
 row "bare pingora passthrough (benches/passthrough.rs)" "http://$passthrough/" "" "$passthrough_pid"
@@ -239,6 +245,7 @@ row "guichet, live session, assertion + signature" "http://$gw_signed/" "Cookie:
 row "guichet, live session, 100 routes (the 100th matches)" "http://$gw_routes/" "Cookie: ${cookie[$gw_routes]}" "${gpid[guichet-routes]}"
 row "guichet, live session, [session.shared] in redis" "http://$gw_shared/" "Cookie: ${cookie[$gw_shared]}" "${gpid[guichet-shared]}"
 row "guichet, live session, $fill sessions in the store" "http://$gw_full/" "Cookie: guichet=$(head -1 "$work/full-cookie")" "$full_pid"
+row "guichet, $users users' sessions in turn, $fill in the store" "http://$gw_full/" "" "$full_pid" "$work/users.lua"
 row "guichet, no session (302 to the login)" "http://$gw/" "" "${gpid[guichet]}"
 row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_auth/" "Cookie: ${cookie[$nginx_auth]}" "$(tree "$(cat "$work/nginx-auth.pid")") ${gpid[guichet-auth]}"
 if [ -n "$apache_cookie" ]; then
@@ -253,7 +260,9 @@ measure() { # index round
   # shellcheck disable=SC2206
   local pids=(${procs[$i]})
   before=$(cpu_ticks "${pids[@]}")
-  if [ -n "${headers[$i]}" ]; then
+  if [ -n "${scripts[$i]}" ]; then
+    out=$(wrk -t2 -c64 -d"${duration}s" --latency -s "${scripts[$i]}" "${urls[$i]}")
+  elif [ -n "${headers[$i]}" ]; then
     out=$(wrk -t2 -c64 -d"${duration}s" --latency -H "${headers[$i]}" "${urls[$i]}")
   else
     out=$(wrk -t2 -c64 -d"${duration}s" --latency "${urls[$i]}")

@@ -46,17 +46,23 @@ impl IdentityForwarder {
     }
 
     /// Strips the client's identity headers; with a session, adds its headers, assertion and
-    /// signature (signed at `now`, Unix seconds). Without a session the request leaves with no
+    /// signature (signed at `now()`, Unix seconds: the clock is read only when `[assertion]` or
+    /// `[signature]` is configured, once). Without a session the request leaves with no
     /// identity at all.
     pub fn apply(
         &self,
         request: &mut Parts,
         session: Option<&Session>,
-        now: u64,
+        now: impl FnOnce() -> u64,
     ) -> Result<(), AssertionError> {
         self.headers.strip(&mut request.headers);
         let Some(session) = session else {
             return Ok(());
+        };
+        let now = if self.assertion.is_some() || self.signature.is_some() {
+            now()
+        } else {
+            0
         };
         for (name, value) in session.identity_headers() {
             request.headers.insert(name, value);
@@ -121,7 +127,7 @@ mod tests {
             request.as_owned_parts()
         };
         let mut anonymous = forged();
-        forwarder.apply(&mut anonymous, None, 1000).unwrap();
+        forwarder.apply(&mut anonymous, None, || 1000).unwrap();
         assert!(anonymous
             .headers
             .keys()
@@ -129,7 +135,7 @@ mod tests {
 
         let mut signed_in = forged();
         forwarder
-            .apply(&mut signed_in, Some(&session), 1000)
+            .apply(&mut signed_in, Some(&session), || 1000)
             .unwrap();
         let values = |name: &str| -> Vec<&str> {
             signed_in
@@ -150,8 +156,24 @@ mod tests {
         let mut clean = pingora::http::RequestHeader::build("GET", b"/", None)
             .unwrap()
             .as_owned_parts();
-        forwarder.apply(&mut clean, Some(&session), 1000).unwrap();
+        forwarder
+            .apply(&mut clean, Some(&session), || 1000)
+            .unwrap();
         assert_eq!(clean.headers.len(), forwarder.added_headers(Some(&session)));
         assert_eq!(forwarder.added_headers(None), 0);
+
+        // Without [assertion] or [signature] the clock is not read.
+        let plain = IdentityForwarder::new(Arc::new(HeaderPlan::default()), None, None);
+        let mut unsigned = forged();
+        plain
+            .apply(&mut unsigned, Some(&session), || {
+                panic!("the clock is read only to sign")
+            })
+            .unwrap();
+        assert_eq!(
+            unsigned.headers.get("x-guichet-sub").map(|v| v.as_bytes()),
+            Some(&b"real"[..])
+        );
+        assert!(unsigned.headers.get("x-guichet-signature").is_none());
     }
 }

@@ -190,7 +190,7 @@ pub fn allowed(
         .cookies()
         .rewrite_for_upstream(&mut upstream.headers);
     let cookies = upstream.headers.remove(&cookie);
-    gateway.forwarder().apply(&mut upstream, session, now)?;
+    gateway.forwarder().apply(&mut upstream, session, || now)?;
     let mut reply = Reply::text(StatusCode::OK, "");
     reply.copied = upstream
         .headers

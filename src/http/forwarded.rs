@@ -9,6 +9,7 @@
 //! the peer address replaces it. `X-Real-IP` is the client address so determined.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use http::request::Parts;
@@ -126,7 +127,7 @@ impl ForwardedHeaders {
     ) -> pingora::Result<()> {
         let trusted = peer.is_some_and(|p| self.is_trusted(p));
         // The peer's address, written once; behind a trusted proxy, its chain first.
-        let peer_value = peer.map(address_value);
+        let peer_value = peer.map(peer_address_value);
         let real_ip = if trusted {
             self.client_address(&request.headers, peer)
                 .map(address_value)
@@ -180,6 +181,28 @@ impl ForwardedHeaders {
         request.headers.insert(X_REQUEST_ID, id);
         Ok(())
     }
+}
+
+/// The peer's address as a header value ([`address_value`]). A connection's requests, and
+/// every request behind a load balancer, come from the same address: the last one written on
+/// this thread is kept and handed out again (a reference count, not a formatting and two
+/// allocations per request).
+fn peer_address_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.try_with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((cached, value)) if *cached == ip => value.clone(),
+            _ => {
+                let value = address_value(ip);
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
+    .unwrap_or_else(|_| address_value(ip))
 }
 
 /// An address as a header value, IPv4-mapped IPv6 addresses written as IPv4. Formatted without

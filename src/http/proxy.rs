@@ -429,7 +429,7 @@ impl GatewayProxy {
             .apply(parts, peer, &ctx.correlation_id, pass_host)?;
         self.gateway
             .forwarder()
-            .apply(parts, ctx.session.as_deref(), unix_now())
+            .apply(parts, ctx.session.as_deref(), unix_now)
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot attach the identity");
                 Error::explain(ErrorType::InternalError, "identity forwarding failed")

@@ -254,7 +254,7 @@ async fn the_identity_for_the_front_proxy_is_the_proxy_mode_s() {
         .as_owned_parts();
     gateway
         .forwarder()
-        .apply(&mut proxied, Some(&session), 1000)
+        .apply(&mut proxied, Some(&session), || 1000)
         .unwrap();
     let mut expected: Vec<(String, String)> = proxied
         .headers

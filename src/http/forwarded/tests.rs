@@ -232,3 +232,27 @@ fn the_room_made_for_forwarding_headers_is_what_they_take() {
         assert_eq!(parts.headers.len() - before, ForwardedHeaders::ADDED);
     }
 }
+
+#[test]
+fn the_peer_s_address_kept_between_requests_is_the_peer_s() {
+    let addresses: Vec<IpAddr> = [
+        "203.0.113.9",
+        "::ffff:198.51.100.7",
+        "2001:db8::1",
+        "203.0.113.9",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    for _ in 0..2 {
+        for ip in &addresses {
+            assert_eq!(peer_address_value(*ip), address_value(*ip), "{ip}");
+        }
+    }
+    let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+    assert_eq!(peer_address_value(mapped), "198.51.100.7");
+    // Each thread keeps its own.
+    let other = std::thread::spawn(|| peer_address_value("192.0.2.1".parse().unwrap()));
+    assert_eq!(other.join().unwrap(), "192.0.2.1");
+    assert_eq!(peer_address_value(addresses[0]), "203.0.113.9");
+}
