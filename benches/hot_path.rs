@@ -17,6 +17,7 @@ use guichet::config::{AssertionSettings, Secret, SignatureSettings};
 use guichet::cookies::{self, CookieNames};
 use guichet::demo::{demo_settings, DemoAddresses};
 use guichet::http::forwarded::{ForwardedHeaders, UpstreamParts};
+use guichet::http::pages::CorrelationId;
 use guichet::identity::Identity;
 use guichet::policy::{Pattern, Requirement, Route, RouteTable};
 use guichet::session::{SessionId, SessionPlan, SessionRecord, SessionStore};
@@ -167,16 +168,18 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("forwarding");
     group.bench_function(
-        "take the parts, remove guichet's cookie, set Host, X-Forwarded-*, X-Real-IP, back to pingora",
+        "make the correlation id, take the parts, remove guichet's cookie, set Host, X-Forwarded-*, X-Real-IP, X-Request-Id, back to pingora",
         |b| {
             let peer = Some("203.0.113.7".parse().unwrap());
             b.iter_batched_ref(
                 || request.clone(),
                 |upstream| {
+                    // As the proxy does: the correlation id made when the request arrives.
+                    let id = CorrelationId::of(&upstream.headers);
                     let mut request = UpstreamParts::take(upstream);
                     names.rewrite_for_upstream(&mut request.parts.headers);
                     forwarded
-                        .apply(&mut request.parts, peer, "abc123", false)
+                        .apply(&mut request.parts, peer, id.header_value(), false)
                         .unwrap();
                     request.put_back(upstream).unwrap();
                 },

@@ -122,7 +122,7 @@ impl ForwardedHeaders {
         &self,
         request: &mut Parts,
         peer: Option<IpAddr>,
-        request_id: &str,
+        request_id: &HeaderValue,
         pass_host: bool,
     ) -> pingora::Result<()> {
         let trusted = peer.is_some_and(|p| self.is_trusted(p));
@@ -175,10 +175,7 @@ impl ForwardedHeaders {
             request.headers.insert(http::header::HOST, host.clone());
             request.headers.insert(X_FORWARDED_HOST, host);
         }
-        let id = HeaderValue::from_str(request_id).map_err(|_| {
-            pingora::Error::explain(pingora::ErrorType::InternalError, "invalid request id")
-        })?;
-        request.headers.insert(X_REQUEST_ID, id);
+        request.headers.insert(X_REQUEST_ID, request_id.clone());
         Ok(())
     }
 }

@@ -114,11 +114,70 @@ impl Reply {
     }
 }
 
-/// A short random id tying an error page to its log line.
-pub fn new_correlation_id() -> String {
-    let mut bytes = [0u8; 9];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+/// The id tying a request's error page, its log lines and the application's `X-Request-Id`
+/// together: the client's `X-Request-Id` when it is valid ([`valid_request_id`]), else 12 random
+/// base64url characters. Kept as the header value sent upstream (handed on with a reference
+/// count, not copied), read as text for pages and logs.
+///
+/// [`valid_request_id`]: crate::http::forwarded::valid_request_id
+#[derive(Clone, Debug)]
+pub struct CorrelationId(HeaderValue);
+
+impl CorrelationId {
+    /// The request's: its valid `X-Request-Id`, else a fresh one.
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        match headers.get("x-request-id") {
+            Some(id) if crate::http::forwarded::valid_request_id(id.as_bytes()) => {
+                CorrelationId(id.clone())
+            }
+            _ => Self::fresh(),
+        }
+    }
+
+    /// A fresh random id (9 random bytes, base64url: one allocation).
+    pub fn fresh() -> Self {
+        let mut bytes = [0u8; 9];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let mut text = [0u8; 12];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .unwrap_or_default();
+        let value = HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+            .ok()
+            .filter(|_| written == text.len());
+        CorrelationId(value.unwrap_or_else(|| HeaderValue::from_static("-")))
+    }
+
+    /// As sent upstream in `X-Request-Id`.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Valid ids and base64url are visible ASCII; "-" cannot be needed.
+        self.0.to_str().unwrap_or("-")
+    }
+}
+
+impl Default for CorrelationId {
+    /// Before the request is read: empty.
+    fn default() -> Self {
+        CorrelationId(HeaderValue::from_static(""))
+    }
+}
+
+impl std::ops::Deref for CorrelationId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 // === pages ===
@@ -528,4 +587,46 @@ pub fn logged_out(pages: &Pages) -> Reply {
         }),
     };
     Reply::html(StatusCode::OK, pages.message("Déconnexion", &message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_request_id(value: &[u8]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_bytes(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_valid_client_request_id_is_kept_and_any_other_replaced_by_a_fresh_one() {
+        let kept = CorrelationId::of(&with_request_id(b"req-42.a:b_c"));
+        assert_eq!(kept.as_str(), "req-42.a:b_c");
+        assert_eq!(kept.header_value(), "req-42.a:b_c");
+        let long = "a".repeat(129);
+        for refused in [
+            &b"has space"[..],
+            b"quote\"",
+            b"",
+            long.as_bytes(),
+            b"caf\xc3\xa9",
+        ] {
+            let id = CorrelationId::of(&with_request_id(refused));
+            assert_ne!(id.as_bytes(), refused);
+            assert_eq!(id.len(), 12, "{id}");
+        }
+        let fresh = CorrelationId::of(&http::HeaderMap::new());
+        assert_eq!(fresh.len(), 12);
+        assert!(fresh
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(fresh.header_value().as_bytes(), fresh.as_bytes());
+        assert_eq!(format!("{fresh}"), fresh.as_str());
+        assert_ne!(
+            CorrelationId::fresh().as_str(),
+            CorrelationId::fresh().as_str()
+        );
+        assert_eq!(CorrelationId::default().as_str(), "");
+    }
 }

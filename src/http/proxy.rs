@@ -27,8 +27,8 @@ use crate::config::UpstreamSettings;
 use crate::gateway::Gateway;
 use crate::http::endpoints;
 use crate::http::forward_auth::{self, Answering, Refusal};
-use crate::http::forwarded::{loggable_path, valid_request_id, ForwardedHeaders, UpstreamParts};
-use crate::http::pages::{new_correlation_id, render_error, PageError, Pages, Reply};
+use crate::http::forwarded::{loggable_path, ForwardedHeaders, UpstreamParts};
+use crate::http::pages::{render_error, CorrelationId, PageError, Pages, Reply};
 use crate::http::routes::{login_path, Route};
 use crate::http::visitor::{has_dot_segments, unauthenticated, Unauthenticated};
 use crate::policy::{Auth, Denial, Route as PolicyRoute, WithoutSession};
@@ -76,7 +76,7 @@ pub struct RequestContext {
     pub session: Option<Arc<Session>>,
     pub outcome: Outcome,
     /// The client's valid `X-Request-Id`, or a fresh one; passed upstream, shown on error pages.
-    pub correlation_id: String,
+    pub correlation_id: CorrelationId,
     pub started: Instant,
     pub upstream_sent: Option<Instant>,
     pub upstream_latency: Option<Duration>,
@@ -205,12 +205,7 @@ impl GatewayProxy {
         peer: Option<IpAddr>,
         ctx: &mut RequestContext,
     ) -> Option<Reply> {
-        ctx.correlation_id = match request.headers.get("x-request-id") {
-            Some(id) if valid_request_id(id.as_bytes()) => {
-                String::from_utf8_lossy(id.as_bytes()).into_owned()
-            }
-            _ => new_correlation_id(),
-        };
+        ctx.correlation_id = CorrelationId::of(&request.headers);
         let mode = self.gateway.settings().mode;
         if let Some(route) = Route::from_path(request.uri.path()) {
             if route == Some(Route::Auth) && mode.answers_auth() {
@@ -426,7 +421,7 @@ impl GatewayProxy {
             .rewrite_for_upstream(&mut parts.headers);
         let pass_host = self.upstream(ctx)?.pass_host;
         self.forwarded
-            .apply(parts, peer, &ctx.correlation_id, pass_host)?;
+            .apply(parts, peer, ctx.correlation_id.header_value(), pass_host)?;
         self.gateway
             .forwarder()
             .apply(parts, ctx.session.as_deref(), unix_now)
@@ -479,7 +474,7 @@ impl ProxyHttp for GatewayProxy {
         RequestContext {
             session: None,
             outcome: Outcome::Proxied,
-            correlation_id: String::new(),
+            correlation_id: CorrelationId::default(),
             started: Instant::now(),
             upstream_sent: None,
             upstream_latency: None,

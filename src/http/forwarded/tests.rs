@@ -47,7 +47,12 @@ fn nothing_the_client_says_about_the_way_reaches_the_application() {
     let peer: IpAddr = "203.0.113.9".parse().unwrap();
     let mut request = hostile_request();
     forwarded(&[])
-        .apply(&mut request, Some(peer), "rid", false)
+        .apply(
+            &mut request,
+            Some(peer),
+            &HeaderValue::from_static("rid"),
+            false,
+        )
         .unwrap();
     assert_eq!(header(&request, "host"), ["app.example.gouv.fr"]);
     assert_eq!(
@@ -76,7 +81,12 @@ fn a_trusted_proxy_s_chain_is_kept_and_the_client_found_in_it() {
     let mut request = hostile_request();
     let trusted = forwarded(&["10.0.0.0/8", "8.8.8.8"]);
     trusted
-        .apply(&mut request, Some(proxy), "rid", true)
+        .apply(
+            &mut request,
+            Some(proxy),
+            &HeaderValue::from_static("rid"),
+            true,
+        )
         .unwrap();
     assert_eq!(
         header(&request, "x-forwarded-for"),
@@ -92,7 +102,7 @@ fn a_trusted_proxy_s_chain_is_kept_and_the_client_found_in_it() {
         .apply(
             &mut request,
             Some("192.0.2.1".parse().unwrap()),
-            "rid",
+            &HeaderValue::from_static("rid"),
             true,
         )
         .unwrap();
@@ -227,7 +237,12 @@ fn the_room_made_for_forwarding_headers_is_what_they_take() {
         let mut parts = request.as_owned_parts();
         let before = parts.headers.len();
         forwarded(&[])
-            .apply(&mut parts, Some(peer), "rid", pass_host)
+            .apply(
+                &mut parts,
+                Some(peer),
+                &HeaderValue::from_static("rid"),
+                pass_host,
+            )
             .unwrap();
         assert_eq!(parts.headers.len() - before, ForwardedHeaders::ADDED);
     }
