@@ -299,18 +299,6 @@ impl prometheus::core::Collector for PerRequestCollector {
     }
 }
 
-/// `status_class` label: `2xx`, `3xx`, … or `none` when nothing was sent.
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
-    }
-}
-
 /// The internal metrics listener's app.
 pub struct MetricsApp {
     pub metrics: std::sync::Arc<Metrics>,
@@ -369,7 +357,17 @@ mod tests {
         assert!(
             text.contains(r#"guichet_logins_total{provider="ac",reason="",result="completed"} 1"#)
         );
-        assert_eq!(status_class(302), "3xx");
-        assert_eq!(status_class(0), "none");
+        for (status, class) in [
+            (101, "1xx"),
+            (200, "2xx"),
+            (302, "3xx"),
+            (404, "4xx"),
+            (599, "5xx"),
+        ] {
+            assert_eq!(STATUS_CLASSES[status_class_index(status)], class);
+        }
+        for nothing_sent in [0, 99, 600, u16::MAX] {
+            assert_eq!(STATUS_CLASSES[status_class_index(nothing_sent)], "none");
+        }
     }
 }

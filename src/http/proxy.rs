@@ -19,8 +19,6 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::metrics::RequestMetrics;
-
 use crate::access_log;
 use crate::clock::unix_now;
 use crate::config::UpstreamSettings;
@@ -31,6 +29,7 @@ use crate::http::forwarded::{loggable_path, ForwardedHeaders, UpstreamParts};
 use crate::http::pages::{render_error, CorrelationId, PageError, Pages, Reply};
 use crate::http::routes::{login_path, Route};
 use crate::http::visitor::{has_dot_segments, unauthenticated, Unauthenticated};
+use crate::metrics::RequestMetrics;
 use crate::policy::{Auth, Denial, Route as PolicyRoute, WithoutSession};
 use crate::session::Session;
 
