@@ -124,7 +124,7 @@ impl ForwardedHeaders {
         peer: Option<IpAddr>,
         request_id: &HeaderValue,
         pass_host: bool,
-    ) -> pingora::Result<()> {
+    ) {
         let trusted = peer.is_some_and(|p| self.is_trusted(p));
         // The peer's address, written once; behind a trusted proxy, its chain first.
         let peer_value = peer.map(peer_address_value);
@@ -176,7 +176,6 @@ impl ForwardedHeaders {
             request.headers.insert(X_FORWARDED_HOST, host);
         }
         request.headers.insert(X_REQUEST_ID, request_id.clone());
-        Ok(())
     }
 }
 

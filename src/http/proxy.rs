@@ -420,7 +420,7 @@ impl GatewayProxy {
             .rewrite_for_upstream(&mut parts.headers);
         let pass_host = self.upstream(ctx)?.pass_host;
         self.forwarded
-            .apply(parts, peer, ctx.correlation_id.header_value(), pass_host)?;
+            .apply(parts, peer, ctx.correlation_id.header_value(), pass_host);
         self.gateway
             .forwarder()
             .apply(parts, ctx.session.as_deref(), unix_now)
