@@ -16,7 +16,7 @@
 //!
 //! `ring` refuses RSA keys under 2048 bits, which the federations never use.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier};
 use jsonwebtoken::signature::{self, Signer, Verifier};
@@ -30,6 +30,7 @@ use openidconnect::{
 };
 use ring::rand::SystemRandom;
 use ring::signature as ring_sig;
+use sha2::Digest;
 
 /// Installs the `ring`-backed provider for `jsonwebtoken` in this process. Idempotent; must run
 /// before the first JWT is signed or verified (every entry point calls it: the gateway, the demo
@@ -88,34 +89,84 @@ fn rsa_scheme(
     })
 }
 
+/// Key pairs `ring` has parsed, by algorithm and SHA-256 of the key's DER. Parsing checks the
+/// key — a P-256 pair computes its public point (a scalar multiplication, as much as the
+/// signature itself), an RSA pair checks its primes (more than a signature) — and
+/// `jsonwebtoken` asks for a signer on every token it signs. Only keys from the configuration
+/// sign (assertion keys, client keys, the demo provider's), so a handful are kept; past
+/// [`CACHED_KEYS`] a signer is parsed for each token as before.
+static PARSED: Mutex<Vec<(Algorithm, [u8; 32], RingKey)>> = Mutex::new(Vec::new());
+
+/// How many parsed signing keys [`PARSED`] keeps.
+const CACHED_KEYS: usize = 32;
+
+/// A key pair `ring` parsed, shared by the signers made from it.
+#[derive(Clone)]
+enum RingKey {
+    Ecdsa(Arc<ring_sig::EcdsaKeyPair>),
+    Rsa(Arc<ring_sig::RsaKeyPair>),
+}
+
+impl RingKey {
+    /// Parses `key` for `alg`; `None` when `ring` does not take this algorithm or this key.
+    fn parse(alg: Algorithm, key: &EncodingKey) -> Option<Self> {
+        match (alg, key.family()) {
+            (Algorithm::ES256, AlgorithmFamily::Ec) => ring_sig::EcdsaKeyPair::from_pkcs8(
+                &ring_sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                key.as_bytes(),
+                &SystemRandom::new(),
+            )
+            .ok()
+            .map(|pair| RingKey::Ecdsa(Arc::new(pair))),
+            (_, AlgorithmFamily::Rsa) if rsa_scheme(alg).is_some() => {
+                ring_sig::RsaKeyPair::from_der(key.as_bytes())
+                    .ok()
+                    .map(|pair| RingKey::Rsa(Arc::new(pair)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The parsed pair for `key`: from [`PARSED`], or parsed now (and kept if there is room).
+    fn of(alg: Algorithm, key: &EncodingKey) -> Option<Self> {
+        let fingerprint: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
+        let cached = |parsed: &[(Algorithm, [u8; 32], RingKey)]| {
+            parsed
+                .iter()
+                .find(|(a, f, _)| *a == alg && *f == fingerprint)
+                .map(|(_, _, pair)| pair.clone())
+        };
+        // A poisoned lock only means a panic elsewhere while it was held: the list is intact.
+        if let Some(pair) = cached(&PARSED.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Some(pair);
+        }
+        let pair = Self::parse(alg, key)?;
+        let mut parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+        if parsed.len() < CACHED_KEYS && cached(&parsed).is_none() {
+            parsed.push((alg, fingerprint, pair.clone()));
+        }
+        Some(pair)
+    }
+
+    fn signer(self, alg: Algorithm) -> Option<Box<dyn JwtSigner>> {
+        Some(match self {
+            RingKey::Ecdsa(pair) => Box::new(EcdsaSigner(pair)),
+            RingKey::Rsa(pair) => Box::new(RsaSigner {
+                pair,
+                padding: rsa_scheme(alg)?.0,
+                alg,
+            }),
+        })
+    }
+}
+
 fn signer_factory(
     alg: &Algorithm,
     key: &EncodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
-    let ring_signer: Option<Box<dyn JwtSigner>> = match (alg, key.family()) {
-        (Algorithm::ES256, AlgorithmFamily::Ec) => ring_sig::EcdsaKeyPair::from_pkcs8(
-            &ring_sig::ECDSA_P256_SHA256_FIXED_SIGNING,
-            key.as_bytes(),
-            &SystemRandom::new(),
-        )
-        .ok()
-        .map(|pair| Box::new(EcdsaSigner(pair)) as Box<dyn JwtSigner>),
-        (_, AlgorithmFamily::Rsa) => rsa_scheme(*alg).and_then(|(padding, _)| {
-            ring_sig::RsaKeyPair::from_der(key.as_bytes())
-                .ok()
-                .map(|pair| {
-                    Box::new(RsaSigner {
-                        pair,
-                        padding,
-                        alg: *alg,
-                    }) as Box<dyn JwtSigner>
-                })
-        }),
-        _ => None,
-    };
     // A key `ring` does not take (e.g. a PKCS#8 EC key without its public part) is still
     // RustCrypto's to sign with, or to refuse.
-    match ring_signer {
+    match RingKey::of(*alg, key).and_then(|pair| pair.signer(*alg)) {
         Some(signer) => Ok(signer),
         None => (fallback().signer_factory)(alg, key),
     }
@@ -150,7 +201,7 @@ fn verifier_factory(
     }
 }
 
-struct EcdsaSigner(ring_sig::EcdsaKeyPair);
+struct EcdsaSigner(Arc<ring_sig::EcdsaKeyPair>);
 
 impl Signer<Vec<u8>> for EcdsaSigner {
     fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
@@ -169,7 +220,7 @@ impl JwtSigner for EcdsaSigner {
 }
 
 struct RsaSigner {
-    pair: ring_sig::RsaKeyPair,
+    pair: Arc<ring_sig::RsaKeyPair>,
     padding: &'static dyn ring_sig::RsaEncoding,
     alg: Algorithm,
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::config::{
-    AssertionSettings, Encoding, HeaderPreset, HeaderSettings, Secret, Settings, SignatureSettings,
+    AssertionSettings, Encoding, HeaderPreset, HeaderSettings, Settings, SignatureSettings,
 };
 use crate::identity::{Claim, Identity};
 use crate::session::Session;
@@ -393,6 +393,8 @@ pub enum AssertionError {
     Signing(#[from] jsonwebtoken::errors::Error),
     #[error("invalid header name {0:?}")]
     HeaderName(String),
+    #[error("the [signature] key cannot key an HMAC-SHA256")]
+    SignatureKey,
     #[error("the session was built without assertion claims")]
     NoClaims,
     #[error("{0:?} keys cannot be generated: use ES256 or EdDSA")]
@@ -571,7 +573,9 @@ pub fn generate_key_pem(algorithm: Algorithm) -> Result<String, AssertionError> 
 /// not by this signature.
 pub struct RequestSigner {
     header: HeaderName,
-    key: Secret,
+    /// The HMAC with its key already absorbed (the inner and outer padded-key states): each
+    /// request starts from a copy instead of hashing the key twice again.
+    keyed: Hmac<Sha256>,
 }
 
 impl RequestSigner {
@@ -579,7 +583,8 @@ impl RequestSigner {
         Ok(RequestSigner {
             header: HeaderName::from_bytes(settings.header.as_bytes())
                 .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?,
-            key: settings.key.clone(),
+            keyed: Hmac::<Sha256>::new_from_slice(settings.key.expose().as_bytes())
+                .map_err(|_| AssertionError::SignatureKey)?,
         })
     }
 
@@ -605,20 +610,36 @@ impl RequestSigner {
         block
     }
 
-    /// The signature header value for one request.
+    /// The signature header value for one request, in one allocation (the value itself).
     pub fn sign(&self, method: &str, path_and_query: &str, now: u64, block: &[u8]) -> HeaderValue {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose().as_bytes())
-            .expect("HMAC accepts keys of any length");
-        mac.update(b"v1\n");
-        mac.update(method.as_bytes());
-        mac.update(b"\n");
-        mac.update(path_and_query.as_bytes());
-        mac.update(b"\n");
-        mac.update(now.to_string().as_bytes());
-        mac.update(b"\n");
-        mac.update(block);
-        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        HeaderValue::from_str(&format!("t={now}, v1={tag}"))
+        let mut seconds = itoa::Buffer::new();
+        let seconds = seconds.format(now).as_bytes();
+        let mut mac = self.keyed.clone();
+        for part in [
+            b"v1\n".as_slice(),
+            method.as_bytes(),
+            b"\n",
+            path_and_query.as_bytes(),
+            b"\n",
+            seconds,
+            b"\n",
+            block,
+        ] {
+            mac.update(part);
+        }
+        let tag = mac.finalize().into_bytes();
+        // `t=<seconds>, v1=<base64url of the 32-byte tag: 43 characters>`
+        let mut encoded = [0u8; 43];
+        let encoded = match URL_SAFE_NO_PAD.encode_slice(tag, &mut encoded) {
+            Ok(length) => &encoded[..length],
+            Err(_) => return HeaderValue::from_static(""),
+        };
+        let mut value = BytesMut::with_capacity(2 + seconds.len() + 5 + encoded.len());
+        value.extend_from_slice(b"t=");
+        value.extend_from_slice(seconds);
+        value.extend_from_slice(b", v1=");
+        value.extend_from_slice(encoded);
+        HeaderValue::from_maybe_shared(value.freeze())
             .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
@@ -627,6 +648,7 @@ impl RequestSigner {
 mod tests {
     use super::*;
     use crate::clock::unix_now;
+    use crate::config::Secret;
     use pingora::http::RequestHeader;
 
     #[test]
@@ -1007,5 +1029,37 @@ mod tests {
         assert_ne!(signer.sign("POST", "/a?b=1", 1700000000, &block), value);
         assert_ne!(signer.sign("GET", "/a?b=2", 1700000000, &block), value);
         assert_ne!(signer.sign("GET", "/a?b=1", 1700000001, &block), value);
+    }
+
+    #[test]
+    fn every_request_starts_from_the_key_alone() {
+        // The keyed state is copied per request: a request signed before does not leak into the
+        // next one, whatever the number of digits of the time.
+        let key = "a key of another length";
+        let signer = RequestSigner::new(&SignatureSettings {
+            header: "x-guichet-signature".into(),
+            key: Secret::new(key),
+        })
+        .unwrap();
+        let independent = |method: &str, path: &str, now: u64, block: &[u8]| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(format!("v1\n{method}\n{path}\n{now}\n").as_bytes());
+            mac.update(block);
+            let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+            format!("t={now}, v1={tag}")
+        };
+        let first = signer.sign("GET", "/", 0, b"x-guichet-sub:a\n");
+        for (method, path, now, block) in [
+            ("POST", "/x?y=z", u64::MAX, b"".as_slice()),
+            ("GET", "/", 0, b"x-guichet-sub:a\n"),
+            ("DELETE", "/d/\u{e9}", 9, b"x-guichet-sub:b\n"),
+        ] {
+            let value = signer.sign(method, path, now, block);
+            assert_eq!(
+                value.to_str().unwrap(),
+                independent(method, path, now, block)
+            );
+        }
+        assert_eq!(signer.sign("GET", "/", 0, b"x-guichet-sub:a\n"), first);
     }
 }

@@ -251,3 +251,50 @@ fn the_keys_guichet_makes_are_taken_by_ring() {
     }
     assert!(ring_sig::RsaKeyPair::from_der(fixture_rsa.as_bytes()).is_ok());
 }
+
+/// A key is parsed once per algorithm: the next signers share the pair, their signatures still
+/// verify, and a key of the same family but other bytes is not taken for it.
+#[test]
+fn a_signing_key_is_parsed_once_and_shared() {
+    let (ec, ec_jwk) = ec_key();
+    let (rsa, rsa_jwk) = rsa_key();
+    let other_pem = crate::assertion::generate_key_pem(Algorithm::ES256).unwrap();
+    let other = EncodingKey::from_ec_pem(other_pem.as_bytes()).unwrap();
+    let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9";
+    let entries = |alg: Algorithm, key: &EncodingKey| {
+        let fingerprint: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
+        PARSED
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, f, _)| *a == alg && *f == fingerprint)
+            .count()
+    };
+    for (alg, key, jwk) in [
+        (Algorithm::ES256, &ec, &ec_jwk),
+        (Algorithm::RS256, &rsa, &rsa_jwk),
+        (Algorithm::PS256, &rsa, &rsa_jwk),
+    ] {
+        for _ in 0..3 {
+            let signature = sign(signer_factory(&alg, key).unwrap(), message);
+            assert!(verifies(
+                verifier_factory(&alg, &decoding_key(jwk)).unwrap(),
+                message,
+                &signature
+            ));
+        }
+        assert_eq!(entries(alg, key), 1, "{alg:?}");
+    }
+    // The other P-256 key signs with its own pair: the fixture's public key refuses it.
+    let signature = sign(signer_factory(&Algorithm::ES256, &other).unwrap(), message);
+    assert!(!verifies(
+        verifier_factory(&Algorithm::ES256, &decoding_key(&ec_jwk)).unwrap(),
+        message,
+        &signature
+    ));
+    assert_eq!(entries(Algorithm::ES256, &other), 1);
+    // Algorithms ring does not sign for are not kept.
+    let secret = EncodingKey::from_secret(b"a shared secret of some length..");
+    sign(signer_factory(&Algorithm::HS256, &secret).unwrap(), message);
+    assert_eq!(entries(Algorithm::HS256, &secret), 0);
+}
