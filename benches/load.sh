@@ -11,7 +11,9 @@
 # row's median round.
 #
 # Rows: the static page direct; nginx proxy_pass (workers = THREADS, upstream keepalive); a bare
-# pingora passthrough built from benches/passthrough.rs with guichet's pingora settings;
+# pingora passthrough built from benches/passthrough.rs with guichet's pingora settings; the
+# same passthrough adding, as fixed values, the headers guichet adds to a request with a session
+# (benches/sessions.rs --upstream-headers writes them: what the larger request alone costs);
 # guichet with a live session (access log on — the default —, off, and with assertion +
 # signature), with 100 routes, with [session.shared] in a local redis-server, with FILL sessions
 # (default 1,000,000) in its store (benches/sessions.rs) — one user, then USERS (default 64)
@@ -50,7 +52,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 static=127.0.0.1:18083; idp=127.0.0.1:18081; nginx_proxy=127.0.0.1:18084
 passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
 gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
-gw_full=127.0.0.1:18096; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
+gw_full=127.0.0.1:18096; passthrough_headers=127.0.0.1:18097; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
 redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
 
 work=$(mktemp -d)
@@ -140,7 +142,8 @@ for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared g
   gpid[$name]=$!; pids_to_stop+=($!)
 done
 # The gateway with a full store: its sessions are made in-process (benches/sessions.rs).
-"$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" --cookies "$users" >"$work/full-cookie" 2>"$work/guichet-full.log" &
+"$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" --cookies "$users" \
+  --upstream-headers "$work/upstream-headers" >"$work/full-cookie" 2>"$work/guichet-full.log" &
 full_pid=$!; pids_to_stop+=("$full_pid")
 for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && break; sleep 0.1; done
 # wrk script: each request carries the next of the $users cookies (that many users at once).
@@ -148,6 +151,13 @@ for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && b
   echo "local i = 0"
   echo "request = function() i = i % #cookies + 1; wrk.headers[\"Cookie\"] = cookies[i]; return wrk.format() end"
 } >"$work/users.lua"
+# The passthrough again, adding the headers guichet adds to the full store's first session's
+# requests (forwarding headers and identity), as fixed values.
+"$passthrough_bin" --listen "$passthrough_headers" --upstream "$static" --threads "$threads" \
+  --add-headers "$work/upstream-headers" >"$work/passthrough-headers.log" 2>&1 &
+passthrough_headers_pid=$!; pids_to_stop+=("$passthrough_headers_pid")
+added_headers=$(grep -c ': ' "$work/upstream-headers")
+for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough_headers/" && break; sleep 0.1; done
 for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full"; do
   for _ in $(seq 1 100); do
     curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
@@ -239,6 +249,7 @@ row() { names+=("$1"); urls+=("$2"); headers+=("$3"); procs+=("$4"); scripts+=("
 row "static nginx, direct (no proxy)" "http://$static/" "" "$(tree "$(cat "$work/nginx-static.pid")")"
 row "nginx proxy_pass ($threads workers, keepalive)" "http://$nginx_proxy/" "" "$(tree "$(cat "$work/nginx-proxy.pid")")"
 row "bare pingora passthrough (benches/passthrough.rs)" "http://$passthrough/" "" "$passthrough_pid"
+row "bare pingora passthrough + the $added_headers headers guichet adds, fixed values" "http://$passthrough_headers/" "" "$passthrough_headers_pid"
 row "guichet, live session" "http://$gw/" "Cookie: ${cookie[$gw]}" "${gpid[guichet]}"
 row "guichet, live session, access log off" "http://$gw_quiet/" "Cookie: ${cookie[$gw_quiet]}" "${gpid[guichet-quiet]}"
 row "guichet, live session, assertion + signature" "http://$gw_signed/" "Cookie: ${cookie[$gw_signed]}" "${gpid[guichet-signed]}"

@@ -7,7 +7,12 @@
 //! - `--serve CONFIG --fill N`: runs the gateway of CONFIG with N sessions already in its store
 //!   and prints the cookie of one of them on standard output, for `benches/load.sh` to measure
 //!   the proxied path with a full store; `--cookies K` prints the last K cookies, one per line
-//!   (K users signed in at once).
+//!   (K users signed in at once). `--upstream-headers FILE` also writes, one `name: value` per
+//!   line, the headers guichet adds to such a request (`GET /` with the first of those
+//!   cookies) on its way to the application — forwarding headers, the session's identity, and
+//!   the assertion and signature when configured —, made by the same functions the proxy calls:
+//!   `benches/passthrough.rs --add-headers FILE` sends them, to measure what the larger
+//!   request alone costs.
 
 use std::sync::Arc;
 
@@ -105,6 +110,50 @@ async fn fill(gateway: &Gateway, count: usize, cookies: usize) -> (Vec<String>, 
     (kept, estimated)
 }
 
+/// The headers guichet adds to `GET /` with the session cookie `cookie`, as `name: value` lines:
+/// the steps of the proxy's `prepare_upstream`, in its order.
+async fn upstream_headers(gateway: &Gateway, cookie: &str) -> String {
+    use guichet::http::forwarded::{ForwardedHeaders, UpstreamParts};
+    use guichet::http::pages::CorrelationId;
+
+    let cookie_name = &gateway.cookies().session;
+    let mut request = pingora::http::RequestHeader::build("GET", b"/", None).expect("request");
+    request
+        .insert_header("host", "127.0.0.1")
+        .and_then(|()| request.insert_header("cookie", format!("{cookie_name}={cookie}")))
+        .expect("headers");
+    let id = guichet::session::SessionId::from_cookie_value(cookie.as_bytes()).expect("cookie");
+    let session = gateway.sessions().get(&id).await.expect("the session");
+    let before: Vec<http::HeaderName> = request.headers.keys().cloned().collect();
+    let correlation = CorrelationId::of(&request.headers);
+    let mut upstream = UpstreamParts::take(&mut request);
+    gateway
+        .cookies()
+        .rewrite_for_upstream(&mut upstream.parts.headers);
+    ForwardedHeaders::new(gateway.settings()).apply(
+        &mut upstream.parts,
+        Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        correlation.header_value(),
+        false,
+    );
+    gateway
+        .forwarder()
+        .apply(
+            &mut upstream.parts,
+            Some(&session),
+            guichet::clock::unix_now,
+        )
+        .expect("identity");
+    let mut lines = String::new();
+    for (name, value) in &upstream.parts.headers {
+        if !before.contains(name) {
+            let value = value.to_str().expect("visible ASCII");
+            lines.push_str(&format!("{name}: {value}\n"));
+        }
+    }
+    lines
+}
+
 #[path = "common/args.rs"]
 mod args;
 use args::value;
@@ -119,6 +168,10 @@ fn main() {
         let cookies: usize = value("--cookies").map_or(1, |n| n.parse().expect("--cookies N"));
         let (cookies, _) =
             runtime.block_on(fill(&gateway, count.max(1), cookies.clamp(1, count.max(1))));
+        if let Some(path) = value("--upstream-headers") {
+            let added = runtime.block_on(upstream_headers(&gateway, &cookies[0]));
+            std::fs::write(&path, added).expect("--upstream-headers FILE");
+        }
         for cookie in cookies {
             println!("{cookie}");
         }
