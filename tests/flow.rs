@@ -428,6 +428,70 @@ async fn the_logout_hint_is_kept_by_the_browser_for_its_own_session() {
     assert_eq!(hint.as_deref(), Some(token[0]));
 }
 
+/// A session that ended by itself (here idle) leaves the visitor signed in at the provider; the
+/// logout still ends the provider's session with the hint the browser kept for that session. A
+/// hint sealed for another session still opens nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_after_an_idle_timeout_still_ends_the_provider_session() {
+    let stack = Stack::start(
+        "logout-after-idle",
+        GatewayOptions {
+            idle_timeout: "1s",
+            max_lifetime: "1h",
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let (mut alice, mut bob) = (Browser::new(), Browser::new());
+    for browser in [&mut alice, &mut bob] {
+        assert_eq!(browser.login(&stack, "/").await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Both sessions are gone: the application is behind a login again (the visitor's tab
+    // still shows its page, with its sign-out link).
+    assert_eq!(alice.get(&stack.url("/")).await.status, 302);
+
+    // Bob's hint does not open for Alice's ended session: nothing ends at the provider.
+    let alices = alice.cookies["guichet-logout"].clone();
+    alice.cookies.insert(
+        "guichet-logout".into(),
+        bob.cookies["guichet-logout"].clone(),
+    );
+    let out = alice.logout(&stack.url("/.guichet/logout")).await;
+    assert_eq!(out.location.as_deref(), Some("/.guichet/logged-out"));
+    assert!(!alice.cookies.contains_key("guichet-logout"));
+
+    // Bob's own hint: the provider's session is ended, and the provider accepts the hint.
+    let out = bob.logout(&stack.url("/.guichet/logout")).await;
+    assert_eq!(out.status, 302);
+    let end_session = out.location.unwrap();
+    assert!(
+        end_session.starts_with(&stack.provider_url("/api/v2/session/end?")),
+        "{end_session}"
+    );
+    assert!(end_session.contains("id_token_hint=ey"), "{end_session}");
+    assert!(!bob.cookies.contains_key("guichet"));
+    assert!(!bob.cookies.contains_key("guichet-logout"));
+    let back = bob.get(&end_session).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let logged_out = back.location.unwrap();
+    assert!(logged_out.starts_with(&stack.url("/.guichet/logged-out?state=")));
+    assert_eq!(bob.get(&logged_out).await.status, 200);
+    let log = stack.gateway.log_text();
+    assert_eq!(
+        log.matches("logout after the session ended by itself")
+            .count(),
+        1,
+        "{log}"
+    );
+
+    // Alice's own hint without her session cookie opens nothing either (it is bound to it).
+    let mut stranger = Browser::new();
+    stranger.cookies.insert("guichet-logout".into(), alices);
+    let out = stranger.logout(&stack.url("/.guichet/logout")).await;
+    assert_eq!(out.location.as_deref(), Some("/.guichet/logged-out"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_outage_spares_existing_sessions() {
     let mut stack = Stack::start("outage", GatewayOptions::default()).await;
