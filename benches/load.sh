@@ -22,7 +22,8 @@
 # mod_auth_openidc and a session (the mock provider accepts its 27-character state for this).
 # Then IDLE (default 10,000) idle keep-alive connections held by
 # guichet (benches/idle.py): bytes per connection, and whether each still answers. And complete
-# logins per second against the mock provider (benches/logins.py, 16 browsers).
+# logins per second against the mock provider (benches/logins.py, 16 browsers). Before those,
+# the target rows again, each paired with the passthrough a few seconds apart (PAIRS, PAIR_SECONDS).
 #
 # Usage: benches/load.sh [DURATION=8] [ROUNDS=2]   (THREADS=2 by default: one per core here;
 # ROWS="2 3" measures only those rows, numbered from 0 in the order above; KEEP_WORK=1 keeps the
@@ -251,8 +252,10 @@ row "nginx proxy_pass ($threads workers, keepalive)" "http://$nginx_proxy/" "" "
 row "bare pingora passthrough (benches/passthrough.rs)" "http://$passthrough/" "" "$passthrough_pid"
 row "bare pingora passthrough + the $added_headers headers guichet adds, fixed values" "http://$passthrough_headers/" "" "$passthrough_headers_pid"
 row "guichet, live session" "http://$gw/" "Cookie: ${cookie[$gw]}" "${gpid[guichet]}"
+paired=(3 4)
 row "guichet, live session, access log off" "http://$gw_quiet/" "Cookie: ${cookie[$gw_quiet]}" "${gpid[guichet-quiet]}"
 row "guichet, live session, assertion + signature" "http://$gw_signed/" "Cookie: ${cookie[$gw_signed]}" "${gpid[guichet-signed]}"
+paired+=($(( ${#names[@]} - 1 )))
 row "guichet, live session, 100 routes (the 100th matches)" "http://$gw_routes/" "Cookie: ${cookie[$gw_routes]}" "${gpid[guichet-routes]}"
 row "guichet, live session, [session.shared] in redis" "http://$gw_shared/" "Cookie: ${cookie[$gw_shared]}" "${gpid[guichet-shared]}"
 row "guichet, live session, $fill sessions in the store" "http://$gw_full/" "Cookie: guichet=$(head -1 "$work/full-cookie")" "$full_pid"
@@ -266,17 +269,17 @@ else
 fi
 
 declare -A results
-measure() { # index round
-  local i=$1 out before after requests cpu rps p50 p99 errors
+run_row() { # index seconds → "rps|p50|p99|requests per CPU-second|RSS MiB|errors|CPU s"
+  local i=$1 seconds=$2 out before after requests cpu rps p50 p99 errors per_cpu rss
   # shellcheck disable=SC2206
   local pids=(${procs[$i]})
   before=$(cpu_ticks "${pids[@]}")
   if [ -n "${scripts[$i]}" ]; then
-    out=$(wrk -t2 -c64 -d"${duration}s" --latency -s "${scripts[$i]}" "${urls[$i]}")
+    out=$(wrk -t2 -c64 -d"${seconds}s" --latency -s "${scripts[$i]}" "${urls[$i]}")
   elif [ -n "${headers[$i]}" ]; then
-    out=$(wrk -t2 -c64 -d"${duration}s" --latency -H "${headers[$i]}" "${urls[$i]}")
+    out=$(wrk -t2 -c64 -d"${seconds}s" --latency -H "${headers[$i]}" "${urls[$i]}")
   else
-    out=$(wrk -t2 -c64 -d"${duration}s" --latency "${urls[$i]}")
+    out=$(wrk -t2 -c64 -d"${seconds}s" --latency "${urls[$i]}")
   fi
   after=$(cpu_ticks "${pids[@]}")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -285,12 +288,16 @@ measure() { # index round
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | sed 's/^ *//' | tr '\n' ' ' || true)
   cpu=$(awk -v t="$(( after - before ))" -v h="$tck" 'BEGIN {printf "%.2f", t / h}')
-  local per_cpu
   per_cpu=$(awk -v r="$requests" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print 0}')
-  local rss
   rss=$(awk -v k="$(rss_kib "${pids[@]}")" 'BEGIN {printf "%.0f", k / 1024}')
-  results[$i,$2]="$rps|$p50|$p99|$per_cpu|$rss|${errors:-}"
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "${names[$i]}" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$rss"
+  echo "$rps|$p50|$p99|$per_cpu|$rss|${errors:-}|$cpu"
+}
+measure() { # index round
+  local record rps p50 p99 per_cpu rss cpu
+  record=$(run_row "$1" "$duration")
+  results[$1,$2]=$record
+  IFS='|' read -r rps p50 p99 per_cpu rss _ cpu <<<"$record"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "${names[$1]}" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$rss"
 }
 
 selected=("${!names[@]}")
@@ -328,6 +335,36 @@ for i in "${selected[@]}"; do
     "$(pick "$record" 2)" "$(pick "$record" 3)" "$per_cpu" "$ratio_nginx" "$ratio_pingora" \
     "$(pick "$record" 5)" "$(pick "$record" 6)"
 done
+
+# Rows a minute apart meet a different machine (the shared cores' load moves within a round):
+# the ratios to the passthrough (row 2) are measured again in pairs a few seconds apart,
+# PAIRS times (default 8) of PAIR_SECONDS (default 3) each — passthrough, then each paired row —,
+# each pair's ratio, then their median and range.
+if [ -z "${ROWS:-}" ] && [ "${PAIRS:-8}" -gt 0 ]; then
+  echo
+  echo "### Paired with the passthrough: ${PAIRS:-8} pairs of ${PAIR_SECONDS:-3} s, requests per CPU-second"
+  echo
+  printf '| pair | passthrough |'; for i in "${paired[@]}"; do printf ' %s | ratio |' "${names[$i]}"; done; echo
+  printf '| --- | --- |'; for _ in "${paired[@]}"; do printf ' --- | --- |'; done; echo
+  declare -A ratios
+  for pair in $(seq 1 "${PAIRS:-8}"); do
+    base=$(run_row 2 "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
+    line="| $pair | $base |"
+    for i in "${paired[@]}"; do
+      per_cpu=$(run_row "$i" "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
+      ratios[$i]+="$(awk -v a="$per_cpu" -v b="$base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print 0}') "
+      line+=" $per_cpu | $(awk -v a="$per_cpu" -v b="$base" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}') |"
+    done
+    echo "$line"
+  done
+  echo
+  for i in "${paired[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%s\n' ${ratios[$i]} | sort -n | awk -v name="${names[$i]}" '
+      {v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+        printf "- %s: median %.2f x the passthrough (from %.2f to %.2f over %d pairs)\n", name, m, v[1], v[NR], NR}'
+  done
+fi
 echo
 python3 benches/logins.py "$gw" "$idp" "${gpid[guichet]}" "$provider_pid" "$duration" 16 || true
 echo
