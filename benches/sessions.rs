@@ -10,7 +10,7 @@
 //!   (K users signed in at once). `--upstream-headers FILE` also writes, one `name: value` per
 //!   line, the headers guichet adds to such a request (`GET /` with the first of those
 //!   cookies) on its way to the application — forwarding headers, the session's identity, and
-//!   the assertion and signature when configured —, made by the same functions the proxy calls:
+//!   the assertion and signature when configured —, made by the proxy's own `prepare_upstream`:
 //!   `benches/passthrough.rs --add-headers FILE` sends them, to measure what the larger
 //!   request alone costs.
 
@@ -111,9 +111,9 @@ async fn fill(gateway: &Gateway, count: usize, cookies: usize) -> (Vec<String>, 
 }
 
 /// The headers guichet adds to `GET /` with the session cookie `cookie`, as `name: value` lines:
-/// the steps of the proxy's `prepare_upstream`, in its order.
+/// what the proxy's own `prepare_upstream` adds.
 async fn upstream_headers(gateway: &Gateway, cookie: &str) -> String {
-    use guichet::http::forwarded::{ForwardedHeaders, UpstreamParts};
+    use guichet::http::forwarded::ForwardedHeaders;
     use guichet::http::pages::CorrelationId;
 
     let cookie_name = &gateway.cookies().session;
@@ -125,27 +125,19 @@ async fn upstream_headers(gateway: &Gateway, cookie: &str) -> String {
     let id = guichet::session::SessionId::from_cookie_value(cookie.as_bytes()).expect("cookie");
     let session = gateway.sessions().get(&id).await.expect("the session");
     let before: Vec<http::HeaderName> = request.headers.keys().cloned().collect();
-    let correlation = CorrelationId::of(&request.headers);
-    let mut upstream = UpstreamParts::take(&mut request);
-    gateway
-        .cookies()
-        .rewrite_for_upstream(&mut upstream.parts.headers);
-    ForwardedHeaders::new(gateway.settings()).apply(
-        &mut upstream.parts,
+    let correlation_id = CorrelationId::of(&request.headers);
+    guichet::http::proxy::prepare_upstream(
+        gateway,
+        &ForwardedHeaders::new(gateway.settings()),
+        &mut request,
         Some(std::net::Ipv4Addr::LOCALHOST.into()),
-        correlation.header_value(),
+        &correlation_id,
+        Some(&session),
         false,
-    );
-    gateway
-        .forwarder()
-        .apply(
-            &mut upstream.parts,
-            Some(&session),
-            guichet::clock::unix_now,
-        )
-        .expect("identity");
+    )
+    .expect("the request prepared");
     let mut lines = String::new();
-    for (name, value) in &upstream.parts.headers {
+    for (name, value) in &request.headers {
         if !before.contains(name) {
             let value = value.to_str().expect("visible ASCII");
             lines.push_str(&format!("{name}: {value}\n"));

@@ -158,6 +158,39 @@ fn sign_in(pages: &Pages, login: &str, redirect: bool, ctx: &mut RequestContext)
         .with_header("www-authenticate", format!("Guichet login=\"{login}\""))
 }
 
+/// The request as the application receives it: without guichet's cookies, with the forwarding
+/// headers guichet sets, and with the identity of `session` (if any) only; rewritten as plain
+/// `http` parts ([`UpstreamParts`]). The proxy calls it for every request it forwards
+/// (`upstream_request_filter`); `benches/sessions.rs` calls it to show what is added.
+pub fn prepare_upstream(
+    gateway: &Gateway,
+    forwarded: &ForwardedHeaders,
+    upstream: &mut RequestHeader,
+    peer: Option<IpAddr>,
+    correlation_id: &CorrelationId,
+    session: Option<&Session>,
+    pass_host: bool,
+) -> Result<()> {
+    let mut request = UpstreamParts::take(upstream);
+    let parts = &mut request.parts;
+    // Room for every header added below at once, instead of the map growing twice or three
+    // times on the way (each time a new table, rehashed). A request's headers are bounded by
+    // pingora far below the map's limit; the reserve cannot fail in practice and costs nothing
+    // when it does.
+    let added = ForwardedHeaders::ADDED + gateway.forwarder().added_headers(session);
+    let _ = parts.headers.try_reserve(added);
+    gateway.cookies().rewrite_for_upstream(&mut parts.headers);
+    forwarded.apply(parts, peer, correlation_id.header_value(), pass_host);
+    gateway
+        .forwarder()
+        .apply(parts, session, unix_now)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot attach the identity");
+            Error::explain(ErrorType::InternalError, "identity forwarding failed")
+        })?;
+    request.put_back(upstream)
+}
+
 impl GatewayProxy {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let forwarded = ForwardedHeaders::new(gateway.settings());
@@ -394,43 +427,6 @@ impl GatewayProxy {
         Verdict::SignIn { login, browser }
     }
 
-    /// The request as the application receives it: without guichet's cookies, with the
-    /// forwarding headers guichet sets, and with the identity of the session (if any) only;
-    /// rewritten as plain `http` parts ([`UpstreamParts`]).
-    fn prepare_upstream(
-        &self,
-        upstream: &mut RequestHeader,
-        peer: Option<std::net::IpAddr>,
-        ctx: &RequestContext,
-    ) -> Result<()> {
-        let mut request = UpstreamParts::take(upstream);
-        let parts = &mut request.parts;
-        // Room for every header added below at once, instead of the map growing twice or
-        // three times on the way (each time a new table, rehashed). A request's headers are
-        // bounded by pingora far below the map's limit; the reserve cannot fail in practice and
-        // costs nothing when it does.
-        let added = ForwardedHeaders::ADDED
-            + self
-                .gateway
-                .forwarder()
-                .added_headers(ctx.session.as_deref());
-        let _ = parts.headers.try_reserve(added);
-        self.gateway
-            .cookies()
-            .rewrite_for_upstream(&mut parts.headers);
-        let pass_host = self.upstream(ctx)?.pass_host;
-        self.forwarded
-            .apply(parts, peer, ctx.correlation_id.header_value(), pass_host);
-        self.gateway
-            .forwarder()
-            .apply(parts, ctx.session.as_deref(), unix_now)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot attach the identity");
-                Error::explain(ErrorType::InternalError, "identity forwarding failed")
-            })?;
-        request.put_back(upstream)
-    }
-
     /// Metrics for a finished request, and its access log line (no query values, the subject
     /// hashed).
     fn record(&self, session: &HttpSession, ctx: &RequestContext) {
@@ -506,7 +502,7 @@ impl ProxyHttp for GatewayProxy {
         Ok(Box::new(crate::server::upstream_peer(self.upstream(ctx)?)))
     }
 
-    /// Rewrites the request for the application ([`GatewayProxy::prepare_upstream`]).
+    /// Rewrites the request for the application ([`prepare_upstream`]).
     async fn upstream_request_filter(
         &self,
         session: &mut HttpSession,
@@ -517,7 +513,15 @@ impl ProxyHttp for GatewayProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        self.prepare_upstream(upstream_request, peer, ctx)?;
+        prepare_upstream(
+            &self.gateway,
+            &self.forwarded,
+            upstream_request,
+            peer,
+            &ctx.correlation_id,
+            ctx.session.as_deref(),
+            self.upstream(ctx)?.pass_host,
+        )?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
