@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod jose;
+pub mod lasting;
 pub mod login_state;
 pub mod logout_hint;
 pub mod metrics;

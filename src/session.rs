@@ -28,7 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use moka::future::Cache;
+use moka::sync::Cache;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -627,7 +627,7 @@ impl SessionStore {
             session.checked.store(now_millis(), Ordering::Relaxed);
             self.write_shared(shared, &key, &session).await;
         }
-        self.cache.insert(key, session.clone()).await;
+        self.cache.insert(key, session.clone());
         Some(session)
     }
 
@@ -671,15 +671,17 @@ impl SessionStore {
     }
 
     /// The live session for this id, refreshing its idle timer (here and, at most every
-    /// `recheck`, in the shared store).
+    /// `recheck`, in the shared store). Without a shared store, or while this replica's copy
+    /// is fresh, no future is kept across an await: every request asks, and a call to the store
+    /// holds a large future (its own allocation, made only when the store is asked).
     pub async fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
         let key = id.to_key();
-        let local = self.cache.get(&key).await;
+        let local = self.cache.get(&key);
         let Some(shared) = &self.shared else {
             return local;
         };
         let now = now_millis();
-        let _permit = match &local {
+        let permit = match &local {
             Some(session) => {
                 let checked = session.checked.load(Ordering::Relaxed);
                 if now.saturating_sub(checked) < shared.store.recheck.as_millis() as u64 {
@@ -709,6 +711,20 @@ impl SessionStore {
                 }
             }
         };
+        Box::pin(self.ask_shared(shared, key, local, now, permit)).await
+    }
+
+    /// [`SessionStore::get`]'s call to the shared store: `local` is this replica's copy, if
+    /// any; `permit` is held while the store is asked about an id this replica does not know.
+    async fn ask_shared(
+        &self,
+        shared: &SharedSessions,
+        key: StoreKey,
+        local: Option<Arc<Session>>,
+        now: u64,
+        permit: Option<tokio::sync::SemaphorePermit<'_>>,
+    ) -> Option<Arc<Session>> {
+        let _permit = permit;
         let ttl = local
             .as_ref()
             .map_or(self.idle_timeout, |session| self.shared_ttl(session));
@@ -719,7 +735,7 @@ impl SessionStore {
         {
             // Logged out on another replica.
             Ok(Some(value)) if value == ENDED => {
-                self.cache.invalidate(&key).await;
+                self.cache.invalidate(&key);
                 None
             }
             Ok(Some(value)) => {
@@ -732,7 +748,7 @@ impl SessionStore {
                 }
                 session.checked.store(now, Ordering::Relaxed);
                 let session = Arc::new(session);
-                self.cache.insert(key, session.clone()).await;
+                self.cache.insert(key, session.clone());
                 Some(session)
             }
             Ok(None) => match local {
@@ -755,7 +771,7 @@ impl SessionStore {
     /// when this replica did not hold it), for the logout at its provider.
     pub async fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
         let key = id.to_key();
-        let mut removed = self.cache.remove(&key).await;
+        let mut removed = self.cache.remove(&key);
         if let Some(shared) = &self.shared {
             let text = key.to_text();
             if removed.is_none() {
@@ -810,7 +826,7 @@ impl SessionStore {
                 continue;
             };
             if session.created_at.elapsed().unwrap_or_default() < self.max_lifetime {
-                self.cache.insert(key, Arc::new(session)).await;
+                self.cache.insert(key, Arc::new(session));
                 restored += 1;
             }
         }
@@ -819,13 +835,13 @@ impl SessionStore {
 
     /// Number of live sessions (runs the cache's pending maintenance first, so it is exact).
     pub async fn count(&self) -> u64 {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
 
     /// The estimated bytes the sessions in memory hold (after pending maintenance).
     pub async fn weighted_size(&self) -> u64 {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         self.cache.weighted_size()
     }
 }
@@ -1077,7 +1093,7 @@ pub(crate) mod tests {
         let (stale_id, _) = old.create(stale).await.unwrap();
         let mut gone = record();
         gone.identity.provider = "removed".into();
-        old.cache.run_pending_tasks().await;
+        old.cache.run_pending_tasks();
 
         let mut dumped = old.dump();
         dumped.push(HandedOver {

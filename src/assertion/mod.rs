@@ -422,6 +422,7 @@ pub struct AssertionSigner {
 impl AssertionSigner {
     pub fn new(settings: &AssertionSettings) -> Result<Self, AssertionError> {
         let header = HeaderName::from_bytes(settings.header.as_bytes())
+            .map(|name| crate::lasting::name(&name))
             .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?;
         let mut keys = Vec::new();
         let mut published = Vec::new();
@@ -582,6 +583,7 @@ impl RequestSigner {
     pub fn new(settings: &SignatureSettings) -> Result<Self, AssertionError> {
         Ok(RequestSigner {
             header: HeaderName::from_bytes(settings.header.as_bytes())
+                .map(|name| crate::lasting::name(&name))
                 .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?,
             keyed: Hmac::<Sha256>::new_from_slice(settings.key.expose().as_bytes())
                 .map_err(|_| AssertionError::SignatureKey)?,

@@ -49,8 +49,9 @@ fn index_of(name: &HeaderName) -> Option<u16> {
         return None;
     }
     let index = u16::try_from(index).ok()?;
-    // The table slot is written once, under the lock, before the index is handed out.
-    let _ = TABLE[usize::from(index)].set(name.clone());
+    // The table slot is written once, under the lock, before the index is handed out. Its
+    // text is kept for the process's life: every request clones the name (see `lasting`).
+    let _ = TABLE[usize::from(index)].set(crate::lasting::name(name));
     indices.insert(name.clone(), index);
     Some(index)
 }

@@ -70,7 +70,10 @@ impl ForwardedHeaders {
             } else {
                 "http"
             }),
-            host: HeaderValue::from_str(&host).unwrap_or_else(|_| HeaderValue::from_static("")),
+            // Cloned into every request: kept for the process's life (see `lasting`).
+            host: HeaderValue::from_str(&host)
+                .map(|host| crate::lasting::value(&host))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
             trusted: settings.trusted_proxies.clone(),
             removed: REMOVED
                 .iter()

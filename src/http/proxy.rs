@@ -244,8 +244,17 @@ impl GatewayProxy {
                 return Some(self.forward_auth(request, peer, ctx).await);
             }
             ctx.outcome = Outcome::OwnEndpoint;
+            // guichet's own pages (the login, the callback and its provider calls) make a
+            // future of several KiB: in its own allocation, so that the future of every
+            // proxied request stays small (it is moved, byte for byte, at each await's set-up).
             return Some(
-                endpoints::handle(&self.gateway, route, request, &ctx.correlation_id).await,
+                Box::pin(endpoints::handle(
+                    &self.gateway,
+                    route,
+                    request,
+                    &ctx.correlation_id,
+                ))
+                .await,
             );
         }
         if !mode.proxies() {
@@ -580,5 +589,29 @@ impl ProxyHttp for GatewayProxy {
     /// Records the request ([`GatewayProxy::record`]).
     async fn logging(&self, session: &mut HttpSession, _e: Option<&Error>, ctx: &mut Self::CTX) {
         self.record(session, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every proxied request builds these futures (pingora boxes each phase's), and moves them
+    /// byte for byte as they are set up: the rare paths (guichet's own pages, the shared
+    /// store's calls, several KiB each) have their own allocations and stay out of them.
+    #[tokio::test]
+    async fn the_futures_of_a_proxied_request_stay_small() {
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let settings =
+            crate::demo::demo_settings(&crate::demo::DemoAddresses::all(any), &"s".repeat(40));
+        let proxy = GatewayProxy::new(Arc::new(Gateway::new(settings).unwrap()));
+        let request = RequestHeader::build("GET", b"/", None).unwrap();
+        let mut ctx = proxy.new_ctx();
+        let judge = std::mem::size_of_val(&proxy.judge(&request, &mut ctx));
+        assert!(judge <= 512, "judge: {judge} bytes");
+        let (stream, _peer) = tokio::io::duplex(1024);
+        let mut session = HttpSession::new_h1(Box::new(stream));
+        let filter = std::mem::size_of_val(&*proxy.request_filter(&mut session, &mut ctx));
+        assert!(filter <= 2048, "request_filter: {filter} bytes");
     }
 }
