@@ -8,7 +8,8 @@
 #
 # Rows: the bare pingora passthrough (benches/passthrough.rs, guichet's pingora settings); the
 # same adding, as fixed values, the headers guichet adds to a request with a session; guichet
-# with a live session (access log on, the default); the same with [assertion] + [signature].
+# with a live session (access log on, the default); the same with [assertion] + [signature];
+# nginx proxy_pass (one process, upstream keepalive), for scale.
 # guichet runs from benches/sessions.rs --serve (the real gateway, its one session made by the
 # login's constructors).
 #
@@ -25,6 +26,7 @@ done
 work=$(mktemp -d /tmp/guichet-instructions.XXXXXX)
 chmod 755 "$work"   # nginx's worker (www-data) reads the page from it
 static=127.0.0.1:18383; idp=127.0.0.1:18385; gw=127.0.0.1:18380; passthrough=127.0.0.1:18390
+proxy=127.0.0.1:18384
 pids_to_stop=()
 stop() {
   for pid in "${pids_to_stop[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
@@ -107,5 +109,23 @@ count "bare pingora passthrough + the $added headers guichet adds, fixed values"
   --add-headers "$work/upstream-headers"
 STDOUT="$work/cookie-signed" count "guichet, live session, assertion + signature" "http://$gw/" "" \
   "$sessions_bin" --serve "$work/guichet-signed.toml" --fill 1
+# nginx proxy_pass as one process (no master, no daemon), so that callgrind follows it.
+cat >"$work/nginx-counted.conf" <<EOT
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx-counted.pid;
+error_log $work/nginx-counted.error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/body-counted; proxy_temp_path $work/proxy-counted;
+  fastcgi_temp_path $work/fcgi-counted; uwsgi_temp_path $work/uwsgi-counted; scgi_temp_path $work/scgi-counted;
+  upstream static { server $static; keepalive 64; }
+  server { listen $proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+EOT
+count "nginx proxy_pass (one process, upstream keepalive)" "http://$proxy/" "X-Count: 1" \
+  "$(command -v nginx)" -c "$work/nginx-counted.conf"
 echo
 awk -F' \\| ' 'NR == 1 {base = $3 + 0} {printf "%s: %.2f x the passthrough'"'"'s instructions\n", substr($1, 3), $3 / base}' "$work/rows"
