@@ -38,15 +38,10 @@ trap stop EXIT
 source benches/common/nginx.sh
 nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
 
-cargo build --release --locked --quiet
-cargo bench --locked --no-run --bench passthrough --bench sessions >"$work/bench-build.log" 2>&1
-passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
-sessions_bin=$(grep -o 'target/release/deps/sessions-[0-9a-f]*' "$work/bench-build.log" | head -1)
-./target/release/guichet demo --provider-only --provider "$idp" --client-secret count-secret \
-  --redirect-uri "http://$gw/.guichet/callback" >"$work/provider.log" 2>&1 &
-pids_to_stop+=($!)
 client_secret=count-secret
 source benches/common/guichet.sh
+bench_binaries
+mock_provider "$gw"
 guichet_conf guichet.toml "$gw" "$gw" "[upstream]
 url = \"http://$static\""
 ./target/release/guichet keygen --out "$work/assertion.pem" >/dev/null

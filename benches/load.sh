@@ -89,10 +89,9 @@ nginx_conf auth "$threads" "  upstream static { server $static; keepalive 64; }
 $(cat "$work/site-auth.conf")"
 
 # --- guichet, the passthrough, the provider, redis ------------------------------------------
-cargo build --release --locked --quiet
-cargo bench --locked --no-run --bench passthrough --bench sessions >"$work/bench-build.log" 2>&1
-passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
-sessions_bin=$(grep -o 'target/release/deps/sessions-[0-9a-f]*' "$work/bench-build.log" | head -1)
+client_secret=load-test-secret
+source benches/common/guichet.sh
+bench_binaries
 "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" >"$work/passthrough.log" 2>&1 &
 passthrough_pid=$!; pids_to_stop+=("$passthrough_pid")
 
@@ -107,8 +106,6 @@ provider_pid=$!; pids_to_stop+=("$provider_pid")
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
 pids_to_stop+=($!)
 
-client_secret=load-test-secret
-source benches/common/guichet.sh
 upstream_section="[upstream]
 url = \"http://$static\""
 guichet_conf guichet.toml "$gw" "$gw" "$upstream_section"

@@ -37,16 +37,11 @@ nginx_conf static 1 "  server { listen $static; root $work; location / { try_fil
 nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
   server { listen $proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
-cargo build --release --locked --quiet
-cargo bench --locked --no-run --bench passthrough --bench sessions >"$work/bench-build.log" 2>&1
-passthrough_bin=$(grep -o 'target/release/deps/passthrough-[0-9a-f]*' "$work/bench-build.log" | head -1)
-sessions_bin=$(grep -o 'target/release/deps/sessions-[0-9a-f]*' "$work/bench-build.log" | head -1)
-# guichet with one live session (made in-process by benches/sessions.rs, as in load.sh).
-./target/release/guichet demo --provider-only --provider "$idp" --client-secret profile-secret \
-  --redirect-uri "http://$gw/.guichet/callback" >"$work/provider.log" 2>&1 &
-pids_to_stop+=($!)
 client_secret=profile-secret
 source benches/common/guichet.sh
+bench_binaries
+# guichet with one live session (made in-process by benches/sessions.rs, as in load.sh).
+mock_provider "$gw"
 guichet_conf guichet.toml "$gw" "$gw" "[upstream]
 url = \"http://$static\""
 "$sessions_bin" --serve "$work/guichet.toml" --fill 1 >"$work/cookie" 2>"$work/guichet.log" &
