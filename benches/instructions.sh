@@ -29,7 +29,7 @@ static=127.0.0.1:18383; idp=127.0.0.1:18385; gw=127.0.0.1:18380; passthrough=127
 proxy=127.0.0.1:18384
 pids_to_stop=()
 stop() {
-  for pid in "${pids_to_stop[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${pids_to_stop[@]}"; do { kill -9 "$pid" && wait "$pid"; } 2>/dev/null || true; done
   [ -f "$work/nginx-static.conf" ] && nginx -c "$work/nginx-static.conf" -s stop 2>/dev/null || true
   [ -n "${KEEP_WORK:-}" ] && echo "work directory kept: $work" || rm -rf "$work"
 }
