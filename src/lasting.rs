@@ -1,10 +1,10 @@
 //! Header names and values that live as long as the process: cloning one copies a pointer.
 //!
 //! A name or value parsed at run time keeps its bytes behind a reference count, which every
-//! clone and every drop updates with an atomic instruction. The identity headers' names, the
-//! assertion's and signature's names and the public host are cloned into every forwarded
-//! request, from every thread: each of those counts is a cache line the cores hand back and
-//! forth on every request. Made from a copy that is never freed, a clone is a pointer copy and
+//! clone and every drop updates with an atomic instruction. The interned header names (the
+//! identity headers', the assertion's and the signature's) and the public host are cloned into
+//! every forwarded request, from every thread: each of those counts is a cache line the cores
+//! hand back and forth on every request. Made from a copy that is never freed, a clone is a pointer copy and
 //! a drop does nothing. Each distinct text is copied once (a set remembers them); the texts
 //! come from the configuration and the bounded table of claim names, never from a request.
 

@@ -671,9 +671,9 @@ impl SessionStore {
     }
 
     /// The live session for this id, refreshing its idle timer (here and, at most every
-    /// `recheck`, in the shared store). Without a shared store, or while this replica's copy
-    /// is fresh, no future is kept across an await: every request asks, and a call to the store
-    /// holds a large future (its own allocation, made only when the store is asked).
+    /// `recheck`, in the shared store). Every proxied request calls it, so its own future stays
+    /// small: the call to the shared store, a future of several KiB, is boxed apart
+    /// ([`SessionStore::ask_shared`]) and made only when the store is asked.
     pub async fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
         let key = id.to_key();
         let local = self.cache.get(&key);
@@ -722,9 +722,8 @@ impl SessionStore {
         key: StoreKey,
         local: Option<Arc<Session>>,
         now: u64,
-        permit: Option<tokio::sync::SemaphorePermit<'_>>,
+        _permit: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Option<Arc<Session>> {
-        let _permit = permit;
         let ttl = local
             .as_ref()
             .map_or(self.idle_timeout, |session| self.shared_ttl(session));

@@ -421,9 +421,9 @@ pub struct AssertionSigner {
 
 impl AssertionSigner {
     pub fn new(settings: &AssertionSettings) -> Result<Self, AssertionError> {
-        let header = HeaderName::from_bytes(settings.header.as_bytes())
-            .map(|name| crate::lasting::name(&name))
-            .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?;
+        // Interned: the table's names are kept for the process's life (cloned per request).
+        let header = interned(&settings.header)
+            .ok_or_else(|| AssertionError::HeaderName(settings.header.clone()))?;
         let mut keys = Vec::new();
         let mut published = Vec::new();
         for (path, pem) in &settings.keys {
@@ -582,9 +582,8 @@ pub struct RequestSigner {
 impl RequestSigner {
     pub fn new(settings: &SignatureSettings) -> Result<Self, AssertionError> {
         Ok(RequestSigner {
-            header: HeaderName::from_bytes(settings.header.as_bytes())
-                .map(|name| crate::lasting::name(&name))
-                .map_err(|_| AssertionError::HeaderName(settings.header.clone()))?,
+            header: interned(&settings.header)
+                .ok_or_else(|| AssertionError::HeaderName(settings.header.clone()))?,
             keyed: Hmac::<Sha256>::new_from_slice(settings.key.expose().as_bytes())
                 .map_err(|_| AssertionError::SignatureKey)?,
         })

@@ -28,8 +28,8 @@ fn indices() -> &'static Mutex<HashMap<HeaderName, u16>> {
     INDICES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// A header name, shared by every session that uses it: a name outside HTTP's standard set is
-/// a heap copy, which a million sessions would otherwise each hold.
+/// A header name, shared by every session and signer that uses it: a name outside HTTP's
+/// standard set is a heap copy, which a million sessions would otherwise each hold.
 pub fn interned(name: &str) -> Option<HeaderName> {
     let header = HeaderName::from_bytes(name.as_bytes()).ok()?;
     Some(match index_of(&header) {
