@@ -50,8 +50,14 @@ if want image; then
   printf 'root:x:0:\nguichet:x:65532:\n' > "$rootfs/etc/group"
   cp packaging/guichet.toml "$rootfs/etc/guichet/guichet.toml"
   chmod 1777 "$rootfs/tmp"
+  previous=$(podman image inspect --format '{{.Id}}' "localhost/guichet:$version" 2>/dev/null || true)
   podman build --quiet --runtime "$PODMAN_RUNTIME" -f packaging/Containerfile \
     -t "localhost/guichet:$version" "$stage/image" >/dev/null
+  # A rebuild moves the tag; the image it left untagged would stay on disk for good.
+  current=$(podman image inspect --format '{{.Id}}' "localhost/guichet:$version")
+  if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true
+  fi
   podman image ls "localhost/guichet:$version"
 fi
 ls -l target/debian/*.deb target/generate-rpm/*.rpm 2>/dev/null || true
