@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+check_free_space 2500 "the demo's release build"
 exec cargo run --release --locked -- demo "$@"
