@@ -96,6 +96,14 @@ async fn each_button_of_the_demo_signs_in() {
             assert_eq!(shown(&app.body, "x-guichet-acr"), Some("eidas2"));
         }
     }
+    // The mock providers start with the gateway, whose first discovery may find their ports
+    // not open yet: that is start-up, not a fault, and a newcomer's first run warns of nothing.
+    let log = demo.process.log_text();
+    let alarming: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(alarming.is_empty(), "the demo warned: {alarming:#?}");
     let dir = demo.dir.clone();
     drop(demo);
     let _ = std::fs::remove_dir_all(dir);

@@ -369,26 +369,49 @@ impl Provider {
 /// Keeps a provider's metadata loaded: retries discovery with back-off (1 s doubling to 60 s)
 /// until it succeeds, then refreshes it every hour (a failed refresh keeps the old metadata).
 pub async fn keep_discovered(provider: Arc<Provider>) {
-    let mut delay = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    let mut delay = FIRST_RETRY;
     loop {
         match provider.discover().await {
             Ok(()) => {
                 tracing::info!(provider = %provider.id(), "provider metadata loaded");
-                delay = Duration::from_secs(1);
+                delay = FIRST_RETRY;
                 tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Err(e) if started.elapsed() < START_UP_GRACE => {
+                tracing::debug!(
+                    provider = %provider.id(),
+                    error = %e,
+                    retry_in_ms = delay.as_millis(),
+                    "provider not reachable yet (start-up); retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = next_retry(delay);
             }
             Err(e) => {
                 tracing::warn!(
                     provider = %provider.id(),
                     error = %e,
-                    retry_in_s = delay.as_secs(),
+                    retry_in_s = delay.as_secs_f32(),
                     "provider discovery failed; logins through it answer 503 until it succeeds"
                 );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(60));
+                delay = next_retry(delay);
             }
         }
     }
+}
+
+/// The first retry of a failed discovery; each next one waits twice as long, at most a minute.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
+/// How long after start a failed discovery is retried without a warning: a provider on the same
+/// host (the demo's mock providers, a local test provider) may be starting at the same moment,
+/// and its port is not open yet. A provider still unreachable after it is warned about.
+const START_UP_GRACE: Duration = Duration::from_secs(3);
+
+fn next_retry(delay: Duration) -> Duration {
+    (delay * 2).min(Duration::from_secs(60))
 }
 
 #[cfg(test)]
