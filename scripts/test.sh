@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 # A fresh run writes about 4.8 GB under target/ (debug and test builds, then the release build
-# the packages hold); 3.6 GB without incremental data, which a one-off CI run never reuses.
+# the packages hold); 3.4 GB without incremental data, which a one-off CI run never reuses.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 check_free_space 6000 "the test suite"
 source scripts/setup-test-peers.sh
