@@ -227,8 +227,9 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// plain `http` parts — moved, not copied — and put back without pingora's record of the
 /// client's header-name case: pingora keeps that record in a second map it updates, re-parsing
 /// the name, on every header inserted or removed, which cost more than everything else guichet
-/// does to the request. Header names reach the application in their canonical case (`Cookie`,
-/// `X-Guichet-Sub`), which HTTP says is the same name.
+/// does to the request. Header names reach the application in lowercase (`cookie`,
+/// `x-guichet-sub`) but for a handful pingora writes in title case (`Host`, `Content-Type`):
+/// HTTP says it is the same name.
 pub struct UpstreamParts {
     pub parts: Parts,
     /// The request target as the client sent it, when the URI does not say it byte for byte

@@ -223,6 +223,50 @@ fn the_request_taken_out_comes_back_with_its_target_and_headers() {
 }
 
 #[test]
+fn header_names_reach_the_application_in_lowercase_but_a_few() {
+    // The client's spelling, as pingora records it when it parses a request.
+    let mut upstream = RequestHeader::build("GET", b"/", None).unwrap();
+    for (name, value) in [
+        ("HOST", "app.example"),
+        ("User-Agent", "ua"),
+        ("Cookie", "a=1"),
+        ("X-Custom-Header", "1"),
+        ("content-type", "text/plain"),
+    ] {
+        upstream.append_header(name, value).unwrap();
+    }
+    let mut request = UpstreamParts::take(&mut upstream);
+    request
+        .parts
+        .headers
+        .insert("x-guichet-sub", HeaderValue::from_static("s"));
+    request.put_back(&mut upstream).unwrap();
+    let mut wire = Vec::new();
+    upstream.header_to_h1_wire(&mut wire);
+    let names: Vec<String> = String::from_utf8(wire)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_string()))
+        .collect();
+    // As the README's "Known limitations" says: pingora's title case for a handful of standard
+    // names, lowercase for every other, whatever the client wrote.
+    for expected in [
+        "Host",
+        "user-agent",
+        "cookie",
+        "x-custom-header",
+        "Content-Type",
+        "x-guichet-sub",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    assert_eq!(names.len(), 6, "{names:?}");
+}
+
+#[test]
 fn the_room_made_for_forwarding_headers_is_what_they_take() {
     let peer: IpAddr = "203.0.113.9".parse().unwrap();
     for pass_host in [false, true] {
