@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use support::{
-    assert_echoes, echoed, free_port, peak_rss_kib, websocket_upgrade, Browser, GatewayOptions,
-    Stack,
+    assert_websocket_echoes, echoed, free_port, peak_rss_kib, websocket_upgrade, Browser,
+    GatewayOptions, Stack,
 };
 
 /// The correlation id printed on an error page.
@@ -602,9 +602,7 @@ async fn websockets_are_proxied() {
     let mut browser = Browser::new();
     browser.login(&stack, "/").await;
     let address = stack.gateway_url.trim_start_matches("http://").to_string();
-    let (mut stream, head) = websocket_upgrade(&address, Some(&browser.cookie_header())).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_echoes(&mut stream).await;
+    assert_websocket_echoes(&address, &browser.cookie_header()).await;
 
     // Without a session the upgrade is refused.
     let (_, head) = websocket_upgrade(&address, None).await;

@@ -308,9 +308,7 @@ async fn websocket_through_the_front(stack: &Stack) {
     let mut browser = stack.browser();
     browser.login(stack, "/").await;
     let address = stack.gateway_url.trim_start_matches("http://").to_string();
-    let (mut stream, head) = websocket_upgrade(&address, Some(&browser.cookie_header())).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_echoes(&mut stream).await;
+    assert_websocket_echoes(&address, &browser.cookie_header()).await;
 
     let (_, head) = websocket_upgrade(&address, None).await;
     assert!(
