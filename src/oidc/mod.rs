@@ -378,23 +378,22 @@ pub async fn keep_discovered(provider: Arc<Provider>) {
                 delay = FIRST_RETRY;
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
-            Err(e) if started.elapsed() < START_UP_GRACE => {
-                tracing::debug!(
-                    provider = %provider.id(),
-                    error = %e,
-                    retry_in_ms = delay.as_millis(),
-                    "provider not reachable yet (start-up); retrying"
-                );
-                tokio::time::sleep(delay).await;
-                delay = next_retry(delay);
-            }
             Err(e) => {
-                tracing::warn!(
-                    provider = %provider.id(),
-                    error = %e,
-                    retry_in_s = delay.as_secs_f32(),
-                    "provider discovery failed; logins through it answer 503 until it succeeds"
-                );
+                if started.elapsed() < START_UP_GRACE {
+                    tracing::debug!(
+                        provider = %provider.id(),
+                        error = %e,
+                        retry_in_ms = delay.as_millis(),
+                        "provider not reachable yet (start-up); retrying"
+                    );
+                } else {
+                    tracing::warn!(
+                        provider = %provider.id(),
+                        error = %e,
+                        retry_in_s = delay.as_secs_f32(),
+                        "provider discovery failed; logins through it answer 503 until it succeeds"
+                    );
+                }
                 tokio::time::sleep(delay).await;
                 delay = next_retry(delay);
             }
