@@ -4,6 +4,9 @@
 //!
 //! The request flow is drawn in `ARCHITECTURE.md`; each module's doc says what it owns.
 #![forbid(unsafe_code)]
+// No `unwrap` outside tests: what the gateway reads (requests, provider answers, store entries)
+// is handled as an error, never as a panic. Tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod access_log;
 pub mod assertion;

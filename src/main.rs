@@ -1,5 +1,8 @@
 //! The `guichet` command: `run`, `check`, `demo`.
 #![forbid(unsafe_code)]
+// No `unwrap` outside tests: what the gateway reads (requests, provider answers, store entries)
+// is handled as an error, never as a panic. Tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
