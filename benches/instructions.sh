@@ -36,7 +36,7 @@ stop() {
 trap stop EXIT
 
 source benches/common/nginx.sh
-nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
+static_page "$static"
 
 client_secret=count-secret
 source benches/common/guichet.sh

@@ -73,7 +73,7 @@ trap cleanup EXIT
 
 # --- the static application and nginx as a proxy -------------------------------------------
 source benches/common/nginx.sh
-nginx_conf static 1 "  server { listen $static; root $work; location / { try_files /page.html =404; } }"
+static_page "$static"
 nginx_conf proxy "$threads" "  upstream static { server $static; keepalive 64; }
   server { listen $nginx_proxy; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 # nginx in front, guichet answering its auth_request: the tested recipe, with the addresses

@@ -1,7 +1,8 @@
-# nginx for the benchmark scripts (sourced by benches/load.sh and benches/profile.sh, with
-# $work set): the 1 KiB page and `nginx_conf NAME WORKERS BODY`, which writes
-# $work/nginx-NAME.conf around the http-level BODY (no access log, temporary files under $work)
-# and starts it.
+# nginx for the benchmark scripts (sourced by benches/load.sh, benches/profile.sh and
+# benches/instructions.sh, with $work set): the 1 KiB page; `nginx_conf NAME WORKERS BODY`,
+# which writes $work/nginx-NAME.conf around the http-level BODY (no access log, temporary files
+# under $work) and starts it; `static_page ADDRESS`, the upstream every proxy is measured in
+# front of: one worker serving the page at ADDRESS.
 head -c 1024 /dev/zero | tr '\0' 'x' >"$work/page.html"
 nginx_conf() { # name workers body
   cat >"$work/nginx-$1.conf" <<EOT
@@ -18,4 +19,7 @@ $3
 }
 EOT
   nginx -c "$work/nginx-$1.conf"
+}
+static_page() { # address
+  nginx_conf static 1 "  server { listen $1; root $work; location / { try_files /page.html =404; } }"
 }
