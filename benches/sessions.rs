@@ -203,8 +203,8 @@ fn main() {
     let before = rss_bytes();
     let started = Instant::now();
     let (_, estimated) = runtime.block_on(fill(&gateway, count, 0));
-    let held = runtime.block_on(gateway.sessions().count());
-    let weighed = runtime.block_on(gateway.sessions().weighted_size());
+    let held = gateway.sessions().count();
+    let weighed = gateway.sessions().weighted_size();
     let after = rss_bytes();
     let per_session = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
     println!(

@@ -311,7 +311,7 @@ impl ServeHttp for MetricsApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path();
         let (status, content_type, body) = if path == "/metrics" {
-            let active = self.sessions.count().await;
+            let active = self.sessions.count();
             self.metrics
                 .sessions_active
                 .set(i64::try_from(active).unwrap_or(i64::MAX));

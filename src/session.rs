@@ -833,13 +833,13 @@ impl SessionStore {
     }
 
     /// Number of live sessions (runs the cache's pending maintenance first, so it is exact).
-    pub async fn count(&self) -> u64 {
+    pub fn count(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
 
     /// The estimated bytes the sessions in memory hold (after pending maintenance).
-    pub async fn weighted_size(&self) -> u64 {
+    pub fn weighted_size(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.weighted_size()
     }
@@ -1065,9 +1065,9 @@ pub(crate) mod tests {
         for _ in 0..200 {
             store.create(big.clone()).await.unwrap();
         }
-        let weight = store.weighted_size().await;
+        let weight = store.weighted_size();
         assert!(weight <= 64 * 1024, "{weight} bytes held");
-        assert!(store.count().await < 20, "{} sessions", store.count().await);
+        assert!(store.count() < 20, "{} sessions", store.count());
 
         let mut counted = settings(Duration::from_secs(60), Duration::from_secs(3600));
         counted.max_sessions = 10;
@@ -1075,11 +1075,7 @@ pub(crate) mod tests {
         for _ in 0..100 {
             store.create(record()).await.unwrap();
         }
-        assert!(
-            store.count().await <= 10,
-            "{} sessions",
-            store.count().await
-        );
+        assert!(store.count() <= 10, "{} sessions", store.count());
     }
 
     #[tokio::test]

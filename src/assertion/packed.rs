@@ -50,9 +50,11 @@ fn index_of(name: &HeaderName) -> Option<u16> {
     }
     let index = u16::try_from(index).ok()?;
     // The table slot is written once, under the lock, before the index is handed out. Its
-    // text is kept for the process's life: every request clones the name (see `lasting`).
-    let _ = TABLE[usize::from(index)].set(crate::lasting::name(name));
-    indices.insert(name.clone(), index);
+    // text is kept for the process's life (every request clones the name, see `lasting`); the
+    // index map keys on the same text, not on a second copy.
+    let kept = crate::lasting::name(name);
+    let _ = TABLE[usize::from(index)].set(kept.clone());
+    indices.insert(kept, index);
     Some(index)
 }
 
