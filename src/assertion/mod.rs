@@ -70,10 +70,18 @@ fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
     }
 }
 
+/// The longest claim name sent as a header of its own (the federations' longest is about 20
+/// characters). The names come from the provider's answers and each distinct one is kept for
+/// the process's life in the table of header names (at most [`packed::MAX_INTERNED`]): an
+/// answer of long made-up names must not make that table hold megabytes.
+pub const MAX_CLAIM_NAME: usize = 64;
+
 /// `X-Guichet-` + the claim name in lower case with `-` for `_` (`usual_name` →
-/// `x-guichet-usual-name`); `None` for a claim whose name cannot be a header name.
+/// `x-guichet-usual-name`); `None` for a claim whose name cannot be a header name or is longer
+/// than [`MAX_CLAIM_NAME`].
 pub fn claim_header_name(claim: &str) -> Option<HeaderName> {
     if claim.is_empty()
+        || claim.len() > MAX_CLAIM_NAME
         || !claim
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -812,6 +820,25 @@ mod tests {
                 let folded = cgi_fold(name.as_str());
                 proptest::prop_assert!(!folded.starts_with("X_GUICHET_") && folded != "X_GUICHET", "{name} survived");
                 proptest::prop_assert_ne!(folded, "X_REMOTE_USER".to_string());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a provider names its claims, a header of its own only for a name of at
+        /// most MAX_CLAIM_NAME letters, digits, `_` and `-`; the header is the name, folded.
+        #[test]
+        fn only_short_plain_claim_names_become_headers(claim in "[a-zA-Z0-9_-]{0,80}|.{0,80}") {
+            let plain = !claim.is_empty()
+                && claim.len() <= MAX_CLAIM_NAME
+                && claim.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            match claim_header_name(&claim) {
+                Some(name) => {
+                    proptest::prop_assert!(plain, "{claim:?} became {name}");
+                    let expected = format!("x-guichet-{}", claim.to_ascii_lowercase().replace('_', "-"));
+                    proptest::prop_assert_eq!(name.as_str(), expected.as_str());
+                }
+                None => proptest::prop_assert!(!plain, "{claim:?} refused"),
             }
         }
     }
