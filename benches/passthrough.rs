@@ -1,6 +1,7 @@
 //! The framework's ceiling: a pingora proxy that only picks the upstream (`ProxyHttp` with
 //! `upstream_peer` alone), built with guichet's allocator, server configuration, listener
-//! options and peer settings (`guichet::server::{tuned_conf, proxy_service, upstream_peer}`).
+//! options, response modules and peer settings (`guichet::server::{tuned_conf, proxy_service,
+//! downstream_modules, upstream_peer}`).
 //! `benches/load.sh` runs it beside guichet so that what guichet adds is measured, not assumed.
 //!
 //! With `--add-headers FILE` (`name: value` lines, as `benches/sessions.rs --upstream-headers`
@@ -18,13 +19,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
+use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::Server;
 
 use guichet::config::UpstreamSettings;
 use guichet::http::forwarded::UpstreamParts;
-use guichet::server::{proxy_service, tuned_conf, upstream_peer};
+use guichet::server::{downstream_modules, proxy_service, tuned_conf, upstream_peer};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,6 +40,10 @@ struct Passthrough {
 #[async_trait]
 impl ProxyHttp for Passthrough {
     type CTX = ();
+
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        downstream_modules(modules);
+    }
 
     fn new_ctx(&self) -> Self::CTX {}
 

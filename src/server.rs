@@ -8,6 +8,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::modules::http::HttpModules;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::{HttpProxy, ProxyHttp, ProxyServiceBuilder};
 use pingora::server::configuration::Opt;
@@ -50,6 +51,15 @@ pub fn upstream_peer(upstream: &UpstreamSettings) -> HttpPeer {
     peer.options.connection_timeout = Some(upstream.connect_timeout);
     peer.options.read_timeout = Some(upstream.read_timeout);
     peer
+}
+
+/// The response modules of a proxy service: none. pingora's default installs a response
+/// compression module, switched off, that still costs every request an allocation for its
+/// state and a pass through its filters for the response header and each body chunk; guichet
+/// never compresses (the application's responses go through as they are). The passthrough
+/// benchmark uses it too.
+pub fn downstream_modules(modules: &mut HttpModules) {
+    let _ = modules;
 }
 
 /// Read buffer of each client connection. pingora's default (64 KiB, allocated at accept and

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use http::StatusCode;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -474,6 +475,11 @@ impl GatewayProxy {
 impl ProxyHttp for GatewayProxy {
     type CTX = RequestContext;
 
+    /// No response modules ([`crate::server::downstream_modules`]).
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        crate::server::downstream_modules(modules);
+    }
+
     fn new_ctx(&self) -> Self::CTX {
         RequestContext {
             session: None,
@@ -599,6 +605,20 @@ mod tests {
     /// Every proxied request builds these futures (pingora boxes each phase's), and moves them
     /// byte for byte as they are set up: the rare paths (guichet's own pages, the shared
     /// store's calls, several KiB each) have their own allocations and stay out of them.
+    /// pingora's default would build a (switched-off) response compression module's state for
+    /// every request and pass each response through it.
+    #[test]
+    fn no_response_module_is_built_per_request() {
+        use pingora::modules::http::compression::ResponseCompression;
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let settings =
+            crate::demo::demo_settings(&crate::demo::DemoAddresses::all(any), &"s".repeat(40));
+        let proxy = GatewayProxy::new(Arc::new(Gateway::new(settings).unwrap()));
+        let mut modules = HttpModules::new();
+        proxy.init_downstream_modules(&mut modules);
+        assert!(modules.build_ctx().get::<ResponseCompression>().is_none());
+    }
+
     #[tokio::test]
     async fn the_futures_of_a_proxied_request_stay_small() {
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
