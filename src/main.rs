@@ -17,7 +17,9 @@ use guichet::http::routes::Route;
 use guichet::server;
 
 /// mimalloc instead of glibc malloc: the proxy path allocates and frees small buffers on every
-/// request from several threads, where glibc's arena locks showed up in profiles.
+/// request from several threads, where glibc's arena locks showed up in profiles. Version 2
+/// (Cargo.toml): version 3 takes an over-allocating path for many of Rust's allocations (all go
+/// through its aligned entry point), and held a million sessions in 4 % more memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
