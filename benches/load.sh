@@ -12,18 +12,21 @@
 #
 # Rows: the static page direct; nginx proxy_pass (workers = THREADS, upstream keepalive); a bare
 # pingora passthrough built from benches/passthrough.rs with guichet's pingora settings; the
-# same passthrough adding, as fixed values, the headers guichet adds to a request with a session
-# (benches/sessions.rs --upstream-headers writes them: what the larger request alone costs);
+# same passthrough adding, as fixed values, the headers guichet adds to a request with the live
+# session (read off the wire behind one more gateway configured the same way and signed in the
+# same way: what the larger request alone costs);
 # guichet with a live session (access log on — the default —, off, and with assertion +
 # signature), with 100 routes, with [session.shared] in a local redis-server, with FILL sessions
-# (default 1,000,000) in its store (benches/sessions.rs) — one user, then USERS (default 64)
+# (default 1,000,000) in its store (benches/sessions.rs, whose identity has fewer claims than the
+# mock provider's: fewer identity headers) — one user, then USERS (default 64)
 # users' sessions in turn, each request the next cookie —, without a session (302); nginx
 # auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache with
 # mod_auth_openidc and a session (the mock provider accepts its 27-character state for this).
 # Then IDLE (default 10,000) idle keep-alive connections held by
 # guichet (benches/idle.py): bytes per connection, and whether each still answers. And complete
 # logins per second against the mock provider (benches/logins.py, 16 browsers). Before those,
-# the target rows again, each paired with the passthrough a few seconds apart (PAIRS, PAIR_SECONDS).
+# the target rows again, each paired with the passthrough a few seconds apart (PAIRS, PAIR_SECONDS;
+# with ROWS, only when PAIRS is given).
 #
 # Usage: benches/load.sh [DURATION=8] [ROUNDS=2]   (THREADS=2 by default: one per core here;
 # ROWS="2 3" measures only those rows, numbered from 0 in the order above; KEEP_WORK=1 keeps the
@@ -53,7 +56,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 static=127.0.0.1:18083; idp=127.0.0.1:18081; nginx_proxy=127.0.0.1:18084
 passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
 gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
-gw_full=127.0.0.1:18096; passthrough_headers=127.0.0.1:18097; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
+gw_full=127.0.0.1:18096; passthrough_headers=127.0.0.1:18097; gw_capture=127.0.0.1:18098; capture=127.0.0.1:18099; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
 redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
 
 work=$(mktemp -d)
@@ -96,7 +99,7 @@ bench_binaries
 passthrough_pid=$!; pids_to_stop+=("$passthrough_pid")
 
 redirects=()
-for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_capture"; do
   redirects+=(--redirect-uri "http://$address/.guichet/callback")
 done
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
@@ -133,15 +136,19 @@ EOT
 guichet_conf guichet-auth.toml "$gw_auth" "$nginx_auth" 'mode = "auth"
 trusted_proxies = ["127.0.0.1"]'
 guichet_conf guichet-full.toml "$gw_full" "$gw_full" "$upstream_section"
+# The same gateway as the live session's, in front of a one-request server that writes down the
+# headers guichet adds (below): the passthrough adds exactly those.
+guichet_conf guichet-capture.toml "$gw_capture" "$gw_capture" "[upstream]
+url = \"http://$capture\""
 printf '[session]\nmax_sessions = %s\nmax_memory = "16GiB"\n' "$(( fill + 1000 ))" >>"$work/guichet-full.toml"
 declare -A gpid
-for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared guichet-auth; do
+for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared guichet-auth guichet-capture; do
   ./target/release/guichet run --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
   gpid[$name]=$!; pids_to_stop+=($!)
 done
 # The gateway with a full store: its sessions are made in-process (benches/sessions.rs).
 "$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" --cookies "$users" \
-  --upstream-headers "$work/upstream-headers" >"$work/full-cookie" 2>"$work/guichet-full.log" &
+  --upstream-headers "$work/full-store-headers" >"$work/full-cookie" 2>"$work/guichet-full.log" &
 full_pid=$!; pids_to_stop+=("$full_pid")
 for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && break; sleep 0.1; done
 # wrk script: each request carries the next of the $users cookies (that many users at once).
@@ -149,14 +156,7 @@ for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && b
   echo "local i = 0"
   echo "request = function() i = i % #cookies + 1; wrk.headers[\"Cookie\"] = cookies[i]; return wrk.format() end"
 } >"$work/users.lua"
-# The passthrough again, adding the headers guichet adds to the full store's first session's
-# requests (forwarding headers and identity), as fixed values.
-"$passthrough_bin" --listen "$passthrough_headers" --upstream "$static" --threads "$threads" \
-  --add-headers "$work/upstream-headers" >"$work/passthrough-headers.log" 2>&1 &
-passthrough_headers_pid=$!; pids_to_stop+=("$passthrough_headers_pid")
-added_headers=$(grep -c ': ' "$work/upstream-headers")
-for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough_headers/" && break; sleep 0.1; done
-for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full"; do
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full" "$gw_capture"; do
   for _ in $(seq 1 100); do
     curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -218,6 +218,37 @@ declare -A cookie
 for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
   cookie[$address]=$(sign_in "$address" guichet)
 done
+# The headers guichet adds to a live session's requests (forwarding and identity, every header
+# named x-…), as the application receives them: one request through the capturing gateway.
+python3 -c '
+import http.server, sys
+done = False
+class Capture(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        global done
+        added = [(k.lower(), v) for k, v in self.headers.items() if k.lower().startswith("x-")]
+        if any(k.startswith("x-guichet-") for k, _ in added):
+            with open(sys.argv[1], "w") as out:
+                out.writelines(f"{k}: {v}\n" for k, v in added)
+            done = True
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *args): pass
+host, port = sys.argv[2].rsplit(":", 1)
+server = http.server.HTTPServer((host, int(port)), Capture)
+while not done:
+    server.handle_request()' "$work/upstream-headers" "$capture" &
+capture_pid=$!
+for _ in $(seq 1 50); do curl -fs -o /dev/null "http://$capture/" && break; sleep 0.1; done
+curl -fs -o /dev/null -H "Cookie: $(sign_in "$gw_capture" guichet)" "http://$gw_capture/" \
+  || { echo "load.sh: the capturing gateway did not forward the request" >&2; exit 1; }
+wait "$capture_pid"
+kill "${gpid[guichet-capture]}"
+# The passthrough again, adding those headers as fixed values.
+"$passthrough_bin" --listen "$passthrough_headers" --upstream "$static" --threads "$threads" \
+  --add-headers "$work/upstream-headers" >"$work/passthrough-headers.log" 2>&1 &
+passthrough_headers_pid=$!; pids_to_stop+=("$passthrough_headers_pid")
+added_headers=$(grep -c ': ' "$work/upstream-headers")
+for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough_headers/" && break; sleep 0.1; done
 apache_cookie=""
 for _ in $(seq 1 50); do curl -fs -o /dev/null "http://$apache/redirect_uri" 2>/dev/null && break; sleep 0.1; done
 apache_cookie=$(sign_in "$apache" mod_auth_openidc_session) || apache_cookie=""
@@ -337,7 +368,7 @@ done
 # the ratios to the passthrough (row 2) are measured again in pairs a few seconds apart,
 # PAIRS times (default 8) of PAIR_SECONDS (default 3) each — passthrough, then each paired row —,
 # each pair's ratio, then their median and range.
-if [ -z "${ROWS:-}" ] && [ "${PAIRS:-8}" -gt 0 ]; then
+if { [ -z "${ROWS:-}" ] || [ -n "${PAIRS:-}" ]; } && [ "${PAIRS:-8}" -gt 0 ]; then
   echo
   echo "### Paired with the passthrough: ${PAIRS:-8} pairs of ${PAIR_SECONDS:-3} s, requests per CPU-second"
   echo
