@@ -148,7 +148,7 @@ for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared g
 done
 # The gateway with a full store: its sessions are made in-process (benches/sessions.rs).
 "$sessions_bin" --serve "$work/guichet-full.toml" --fill "$fill" --cookies "$users" \
-  --upstream-headers "$work/full-store-headers" >"$work/full-cookie" 2>"$work/guichet-full.log" &
+  >"$work/full-cookie" 2>"$work/guichet-full.log" &
 full_pid=$!; pids_to_stop+=("$full_pid")
 for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && break; sleep 0.1; done
 # wrk script: each request carries the next of the $users cookies (that many users at once).
