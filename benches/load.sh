@@ -241,8 +241,10 @@ capture_pid=$!
 for _ in $(seq 1 50); do curl -fs -o /dev/null "http://$capture/" && break; sleep 0.1; done
 curl -fs -o /dev/null -H "Cookie: $(sign_in "$gw_capture" guichet)" "http://$gw_capture/" \
   || { echo "load.sh: the capturing gateway did not forward the request" >&2; exit 1; }
-wait "$capture_pid"
-kill "${gpid[guichet-capture]}"
+# Bounded: a request without identity headers would leave the server waiting for another.
+for _ in $(seq 1 50); do [ -s "$work/upstream-headers" ] && break; sleep 0.1; done
+kill "$capture_pid" "${gpid[guichet-capture]}" 2>/dev/null || true
+[ -s "$work/upstream-headers" ] || { echo "load.sh: no identity header reached the application" >&2; exit 1; }
 # The passthrough again, adding those headers as fixed values.
 "$passthrough_bin" --listen "$passthrough_headers" --upstream "$static" --threads "$threads" \
   --add-headers "$work/upstream-headers" >"$work/passthrough-headers.log" 2>&1 &
