@@ -11,7 +11,9 @@
 # with a live session (access log on, the default); the same with [assertion] + [signature];
 # nginx proxy_pass (one process, upstream keepalive), for scale.
 # guichet runs from benches/sessions.rs --serve (the real gateway, its one session made by the
-# login's constructors).
+# login's constructors). One more row: the passthrough speaking HTTP/2 without TLS (h2c, prior
+# knowledge) to an nginx serving the same page over it, one multiplexed upstream connection
+# instead of HTTP/1.1 keep-alive.
 #
 # Usage: benches/instructions.sh [DURATION=8]   (KEEP_WORK=1 keeps the scratch directory).
 # Needs valgrind, wrk and nginx (Debian: valgrind wrk nginx-light).
@@ -25,18 +27,21 @@ done
 
 work=$(mktemp -d /tmp/guichet-instructions.XXXXXX)
 chmod 755 "$work"   # nginx's worker (www-data) reads the page from it
-static=127.0.0.1:18383; idp=127.0.0.1:18385; gw=127.0.0.1:18380; passthrough=127.0.0.1:18390
+static=127.0.0.1:18383; static_h2c=127.0.0.1:18386; idp=127.0.0.1:18385; gw=127.0.0.1:18380; passthrough=127.0.0.1:18390
 proxy=127.0.0.1:18384
 pids_to_stop=()
 stop() {
   for pid in "${pids_to_stop[@]}"; do { kill -9 "$pid" && wait "$pid"; } 2>/dev/null || true; done
   [ -f "$work/nginx-static.conf" ] && nginx -c "$work/nginx-static.conf" -s stop 2>/dev/null || true
+  [ -f "$work/nginx-static-h2c.conf" ] && nginx -c "$work/nginx-static-h2c.conf" -s stop 2>/dev/null || true
   [ -n "${KEEP_WORK:-}" ] && echo "work directory kept: $work" || rm -rf "$work"
 }
 trap stop EXIT
 
 source benches/common/nginx.sh
 static_page "$static"
+# The same page over HTTP/2 without TLS (prior knowledge), for the passthrough's h2c row.
+nginx_conf static-h2c 1 "  server { listen $static_h2c http2; root $work; location / { try_files /page.html =404; } }"
 
 client_secret=count-secret
 source benches/common/guichet.sh
@@ -102,6 +107,8 @@ count "bare pingora passthrough + the $added headers guichet adds, fixed values"
   "http://$passthrough/" "X-Count: 1" \
   "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" \
   --add-headers "$work/upstream-headers"
+count "bare pingora passthrough, h2c to the upstream (HTTP-2 without TLS)" "http://$passthrough/" "X-Count: 1" \
+  "$passthrough_bin" --listen "$passthrough" --upstream "$static_h2c" --threads "$threads" --h2c
 STDOUT="$work/cookie-signed" count "guichet, live session, assertion + signature" "http://$gw/" "" \
   "$sessions_bin" --serve "$work/guichet-signed.toml" --fill 1
 # nginx proxy_pass as one process (no master, no daemon), so that callgrind follows it.

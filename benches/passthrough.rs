@@ -9,8 +9,12 @@
 //! request taken out as `http` parts, room made once, the prebuilt values cloned): that row
 //! measures what the larger request costs the framework, without guichet's work to build it.
 //!
+//! With `--h2c` it speaks HTTP/2 without TLS (prior knowledge) to the upstream: requests
+//! multiplexed on one connection instead of HTTP/1.1 keep-alive (`benches/instructions.sh`
+//! counts both).
+//!
 //! Usage: `passthrough --listen 127.0.0.1:18090 --upstream 127.0.0.1:18083 [--threads 2]
-//! [--add-headers FILE]`.
+//! [--add-headers FILE] [--h2c]`.
 //! Run without arguments (as `cargo bench` does) it prints this usage and exits.
 
 use std::net::SocketAddr;
@@ -35,6 +39,8 @@ struct Passthrough {
     upstream: UpstreamSettings,
     /// Headers added to every request (`--add-headers`); none by default.
     added: Vec<(HeaderName, HeaderValue)>,
+    /// HTTP/2 without TLS to the upstream (`--h2c`).
+    h2c: bool,
 }
 
 #[async_trait]
@@ -52,7 +58,11 @@ impl ProxyHttp for Passthrough {
         _session: &mut Session,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        Ok(Box::new(upstream_peer(&self.upstream)))
+        let mut peer = upstream_peer(&self.upstream);
+        if self.h2c {
+            peer.options.set_http_version(2, 2);
+        }
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(
@@ -94,7 +104,10 @@ use args::value;
 
 fn main() {
     let (Some(listen), Some(upstream)) = (value("--listen"), value("--upstream")) else {
-        println!("usage: passthrough --listen ADDR:PORT --upstream ADDR:PORT [--threads N]");
+        println!(
+            "usage: passthrough --listen ADDR:PORT --upstream ADDR:PORT [--threads N] \
+             [--add-headers FILE] [--h2c]"
+        );
         return;
     };
     let upstream: SocketAddr = upstream.parse().expect("--upstream ADDR:PORT");
@@ -112,6 +125,7 @@ fn main() {
             pass_host: false,
         },
         added: value("--add-headers").map_or_else(Vec::new, |path| read_headers(&path)),
+        h2c: std::env::args().any(|a| a == "--h2c"),
     };
     let mut service = proxy_service(&server, app, "passthrough");
     guichet::server::listen(&mut service, &listen, None);
