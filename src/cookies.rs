@@ -53,15 +53,34 @@ impl CookieNames {
 /// The `(name, value)` pairs of one `Cookie` header, as bytes, leading and trailing spaces and
 /// tabs removed. A pair without `=` is a value with an empty name (RFC 6265bis).
 pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    header.split(|b| *b == b';').filter_map(|pair| {
+    segments(header).filter_map(|pair| {
         let pair = trim(pair);
         if pair.is_empty() {
             return None;
         }
-        Some(match pair.iter().position(|b| *b == b'=') {
+        Some(match memchr::memchr(b'=', pair) {
             Some(at) => (trim(&pair[..at]), trim(&pair[at + 1..])),
             None => (&pair[..0], pair),
         })
+    })
+}
+
+/// The `;`-separated parts of a `Cookie` header, untrimmed (found with a vectorised byte search:
+/// every request with a session goes through its cookies twice).
+fn segments(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b';', current) {
+            Some(at) => {
+                rest = Some(&current[at + 1..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
     })
 }
 
@@ -96,27 +115,27 @@ pub fn find_prefixed<'a>(
         .collect()
 }
 
-/// Whether a header value may carry one of guichet's cookies (a cheap byte search, so that
-/// requests without them are not reparsed).
-fn may_carry(value: &HeaderValue, names: &CookieNames) -> bool {
-    let bytes = value.as_bytes();
-    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    contains(names.session.as_bytes())
-        || contains(names.login_prefix.as_bytes())
-        || contains(names.logout.as_bytes())
+/// Whether a `Cookie` header holds one of guichet's cookies, by name: one pass over its pairs,
+/// no copy (a cookie of the application whose name merely contains one of guichet's is not
+/// one of them).
+fn carries_ours(value: &HeaderValue, names: &CookieNames) -> bool {
+    pairs(value.as_bytes()).any(|(name, _)| !name.is_empty() && names.is_ours(name))
 }
 
 /// The `Cookie` header the application receives: every cookie but guichet's, in order, from all
 /// the request's `Cookie` headers joined with `"; "`; `None` when none is left.
-pub fn forwarded(headers: &[&HeaderValue], names: &CookieNames) -> Option<HeaderValue> {
+pub fn forwarded<'a>(
+    headers: impl IntoIterator<Item = &'a HeaderValue>,
+    names: &CookieNames,
+) -> Option<HeaderValue> {
     let mut joined: Vec<u8> = Vec::new();
     for header in headers {
-        for pair in header.as_bytes().split(|b| *b == b';') {
+        for pair in segments(header.as_bytes()) {
             let pair = trim(pair);
             if pair.is_empty() {
                 continue;
             }
-            let name = trim(&pair[..pair.iter().position(|b| *b == b'=').unwrap_or(0)]);
+            let name = trim(&pair[..memchr::memchr(b'=', pair).unwrap_or(0)]);
             if !name.is_empty() && names.is_ours(name) {
                 continue;
             }
@@ -135,22 +154,35 @@ pub fn forwarded(headers: &[&HeaderValue], names: &CookieNames) -> Option<Header
 
 /// Rewrites the request's `Cookie` headers for the application: guichet's cookies removed, the
 /// rest joined into one header. A request with a single `Cookie` header that carries none of
-/// guichet's cookies is left untouched.
+/// guichet's cookies is left untouched. The headers are found once (one lookup in the map for
+/// reading, replacing and removing them).
 pub fn rewrite_for_upstream(headers: &mut HeaderMap, names: &CookieNames) {
-    let cookie = http::header::COOKIE;
-    let mut values = headers.get_all(&cookie).iter();
-    let Some(first) = values.next() else {
-        return;
+    let mut entry = match headers.try_entry(http::header::COOKIE) {
+        Ok(http::header::Entry::Occupied(entry)) => entry,
+        Ok(http::header::Entry::Vacant(_)) => return,
+        // A map at its size limit (pingora's header limits keep a request far below it):
+        // every cookie out rather than guichet's passed on.
+        Err(_) => {
+            headers.remove(http::header::COOKIE);
+            return;
+        }
     };
-    let several = values.next().is_some();
-    if !several && !may_carry(first, names) {
+    let mut values = entry.iter();
+    let single = match (values.next(), values.next()) {
+        (Some(first), None) => Some(first),
+        _ => None,
+    };
+    if single.is_some_and(|value| !carries_ours(value, names)) {
         return;
     }
-    let values: Vec<&HeaderValue> = headers.get_all(&cookie).iter().collect();
-    let rewritten = forwarded(&values, names);
-    headers.remove(&cookie);
-    if let Some(value) = rewritten {
-        headers.insert(cookie, value);
+    match forwarded(entry.iter(), names) {
+        // Replaces every `Cookie` header by the one value.
+        Some(value) => {
+            entry.insert(value);
+        }
+        None => {
+            entry.remove();
+        }
     }
 }
 

@@ -86,9 +86,36 @@ fn only_our_exact_names_are_removed() {
     let mut only_ours = request_with(b"guichet=1; guichet-login-a=2; guichet-logout=3");
     rewrite_for_upstream(&mut only_ours.headers, &names());
     assert!(cookie_headers(&only_ours).is_empty());
-    let mut untouched = request_with(b"a=1;b=2 ;; c");
-    rewrite_for_upstream(&mut untouched.headers, &names());
-    assert_eq!(cookie_headers(&untouched), vec![b"a=1;b=2 ;; c".to_vec()]);
+    // A single header without any of ours goes as it came, byte for byte, even when names of
+    // the application's cookies contain ours.
+    for header in [
+        &b"a=1;b=2 ;; c"[..],
+        b"xguichet=1 ;guichetx=2;;",
+        b"guichet-loginx=1;  guichet-logou=2; guichet",
+    ] {
+        let mut untouched = request_with(header);
+        rewrite_for_upstream(&mut untouched.headers, &names());
+        assert_eq!(cookie_headers(&untouched), vec![header.to_vec()]);
+    }
+}
+
+#[test]
+fn a_map_that_cannot_grow_loses_every_cookie_rather_than_pass_ours() {
+    let mut request = request_with(b"a=1; guichet=secret");
+    let mut n = 0u32;
+    while request
+        .headers
+        .try_append(
+            http::HeaderName::from_bytes(format!("x-{n}").as_bytes()).unwrap(),
+            value(b"v"),
+        )
+        .is_ok()
+    {
+        n += 1;
+    }
+    assert!(request.headers.try_reserve(1).is_err());
+    rewrite_for_upstream(&mut request.headers, &names());
+    assert!(cookie_headers(&request).is_empty());
 }
 
 fn request_with(header: &[u8]) -> http::request::Parts {
@@ -135,6 +162,15 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
+    /// The vectorised split cuts a header where the standard library's does, empty parts and
+    /// all.
+    #[test]
+    fn segments_are_the_parts_between_semicolons(header in header_bytes()) {
+        let ours: Vec<&[u8]> = segments(&header).collect();
+        let std: Vec<&[u8]> = header.split(|b| *b == b';').collect();
+        prop_assert_eq!(ours, std);
+    }
+
     /// Whatever the other cookies hold, ours is found and removed, and theirs pass in order.
     #[test]
     fn our_cookie_is_found_and_only_ours_removed(

@@ -95,7 +95,7 @@ impl ForwardedHeaders {
             return Some(peer);
         }
         let mut chain: Vec<IpAddr> = Vec::new();
-        for value in headers.get_all("x-forwarded-for") {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
             let Ok(text) = value.to_str() else {
                 return Some(peer);
             };
@@ -140,7 +140,7 @@ impl ForwardedHeaders {
         let forwarded_for = match peer_value {
             Some(peer_value) if trusted => {
                 let mut joined: Vec<u8> = Vec::new();
-                for value in request.headers.get_all("x-forwarded-for") {
+                for value in request.headers.get_all(&X_FORWARDED_FOR) {
                     joined.extend_from_slice(value.as_bytes());
                     joined.extend_from_slice(b", ");
                 }
@@ -220,7 +220,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A client-supplied request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
 /// The request to the application, taken out of pingora's `RequestHeader` to be rewritten as

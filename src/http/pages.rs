@@ -126,7 +126,7 @@ pub struct CorrelationId(HeaderValue);
 impl CorrelationId {
     /// The request's: its valid `X-Request-Id`, else a fresh one.
     pub fn of(headers: &http::HeaderMap) -> Self {
-        match headers.get("x-request-id") {
+        match headers.get(&crate::http::forwarded::X_REQUEST_ID) {
             Some(id) if crate::http::forwarded::valid_request_id(id.as_bytes()) => {
                 CorrelationId(id.clone())
             }
