@@ -100,7 +100,7 @@ fn read_headers(path: &str) -> Vec<(HeaderName, HeaderValue)> {
 
 #[path = "common/args.rs"]
 mod args;
-use args::value;
+use args::{flag, value};
 
 fn main() {
     let (Some(listen), Some(upstream)) = (value("--listen"), value("--upstream")) else {
@@ -125,7 +125,7 @@ fn main() {
             pass_host: false,
         },
         added: value("--add-headers").map_or_else(Vec::new, |path| read_headers(&path)),
-        h2c: std::env::args().any(|a| a == "--h2c"),
+        h2c: flag("--h2c"),
     };
     let mut service = proxy_service(&server, app, "passthrough");
     guichet::server::listen(&mut service, &listen, None);

@@ -50,19 +50,39 @@ impl CookieNames {
     }
 }
 
-/// The `(name, value)` pairs of one `Cookie` header, as bytes, leading and trailing spaces and
-/// tabs removed. A pair without `=` is a value with an empty name (RFC 6265bis).
-pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+/// One cookie of a `Cookie` header, as bytes: the pair as the browser wrote it, and its name and
+/// value, leading and trailing spaces and tabs removed. A pair without `=` is a value with an
+/// empty name (RFC 6265bis).
+struct Crumb<'a> {
+    pair: &'a [u8],
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+impl Crumb<'_> {
+    fn is_ours(&self, names: &CookieNames) -> bool {
+        !self.name.is_empty() && names.is_ours(self.name)
+    }
+}
+
+/// The cookies of one `Cookie` header, in order, empty parts skipped.
+fn crumbs(header: &[u8]) -> impl Iterator<Item = Crumb<'_>> {
     segments(header).filter_map(|pair| {
         let pair = trim(pair);
         if pair.is_empty() {
             return None;
         }
-        Some(match memchr::memchr(b'=', pair) {
+        let (name, value) = match memchr::memchr(b'=', pair) {
             Some(at) => (trim(&pair[..at]), trim(&pair[at + 1..])),
             None => (&pair[..0], pair),
-        })
+        };
+        Some(Crumb { pair, name, value })
     })
+}
+
+/// The `(name, value)` pairs of one `Cookie` header (see [`Crumb`]).
+pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    crumbs(header).map(|crumb| (crumb.name, crumb.value))
 }
 
 /// The `;`-separated parts of a `Cookie` header, untrimmed (found with a vectorised byte search:
@@ -119,7 +139,7 @@ pub fn find_prefixed<'a>(
 /// no copy (a cookie of the application whose name merely contains one of guichet's is not
 /// one of them).
 fn carries_ours(value: &HeaderValue, names: &CookieNames) -> bool {
-    pairs(value.as_bytes()).any(|(name, _)| !name.is_empty() && names.is_ours(name))
+    crumbs(value.as_bytes()).any(|crumb| crumb.is_ours(names))
 }
 
 /// The `Cookie` header the application receives: every cookie but guichet's, in order, from all
@@ -130,19 +150,11 @@ pub fn forwarded<'a>(
 ) -> Option<HeaderValue> {
     let mut joined: Vec<u8> = Vec::new();
     for header in headers {
-        for pair in segments(header.as_bytes()) {
-            let pair = trim(pair);
-            if pair.is_empty() {
-                continue;
-            }
-            let name = trim(&pair[..memchr::memchr(b'=', pair).unwrap_or(0)]);
-            if !name.is_empty() && names.is_ours(name) {
-                continue;
-            }
+        for crumb in crumbs(header.as_bytes()).filter(|crumb| !crumb.is_ours(names)) {
             if !joined.is_empty() {
                 joined.extend_from_slice(b"; ");
             }
-            joined.extend_from_slice(pair);
+            joined.extend_from_slice(crumb.pair);
         }
     }
     if joined.is_empty() {

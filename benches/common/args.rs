@@ -6,3 +6,9 @@ pub fn value(name: &str) -> Option<String> {
     args.next()?;
     args.next()
 }
+
+/// Whether `--name` (a flag, without value) is on the command line.
+#[allow(dead_code)] // each benchmark program includes this file and uses what it needs
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|arg| arg == name)
+}
