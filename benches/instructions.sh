@@ -13,7 +13,9 @@
 # guichet runs from benches/sessions.rs --serve (the real gateway, its one session made by the
 # login's constructors). One more row: the passthrough speaking HTTP/2 without TLS (h2c, prior
 # knowledge) to an nginx serving the same page over it, one multiplexed upstream connection
-# instead of HTTP/1.1 keep-alive.
+# instead of HTTP/1.1 keep-alive. Two more: the smallest proxy loop on pingora-core
+# (benches/passthrough.rs --core: no pingora-proxy, requests without a body only), alone and
+# adding the same headers as the second row — the floor of a proxy loop of guichet's own.
 #
 # Usage: benches/instructions.sh [DURATION=8]   (KEEP_WORK=1 keeps the scratch directory).
 # Needs valgrind, wrk and nginx (Debian: valgrind wrk nginx-light).
@@ -109,6 +111,11 @@ count "bare pingora passthrough + the $added headers guichet adds, fixed values"
   --add-headers "$work/upstream-headers"
 count "bare pingora passthrough, h2c to the upstream (HTTP-2 without TLS)" "http://$passthrough/" "X-Count: 1" \
   "$passthrough_bin" --listen "$passthrough" --upstream "$static_h2c" --threads "$threads" --h2c
+count "pingora-core loop, no pingora-proxy (requests without a body)" "http://$passthrough/" "X-Count: 1" \
+  "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" --core
+count "pingora-core loop + the $added headers, fixed values" "http://$passthrough/" "X-Count: 1" \
+  "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" --core \
+  --add-headers "$work/upstream-headers"
 STDOUT="$work/cookie-signed" count "guichet, live session, assertion + signature" "http://$gw/" "" \
   "$sessions_bin" --serve "$work/guichet-signed.toml" --fill 1
 # nginx proxy_pass as one process (no master, no daemon), so that callgrind follows it.

@@ -20,7 +20,9 @@
 # (default 1,000,000) in its store (benches/sessions.rs, whose identity has fewer claims than the
 # mock provider's: fewer identity headers) — one user, then USERS (default 64)
 # users' sessions in turn, each request the next cookie —, without a session (302); nginx
-# auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); Apache with
+# auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); the smallest
+# proxy loop on pingora-core (benches/passthrough.rs --core, requests without a body only), alone
+# and adding the same headers as the passthrough's second row; Apache with
 # mod_auth_openidc and a session (the mock provider accepts its 27-character state for this).
 # Then IDLE (default 10,000) idle keep-alive connections held by
 # guichet (benches/idle.py): bytes per connection, and whether each still answers. And complete
@@ -58,6 +60,7 @@ passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
 gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
 gw_full=127.0.0.1:18096; passthrough_headers=127.0.0.1:18097; gw_capture=127.0.0.1:18098; capture=127.0.0.1:18099; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
 redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
+core=127.0.0.1:18088; core_headers=127.0.0.1:18089
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -251,6 +254,17 @@ kill "$capture_pid" "${gpid[guichet-capture]}" 2>/dev/null || true
 passthrough_headers_pid=$!; pids_to_stop+=("$passthrough_headers_pid")
 added_headers=$(grep -c ': ' "$work/upstream-headers")
 for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough_headers/" && break; sleep 0.1; done
+# The smallest proxy loop on pingora-core (no pingora-proxy; requests without a body only),
+# alone and adding the same headers: the floor of a proxy loop of guichet's own.
+"$passthrough_bin" --listen "$core" --upstream "$static" --threads "$threads" --core \
+  >"$work/core.log" 2>&1 &
+core_pid=$!; pids_to_stop+=("$core_pid")
+"$passthrough_bin" --listen "$core_headers" --upstream "$static" --threads "$threads" --core \
+  --add-headers "$work/upstream-headers" >"$work/core-headers.log" 2>&1 &
+core_headers_pid=$!; pids_to_stop+=("$core_headers_pid")
+for address in "$core" "$core_headers"; do
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$address/" && break; sleep 0.1; done
+done
 apache_cookie=""
 for _ in $(seq 1 50); do curl -fs -o /dev/null "http://$apache/redirect_uri" 2>/dev/null && break; sleep 0.1; done
 apache_cookie=$(sign_in "$apache" mod_auth_openidc_session) || apache_cookie=""
@@ -292,6 +306,8 @@ row "guichet, live session, $fill sessions in the store" "http://$gw_full/" "Coo
 row "guichet, $users users' sessions in turn, $fill in the store" "http://$gw_full/" "" "$full_pid" "$work/users.lua"
 row "guichet, no session (302 to the login)" "http://$gw/" "" "${gpid[guichet]}"
 row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_auth/" "Cookie: ${cookie[$nginx_auth]}" "$(tree "$(cat "$work/nginx-auth.pid")") ${gpid[guichet-auth]}"
+row "pingora-core loop, no pingora-proxy (benches/passthrough.rs --core)" "http://$core/" "" "$core_pid"
+row "pingora-core loop + the $added_headers headers, fixed values" "http://$core_headers/" "" "$core_headers_pid"
 if [ -n "$apache_cookie" ]; then
   row "Apache + mod_auth_openidc, live session" "http://$apache/" "Cookie: $apache_cookie" "$(tree "$(cat "$work/apache.pid")")"
 else

@@ -13,20 +13,33 @@
 //! multiplexed on one connection instead of HTTP/1.1 keep-alive (`benches/instructions.sh`
 //! counts both).
 //!
+//! With `--core` it is not a pingora-proxy service at all but the smallest proxy loop written
+//! on pingora-core (`HttpServerApp`: read the request, take an upstream connection from
+//! pingora's pool, send the header, copy the response back, hand both connections back for
+//! reuse). It serves only requests without a body (anything else gets a 501): it is not a
+//! proxy anyone should run, but the floor of what a proxy loop of guichet's own on pingora-core
+//! could cost, measured against pingora-proxy's (`benches/instructions.sh`).
+//!
 //! Usage: `passthrough --listen 127.0.0.1:18090 --upstream 127.0.0.1:18083 [--threads 2]
-//! [--add-headers FILE] [--h2c]`.
+//! [--add-headers FILE] [--h2c | --core]`.
 //! Run without arguments (as `cargo bench` does) it prints this usage and exits.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::connectors::http::v1::Connector;
 use pingora::http::RequestHeader;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
-use pingora::server::Server;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::listening::Service;
+use pingora::upstreams::peer::Peer;
 
 use guichet::config::UpstreamSettings;
 use guichet::http::forwarded::UpstreamParts;
@@ -71,15 +84,90 @@ impl ProxyHttp for Passthrough {
         upstream_request: &mut RequestHeader,
         _ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
-        if self.added.is_empty() {
-            return Ok(());
+        add_headers(&self.added, upstream_request)
+    }
+}
+
+/// Adds `added` to `request` the way guichet adds its headers (the request taken out as `http`
+/// parts, room made once, the prebuilt values cloned).
+fn add_headers(
+    added: &[(HeaderName, HeaderValue)],
+    request: &mut RequestHeader,
+) -> pingora::Result<()> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let mut parts = UpstreamParts::take(request);
+    let _ = parts.parts.headers.try_reserve(added.len());
+    for (name, value) in added {
+        parts.parts.headers.insert(name.clone(), value.clone());
+    }
+    parts.put_back(request)
+}
+
+/// `--core`: the smallest proxy loop on pingora-core, for requests without a body.
+struct CoreLoop {
+    connector: Connector,
+    peer: HttpPeer,
+    /// Headers added to every request (`--add-headers`); none by default.
+    added: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl CoreLoop {
+    /// Proxies one request.
+    async fn proxy(&self, session: &mut ServerSession) -> pingora::Result<()> {
+        if !session.is_body_empty() {
+            return session.respond_error(501).await;
         }
-        let mut request = UpstreamParts::take(upstream_request);
-        let _ = request.parts.headers.try_reserve(self.added.len());
-        for (name, value) in &self.added {
-            request.parts.headers.insert(name.clone(), value.clone());
+        // A pooled connection first; a new one (a large future: connect, TLS) in its own
+        // allocation, only when the pool has none, so that every request's future stays small.
+        let mut upstream = match self.connector.reused_http_session(&self.peer).await {
+            Some(upstream) => upstream,
+            None => {
+                Box::pin(self.connector.get_http_session(&self.peer))
+                    .await?
+                    .0
+            }
+        };
+        let mut request = Box::new(session.req_header().clone());
+        add_headers(&self.added, &mut request)?;
+        upstream.write_request_header(request).await?;
+        upstream.read_response().await?;
+        let header = upstream
+            .resp_header()
+            .cloned()
+            .ok_or_else(|| pingora::Error::new(pingora::ErrorType::InvalidHTTPHeader))?;
+        session.write_response_header(Box::new(header)).await?;
+        while let Some(chunk) = upstream.read_body_bytes().await? {
+            session.write_response_body(chunk, false).await?;
         }
-        request.put_back(upstream_request)
+        if upstream.is_body_done() {
+            let idle = self.peer.idle_timeout();
+            self.connector
+                .release_http_session(upstream, &self.peer, idle)
+                .await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for CoreLoop {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !session.read_request().await.ok()? {
+            return None;
+        }
+        if let Err(e) = self.proxy(&mut session).await {
+            eprintln!("core loop: {e}");
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        let reusable = session.finish().await.ok()??;
+        Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
     }
 }
 
@@ -106,7 +194,7 @@ fn main() {
     let (Some(listen), Some(upstream)) = (value("--listen"), value("--upstream")) else {
         println!(
             "usage: passthrough --listen ADDR:PORT --upstream ADDR:PORT [--threads N] \
-             [--add-headers FILE] [--h2c]"
+             [--add-headers FILE] [--h2c | --core]"
         );
         return;
     };
@@ -114,17 +202,30 @@ fn main() {
     let threads = value("--threads").map_or(2, |t| t.parse().expect("--threads N"));
     let mut server = Server::new_with_opt_and_conf(None, tuned_conf(threads));
     server.bootstrap();
+    let upstream = UpstreamSettings {
+        address: upstream,
+        tls: false,
+        sni: String::new(),
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(60),
+        ca_file: None,
+        pass_host: false,
+    };
+    let added = value("--add-headers").map_or_else(Vec::new, |path| read_headers(&path));
+    if flag("--core") {
+        let app = CoreLoop {
+            connector: Connector::new(None),
+            peer: upstream_peer(&upstream),
+            added,
+        };
+        let mut service = Service::new("core loop".into(), app);
+        guichet::server::listen(&mut service, &listen, None);
+        server.add_service(service);
+        server.run_forever();
+    }
     let app = Passthrough {
-        upstream: UpstreamSettings {
-            address: upstream,
-            tls: false,
-            sni: String::new(),
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(60),
-            ca_file: None,
-            pass_host: false,
-        },
-        added: value("--add-headers").map_or_else(Vec::new, |path| read_headers(&path)),
+        upstream,
+        added,
         h2c: flag("--h2c"),
     };
     let mut service = proxy_service(&server, app, "passthrough");
