@@ -253,7 +253,6 @@ kill "$capture_pid" "${gpid[guichet-capture]}" 2>/dev/null || true
   --add-headers "$work/upstream-headers" >"$work/passthrough-headers.log" 2>&1 &
 passthrough_headers_pid=$!; pids_to_stop+=("$passthrough_headers_pid")
 added_headers=$(grep -c ': ' "$work/upstream-headers")
-for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough_headers/" && break; sleep 0.1; done
 # The smallest proxy loop on pingora-core (no pingora-proxy; requests without a body only),
 # alone and adding the same headers: the floor of a proxy loop of guichet's own.
 "$passthrough_bin" --listen "$core" --upstream "$static" --threads "$threads" --core \
@@ -262,7 +261,7 @@ core_pid=$!; pids_to_stop+=("$core_pid")
 "$passthrough_bin" --listen "$core_headers" --upstream "$static" --threads "$threads" --core \
   --add-headers "$work/upstream-headers" >"$work/core-headers.log" 2>&1 &
 core_headers_pid=$!; pids_to_stop+=("$core_headers_pid")
-for address in "$core" "$core_headers"; do
+for address in "$passthrough_headers" "$core" "$core_headers"; do
   for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$address/" && break; sleep 0.1; done
 done
 apache_cookie=""
