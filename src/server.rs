@@ -20,6 +20,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{Settings, UpstreamSettings};
 use crate::gateway::{Gateway, StartError};
+use crate::http::h1::GatewayApp;
 use crate::http::proxy::GatewayProxy;
 use crate::metrics::MetricsApp;
 use crate::oidc::{keep_discovered, Provider};
@@ -81,18 +82,24 @@ where
     service.add_listener(config);
 }
 
-/// The proxy service for `app`, with guichet's listener options (HTTP/2 without TLS accepted).
+/// guichet's listener options: HTTP/2 without TLS (prior knowledge) accepted, for clients and
+/// load balancers that use it.
+pub fn listener_options() -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2c = true;
+    options
+}
+
+/// A pingora-proxy service for `app`, with guichet's listener options (the passthrough
+/// benchmark's; guichet's own service is a [`GatewayApp`]).
 pub fn proxy_service<P>(server: &Server, app: P, name: &str) -> Service<HttpProxy<P>>
 where
     P: ProxyHttp + Send + Sync + 'static,
     P::CTX: Send + Sync,
 {
-    let mut options = HttpServerOptions::default();
-    // HTTP/2 without TLS (prior knowledge), for clients and load balancers that use it.
-    options.h2c = true;
     ProxyServiceBuilder::new(&server.configuration, app)
         .name(name)
-        .server_options(options)
+        .server_options(listener_options())
         .build()
 }
 
@@ -310,11 +317,13 @@ pub fn add_gateway_inheriting(
     let gateway = Arc::new(Gateway::inheriting(settings, inherited)?);
     let settings = &gateway.settings();
 
-    let mut proxy = proxy_service(
-        server,
+    let app = GatewayApp::new(
         GatewayProxy::new(gateway.clone()),
-        "guichet gateway",
+        settings,
+        &server.configuration,
+        listener_options(),
     );
+    let mut proxy = Service::new("guichet gateway".to_string(), app);
     match &settings.tls {
         Some(tls) => {
             let mut tls_settings = TlsSettings::intermediate(

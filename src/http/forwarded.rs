@@ -48,6 +48,7 @@ const REMOVED: &[&str] = &[
 ];
 
 /// Sets the forwarding headers of every proxied request.
+#[derive(Clone)]
 pub struct ForwardedHeaders {
     proto: HeaderValue,
     /// `public_url`'s host and port, as `Host` and `X-Forwarded-Host`.

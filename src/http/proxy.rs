@@ -17,6 +17,7 @@ use http::StatusCode;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
@@ -90,6 +91,7 @@ pub struct RequestContext {
 }
 
 /// The proxy service.
+#[derive(Clone)]
 pub struct GatewayProxy {
     gateway: Arc<Gateway>,
     forwarded: ForwardedHeaders,
@@ -97,15 +99,15 @@ pub struct GatewayProxy {
     access_format: access_log::Format,
 }
 
-/// Writes a reply guichet made itself (HEAD gets the header only).
-async fn write_reply(session: &mut HttpSession, reply: Reply) -> Result<()> {
+/// Writes a reply guichet made itself (HEAD gets the header only). pingora-proxy's `Session`
+/// is this session plus response modules, and guichet installs none
+/// ([`crate::server::downstream_modules`]): both request paths write here.
+pub(crate) async fn write_reply(session: &mut ServerSession, reply: Reply) -> Result<()> {
     let header = reply.to_response_header()?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
+    session.write_response_header(Box::new(header)).await?;
     if !head_only {
-        session.write_response_body(Some(reply.body), true).await?;
+        session.write_response_body(reply.body, true).await?;
     }
     Ok(())
 }
@@ -113,7 +115,7 @@ async fn write_reply(session: &mut HttpSession, reply: Reply) -> Result<()> {
 /// The status shown for an error pingora met while proxying: 504 for an upstream timeout, 502
 /// for another upstream failure, 400 for a bad request, 500 for guichet's own; 0 when the client
 /// went away (nothing to show).
-fn failure_status(e: &Error) -> u16 {
+pub(crate) fn failure_status(e: &Error) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -209,10 +211,19 @@ impl GatewayProxy {
         }
     }
 
-    /// The upstream of the request's route.
+    /// The shared state.
+    pub(crate) fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The forwarding headers' settings.
+    pub(crate) fn forwarded(&self) -> &ForwardedHeaders {
+        &self.forwarded
+    }
+
     /// The upstream of the request's route; `None` only with `server.mode = "auth"`, where
     /// no request is proxied.
-    fn upstream(&self, ctx: &RequestContext) -> Result<&UpstreamSettings> {
+    pub(crate) fn upstream(&self, ctx: &RequestContext) -> Result<&UpstreamSettings> {
         let settings = self.gateway.settings();
         match ctx.upstream {
             Some(index) => Ok(&settings.upstreams[index].1),
@@ -232,7 +243,7 @@ impl GatewayProxy {
 
     /// What to do with a request: `None` to proxy it (with its session in `ctx`), or the reply
     /// guichet sends itself (an own route, a front proxy's check, a login redirect, a 401).
-    async fn admit(
+    pub(crate) async fn admit(
         &self,
         request: &RequestHeader,
         peer: Option<IpAddr>,
@@ -439,7 +450,7 @@ impl GatewayProxy {
 
     /// Metrics for a finished request, and its access log line (no query values, the subject
     /// hashed).
-    fn record(&self, session: &HttpSession, ctx: &RequestContext) {
+    pub(crate) fn record(&self, session: &ServerSession, ctx: &RequestContext) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let duration = ctx.started.elapsed();
         let bytes_in = session.body_bytes_read() as u64;
@@ -469,18 +480,9 @@ impl GatewayProxy {
             );
         }
     }
-}
 
-#[async_trait]
-impl ProxyHttp for GatewayProxy {
-    type CTX = RequestContext;
-
-    /// No response modules ([`crate::server::downstream_modules`]).
-    fn init_downstream_modules(&self, modules: &mut HttpModules) {
-        crate::server::downstream_modules(modules);
-    }
-
-    fn new_ctx(&self) -> Self::CTX {
+    /// A fresh request's state.
+    pub(crate) fn new_request(&self) -> RequestContext {
         RequestContext {
             session: None,
             outcome: Outcome::Proxied,
@@ -494,14 +496,70 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
+    /// The application's final response header arrived: how long it took.
+    pub(crate) fn upstream_answered(&self, ctx: &mut RequestContext) {
+        if let Some(sent) = ctx.upstream_sent.take() {
+            let latency = sent.elapsed();
+            self.metrics.upstream_response(latency);
+            ctx.upstream_latency = Some(latency);
+        }
+    }
+
+    /// A request that failed while proxying: the page for it (502, 504, 400, 500) when no
+    /// response has been written yet, the connection closed after it; nothing when the client
+    /// went away. Returns the status (0: none).
+    pub(crate) async fn fail(
+        &self,
+        session: &mut ServerSession,
+        e: &Error,
+        ctx: &mut RequestContext,
+    ) -> u16 {
+        ctx.outcome = Outcome::Error;
+        let code = failure_status(e);
+        if code == 0 {
+            tracing::debug!(error = %e, "client went away");
+        } else if session.response_written().is_none() {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let reply = render_error(
+                self.gateway.pages(),
+                &PageError::upstream(status, e.to_string()),
+                &ctx.correlation_id,
+            );
+            session.set_keepalive(None);
+            if let Err(write_error) = write_reply(session, reply).await {
+                tracing::debug!(error = %write_error, "could not write the error page");
+            }
+        }
+        code
+    }
+
+    /// The client's address, as the connection gives it.
+    pub(crate) fn peer_ip(session: &ServerSession) -> Option<IpAddr> {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestContext;
+
+    /// No response modules ([`crate::server::downstream_modules`]).
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        crate::server::downstream_modules(modules);
+    }
+
+    fn new_ctx(&self) -> Self::CTX {
+        self.new_request()
+    }
+
     /// Serves `/.guichet/…` here, lets requests with a live session through (keeping the session
     /// in `ctx`), and answers the others with a login redirect (browsers) or a 401. `Ok(true)`
     /// means the response was written and proxying stops.
     async fn request_filter(&self, session: &mut HttpSession, ctx: &mut Self::CTX) -> Result<bool> {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let peer = Self::peer_ip(session);
         match self.admit(session.req_header(), peer, ctx).await {
             Some(reply) => write_reply(session, reply).await.map(|()| true),
             None => Ok(false),
@@ -524,10 +582,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let peer = Self::peer_ip(session);
         prepare_upstream(
             &self.gateway,
             &self.forwarded,
@@ -548,21 +603,7 @@ impl ProxyHttp for GatewayProxy {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
-        ctx.outcome = Outcome::Error;
-        let code = failure_status(e);
-        if code == 0 {
-            tracing::debug!(error = %e, "client went away");
-        } else if session.response_written().is_none() {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            let reply = render_error(
-                self.gateway.pages(),
-                &PageError::upstream(status, e.to_string()),
-                &ctx.correlation_id,
-            );
-            if let Err(write_error) = write_reply(session, reply).await {
-                tracing::debug!(error = %write_error, "could not write the error page");
-            }
-        }
+        let code = self.fail(session, e, ctx).await;
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
@@ -583,11 +624,7 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         if !upstream_response.status.is_informational() {
-            if let Some(sent) = ctx.upstream_sent.take() {
-                let latency = sent.elapsed();
-                self.metrics.upstream_response(latency);
-                ctx.upstream_latency = Some(latency);
-            }
+            self.upstream_answered(ctx);
         }
         Ok(())
     }

@@ -1,0 +1,537 @@
+//! HTTP/1.x requests served by guichet's own loop on pingora-core; HTTP/2 streams handed to
+//! pingora-proxy ([`GatewayApp`]).
+//!
+//! pingora-proxy runs each request through a general machine (phase futures boxed one by one,
+//! the request and response halves joined by channels, cache and module hooks guichet never
+//! uses): measured, that machine cost more instructions per request than all of guichet's own
+//! work (`benches/instructions.sh`, README "Performance"). This loop does for HTTP/1.x what
+//! guichet needs of it, with the same pieces of pingora-core pingora-proxy is built on
+//! (`ServerSession`, the upstream `v1` client session, the connection pool):
+//!
+//! 1. read the request (400 for a malformed one, 405 for `CONNECT`);
+//! 2. [`GatewayProxy::admit`]: guichet's own pages, the session, the route's rules;
+//! 3. the upstream request: hop-by-hop headers and the headers `Connection` names removed
+//!    ([`strip_hop_by_hop`]), a WebSocket upgrade kept, then [`prepare_upstream`], the target
+//!    in origin form, the body framed;
+//! 4. an upstream connection from the pool (or a new one), the request header written, then
+//!    both ways at once in one task: the client's body to the application, the application's
+//!    response (1xx, then the header, then the body) to the client; after a `101`, bytes both
+//!    ways until either side closes;
+//! 5. a request that met a pooled connection the application had closed is sent again, once,
+//!    on a new connection — only when nothing of it can have been acted on (an idempotent
+//!    method, no body byte read, no response byte);
+//! 6. errors as pages (`GatewayProxy::fail`), metrics and the access line
+//!    (`GatewayProxy::record`), both connections handed back for reuse when they can be.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use http::header::{self, HeaderName};
+use http::{Method, Version};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::proxy::HttpProxy;
+use pingora::server::configuration::ServerConf;
+use pingora::server::ShutdownWatch;
+use pingora::upstreams::peer::{HttpPeer, Peer};
+use pingora::{Error, ErrorType, Result};
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
+
+/// The gateway's listening application: HTTP/1.x served here, HTTP/2 streams by pingora-proxy
+/// (`HttpProxy` with the same [`GatewayProxy`]).
+pub struct GatewayApp {
+    proxy: GatewayProxy,
+    h2: Arc<HttpProxy<GatewayProxy>>,
+    transport: TransportConnector,
+    /// `[upstream]`'s peer (absent with `server.mode = "auth"`), and `[upstreams.NAME]`'s in
+    /// `Settings::upstreams` order: built once, with their time-outs.
+    main_peer: Option<HttpPeer>,
+    peers: Vec<HttpPeer>,
+    options: HttpServerOptions,
+    /// Set when the service stops: idle keep-alive connections close.
+    stopping: AtomicBool,
+    stop: Notify,
+}
+
+impl GatewayApp {
+    /// The application for `proxy`; `options` are the listener's (`h2c`), `conf` pingora's
+    /// server configuration (the upstream pool's size, `ca_file`).
+    pub fn new(
+        proxy: GatewayProxy,
+        settings: &Settings,
+        conf: &Arc<ServerConf>,
+        options: HttpServerOptions,
+    ) -> Self {
+        let mut h2 = HttpProxy::new(proxy.clone(), conf.clone());
+        h2.server_options = Some(options.clone());
+        h2.handle_init_modules();
+        GatewayApp {
+            proxy,
+            h2: Arc::new(h2),
+            transport: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            main_peer: settings.upstream.as_ref().map(crate::server::upstream_peer),
+            peers: settings
+                .upstreams
+                .iter()
+                .map(|(_, upstream)| crate::server::upstream_peer(upstream))
+                .collect(),
+            options,
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+        }
+    }
+
+    /// Resolves when the service stops.
+    async fn stopped(&self) {
+        let notified = self.stop.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
+    /// One HTTP/1.x request on a client connection; the connection back when it can serve
+    /// another.
+    async fn serve_h1(
+        &self,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let read = tokio::select! {
+            biased;
+            read = session.read_request() => read,
+            () = self.stopped() => return None,
+        };
+        match read {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                if e.etype() == &ErrorType::InvalidHTTPHeader {
+                    tracing::debug!(error = %e, "malformed request");
+                    let _ = session.respond_error(400).await;
+                }
+                session.shutdown().await;
+                return None;
+            }
+        }
+        if session.req_header().method == Method::CONNECT {
+            let _ = session.respond_error(405).await;
+            session.shutdown().await;
+            return None;
+        }
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
+        let mut ctx = self.proxy.new_request();
+        let served = self.serve(&mut session, &mut ctx).await;
+        if let Err(e) = &served {
+            self.proxy.fail(&mut session, e, &mut ctx).await;
+        }
+        self.proxy.record(&session, &ctx);
+        if served.is_err() {
+            session.shutdown().await;
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, settings)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "client connection not reusable");
+                None
+            }
+        }
+    }
+
+    /// Answers the request: guichet's reply, or the application's through [`Self::exchange`].
+    async fn serve(&self, session: &mut ServerSession, ctx: &mut RequestContext) -> Result<()> {
+        let peer_ip = GatewayProxy::peer_ip(session);
+        if let Some(reply) = self.proxy.admit(session.req_header(), peer_ip, ctx).await {
+            return write_reply(session, reply).await;
+        }
+        let peer = self.peer(ctx)?;
+        let mut fresh = false;
+        loop {
+            let request = self.upstream_request(session, peer_ip, ctx)?;
+            let (mut upstream, reused) = self.connect(peer, fresh).await?;
+            upstream.read_timeout = peer.options.read_timeout;
+            upstream.write_timeout = peer.options.write_timeout;
+            match exchange(&self.proxy, session, &mut upstream, request, ctx).await {
+                Ok(true) => {
+                    self.release(upstream, peer).await;
+                    return Ok(());
+                }
+                Ok(false) => return Ok(()),
+                Err(e) if reused && !fresh && may_send_again(session, &e) => {
+                    tracing::debug!(error = %e, "pooled connection closed by the application: sending again on a new one");
+                    fresh = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The peer of the request's route.
+    fn peer(&self, ctx: &RequestContext) -> Result<&HttpPeer> {
+        let peer = match ctx.upstream {
+            Some(index) => self.peers.get(index),
+            None => self.main_peer.as_ref(),
+        };
+        peer.ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream for the route"))
+    }
+
+    /// The request as the application receives it.
+    fn upstream_request(
+        &self,
+        session: &mut ServerSession,
+        peer_ip: Option<IpAddr>,
+        ctx: &RequestContext,
+    ) -> Result<Box<RequestHeader>> {
+        let has_body = !session.is_body_empty();
+        let original = session.req_header();
+        let chunked = original.headers.contains_key(header::TRANSFER_ENCODING);
+        let websocket = original.version == Version::HTTP_11
+            && original
+                .headers
+                .get(header::UPGRADE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let mut request = Box::new(original.clone());
+        strip_hop_by_hop(&mut request).map_err(|e| e.into_down())?;
+        prepare_upstream(
+            self.proxy.gateway(),
+            self.proxy.forwarded(),
+            &mut request,
+            peer_ip,
+            &ctx.correlation_id,
+            ctx.session.as_deref(),
+            self.proxy.upstream(ctx)?.pass_host,
+        )?;
+        to_origin_form(&mut request)?;
+        request.set_version(Version::HTTP_11);
+        if websocket {
+            request.insert_header(header::CONNECTION, "upgrade")?;
+            request.insert_header(header::UPGRADE, "websocket")?;
+        }
+        if has_body && (chunked || !request.headers.contains_key(header::CONTENT_LENGTH)) {
+            // The client's framing is gone with the hop-by-hop headers: a chunked body (or one
+            // whose length is not said) goes chunked, and never with a length beside it.
+            request.remove_header(&header::CONTENT_LENGTH);
+            request.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
+        Ok(request)
+    }
+
+    /// A pooled connection to `peer` (unless `fresh`), else a new one; `true` when pooled.
+    async fn connect(&self, peer: &HttpPeer, fresh: bool) -> Result<(UpstreamSession, bool)> {
+        if !fresh {
+            if let Some(stream) = self.transport.reused_stream(peer).await {
+                return Ok((UpstreamSession::new_with_options(stream, peer), true));
+            }
+        }
+        // Connecting (and TLS) makes a large future: in its own allocation, taken only when
+        // the pool has no connection, so that every request's future stays small.
+        let stream = Box::pin(self.transport.new_stream(peer))
+            .await
+            .map_err(|e| e.into_up())?;
+        Ok((UpstreamSession::new_with_options(stream, peer), false))
+    }
+
+    /// Hands a finished upstream connection back to the pool, if it can serve another request.
+    async fn release(&self, mut upstream: UpstreamSession, peer: &HttpPeer) {
+        upstream.respect_keepalive();
+        if let Some(stream) = upstream.reuse().await {
+            self.transport
+                .release_stream(stream, peer.reuse_hash(), peer.idle_timeout());
+        }
+    }
+}
+
+/// Whether a request that failed on a pooled connection may be sent again: the connection
+/// broke before any response byte, no byte of the request's body was taken from the client,
+/// and the method is idempotent (the application may have acted on the first one).
+fn may_send_again(session: &ServerSession, e: &Error) -> bool {
+    let broken = matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+    ) && e.esource() == &pingora::ErrorSource::Upstream;
+    let idempotent = matches!(
+        session.req_header().method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    broken && idempotent && session.response_written().is_none() && session.body_bytes_read() == 0
+}
+
+/// Sends `request` on `upstream` and the response back to the client, both bodies streamed
+/// at once. `Ok(true)`: the upstream connection can be reused.
+async fn exchange(
+    proxy: &GatewayProxy,
+    session: &mut ServerSession,
+    upstream: &mut UpstreamSession,
+    request: Box<RequestHeader>,
+    ctx: &mut RequestContext,
+) -> Result<bool> {
+    upstream
+        .write_request_header(request)
+        .await
+        .map_err(|e| e.into_up())?;
+    ctx.upstream_sent = Some(Instant::now());
+    let mut request_done = session.is_body_done();
+    let mut response_done = false;
+    let mut upgraded = false;
+    // A request body the application stopped taking (it may have answered early): the rest is
+    // not sent, and the connection is not reused.
+    let mut reusable = true;
+    while !request_done || !response_done {
+        tokio::select! {
+            biased;
+            task = upstream.read_response_task(), if !response_done => {
+                let task = task.map_err(|e| e.into_up())?;
+                response_done = respond(proxy, session, upstream, task, ctx).await?;
+                if !upgraded && session.was_upgraded() {
+                    // After a 101 the client's bytes go to the application until either closes.
+                    upgraded = true;
+                    request_done = false;
+                }
+                if upgraded && response_done {
+                    break;
+                }
+            }
+            body = session.read_body_or_idle(request_done) => {
+                let body = body.map_err(|e| e.into_down())?;
+                if upgraded {
+                    upstream.maybe_upgrade_body_writer();
+                }
+                let end = match &body {
+                    Some(_) => !upgraded && session.is_body_done(),
+                    None => true,
+                };
+                if let Some(data) = body {
+                    if let Err(e) = upstream.write_body(&data).await {
+                        tracing::debug!(error = %e, "the application stopped reading the request body");
+                        reusable = false;
+                        request_done = true;
+                        continue;
+                    }
+                }
+                if end {
+                    if let Err(e) = upstream.finish_body().await {
+                        tracing::debug!(error = %e, "cannot end the request body");
+                        reusable = false;
+                    }
+                    request_done = true;
+                    if upgraded {
+                        // The client closed its side of an upgraded connection.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(reusable && !upgraded)
+}
+
+/// Writes one piece of the application's response to the client; `true` at its end.
+async fn respond(
+    proxy: &GatewayProxy,
+    session: &mut ServerSession,
+    upstream: &UpstreamSession,
+    task: HttpTask,
+    ctx: &mut RequestContext,
+) -> Result<bool> {
+    let end = match task {
+        HttpTask::Header(mut header, end) => {
+            if header.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                if !(upstream.is_upgrade_req() && session.is_upgrade_req()) {
+                    return Err(Error::explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "101 Switching Protocols for a request that asked for no upgrade",
+                    )
+                    .into_up());
+                }
+            } else if header.status.is_informational() {
+                // 100 Continue and the like: passed on, the final header follows. pingora
+                // closes a connection whose response starts before the request's body has
+                // ended (rather than drain the rest); an interim response does not count:
+                // `100 Continue` is what asks for the body.
+                session.set_close_on_response_before_downstream_finish(false);
+                let written = session.write_response_header(header).await;
+                session.set_close_on_response_before_downstream_finish(true);
+                written.map_err(|e| e.into_down())?;
+                return Ok(false);
+            }
+            proxy.upstream_answered(ctx);
+            frame_response(session.req_header(), &mut header, end)?;
+            session
+                .write_response_header(header)
+                .await
+                .map_err(|e| e.into_down())?;
+            end
+        }
+        HttpTask::Body(data, end) | HttpTask::UpgradedBody(data, end) => {
+            if let Some(data) = data.filter(|d| !d.is_empty()) {
+                session
+                    .write_response_body(data, false)
+                    .await
+                    .map_err(|e| e.into_down())?;
+            }
+            end
+        }
+        HttpTask::Trailer(_) | HttpTask::Done => true,
+        HttpTask::Failed(e) => return Err(e.into_up()),
+    };
+    if end {
+        session.finish_body().await.map_err(|e| e.into_down())?;
+    }
+    Ok(end)
+}
+
+/// A response whose length the application does not say (it ends when the application closes)
+/// goes to the client chunked, so that the client's connection stays usable.
+fn frame_response(request: &RequestHeader, header: &mut ResponseHeader, end: bool) -> Result<()> {
+    let no_body =
+        request.method == Method::HEAD || matches!(header.status.as_u16(), 101 | 204 | 304) || end;
+    if !no_body
+        && !header.headers.contains_key(header::TRANSFER_ENCODING)
+        && !header.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        header.set_version(Version::HTTP_11);
+        header.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
+}
+
+/// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
+static HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
+];
+
+/// At most this many names in the client's `Connection` headers.
+const CONNECTION_NAMES: usize = 16;
+
+/// Removes the hop-by-hop headers and those the client's `Connection` header names. A
+/// `Connection` header naming `Host` or a forwarding header (which would have them removed
+/// after guichet set them, or before a front proxy's are read), a name that is not a token, or
+/// more than [`CONNECTION_NAMES`] names: the request is refused.
+pub(crate) fn strip_hop_by_hop(request: &mut RequestHeader) -> Result<()> {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in request.headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.is_empty() {
+                continue;
+            }
+            if named.len() == CONNECTION_NAMES {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "too many names in the Connection header",
+                ));
+            }
+            let name = HeaderName::from_bytes(token)
+                .ok()
+                .filter(|_| token.iter().all(|b| is_token_byte(*b)))
+                .ok_or_else(|| {
+                    Error::explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "the Connection header names something that is not a header",
+                    )
+                })?;
+            if name == header::HOST || name.as_str().starts_with("x-forwarded-") {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the Connection header names Host or a forwarding header",
+                ));
+            }
+            named.push(name);
+        }
+    }
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        if request.headers.contains_key(name) {
+            request.remove_header(name);
+        }
+    }
+    Ok(())
+}
+
+/// A byte of an HTTP token (RFC 9110 §5.6.2).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The request target in origin form (`/path?query`): a client's absolute form
+/// (`http://host/path`) names a host the application must not take from it (guichet sets
+/// `Host`). `*` (`OPTIONS *`) is kept.
+pub(crate) fn to_origin_form(request: &mut RequestHeader) -> Result<()> {
+    let raw = request.raw_path();
+    if raw.first() == Some(&b'/') || raw == b"*" {
+        return Ok(());
+    }
+    let origin = match raw.windows(3).position(|w| w == b"://") {
+        Some(scheme_end) => {
+            let rest = &raw[scheme_end + 3..];
+            match rest.iter().position(|b| *b == b'/' || *b == b'?') {
+                Some(start) if rest[start] == b'/' => rest[start..].to_vec(),
+                Some(start) => [b"/".as_slice(), &rest[start..]].concat(),
+                None => b"/".to_vec(),
+            }
+        }
+        None => {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "request target neither a path nor an absolute URL",
+            )
+            .into_down())
+        }
+    };
+    request.set_raw_path(&origin)
+}
+
+#[async_trait]
+impl HttpServerApp for GatewayApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if session.as_http1().is_none() {
+            return self.h2.process_new_http(session, shutdown).await;
+        }
+        self.serve_h1(session, shutdown).await
+    }
+
+    async fn http_cleanup(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+        self.h2.http_cleanup().await;
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.h2.h2_options()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,545 @@
+//! HTTP/1.1 on the wire through the gateway's own proxy loop: what reaches the application of
+//! the client's framing and connection headers, what reaches the client of the application's,
+//! and a request sent again when the application closed a pooled connection. Each test drives
+//! the real binary with raw bytes, against a scripted application that records what it read.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::{Browser, GatewayOptions, Stack};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How the scripted application behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Script {
+    /// Answers the first request of each connection (keep-alive) and closes the connection,
+    /// unanswered, when a second request arrives on it: what a pooled connection looks like
+    /// when the application closed it at the moment guichet reused it.
+    DropSecond,
+    /// `100 Continue` when asked; `/unframed`: a response without length, ended by closing;
+    /// `HEAD`: a length and no body; else what it read (framing, length, byte sum, head).
+    Plain,
+}
+
+/// What the scripted application read: one line per request, `answered <request line>` or
+/// `dropped <request line>`.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+async fn start_scripted(script: Script) -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(serve(stream, script, record.clone()));
+        }
+    });
+    (address, seen)
+}
+
+/// A request as the scripted application read it.
+struct Read {
+    line: String,
+    head: String,
+    framing: &'static str,
+    body: Vec<u8>,
+}
+
+async fn read_request(
+    reader: &mut BufReader<TcpStream>,
+    before_body: impl AsyncFnOnce(&mut BufReader<TcpStream>, &str),
+) -> Option<Read> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut head = String::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).await.ok()? == 0 {
+            return None;
+        }
+        if header.trim_end().is_empty() {
+            break;
+        }
+        head.push_str(&header.trim_end().to_ascii_lowercase());
+        head.push('\n');
+    }
+    before_body(reader, &head).await;
+    let value = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+    };
+    let mut body = Vec::new();
+    let framing = if value("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).await.ok()?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            if size == 0 {
+                let mut end = String::new();
+                reader.read_line(&mut end).await.ok()?;
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).await.ok()?;
+            body.extend_from_slice(&chunk[..size]);
+        }
+        "chunked"
+    } else if let Some(length) = value("content-length") {
+        body = vec![0; length.parse().ok()?];
+        reader.read_exact(&mut body).await.ok()?;
+        "length"
+    } else {
+        "none"
+    };
+    Some(Read {
+        line: line.trim_end().to_string(),
+        head,
+        framing,
+        body,
+    })
+}
+
+async fn serve(stream: TcpStream, script: Script, seen: Seen) {
+    let mut reader = BufReader::new(stream);
+    let mut served = 0;
+    loop {
+        let continued = async |reader: &mut BufReader<TcpStream>, head: &str| {
+            if script == Script::Plain && head.contains("expect: 100-continue\n") {
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await;
+            }
+        };
+        let Some(request) = read_request(&mut reader, continued).await else {
+            return;
+        };
+        if script == Script::DropSecond && served == 1 {
+            seen.lock()
+                .unwrap()
+                .push(format!("dropped {}", request.line));
+            return;
+        }
+        served += 1;
+        seen.lock()
+            .unwrap()
+            .push(format!("answered {}", request.line));
+        let answer = if request.line.starts_with("HEAD ") {
+            "HTTP/1.1 200 OK\r\ncontent-length: 42\r\n\r\n".to_string()
+        } else if request.line.contains(" /unframed") {
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nno length, ended by closing")
+                .await;
+            return;
+        } else {
+            let sum: u64 = request.body.iter().map(|b| u64::from(*b)).sum();
+            let body = format!(
+                "{}\nframing={} length={} sum={sum}\n{}",
+                request.line,
+                request.framing,
+                request.body.len(),
+                request.head
+            );
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A response as the client reads it.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// Reads one response (after any 1xx) from `reader`: its head, and a body framed by length or
+/// chunks (`HEAD`: none).
+async fn read_response(reader: &mut BufReader<TcpStream>, head_only: bool) -> Response {
+    let read = async {
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).await.unwrap();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("status line: {status_line:?}"));
+        let mut head = String::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).await.unwrap();
+            if header.trim_end().is_empty() {
+                break;
+            }
+            head.push_str(&header.trim_end().to_ascii_lowercase());
+            head.push('\n');
+        }
+        let value = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+        };
+        let mut body = Vec::new();
+        if head_only || status < 200 {
+        } else if value("transfer-encoding").as_deref() == Some("chunked") {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).await.unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).await.unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = value("content-length") {
+            body = vec![0; length.parse().unwrap()];
+            reader.read_exact(&mut body).await.unwrap();
+        } else {
+            reader.read_to_end(&mut body).await.unwrap();
+        }
+        Response {
+            status,
+            head,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
+/// A stack in front of the scripted application, and a signed-in visitor's cookie header.
+async fn signed_in(name: &str, script: Script) -> (Stack, String, Seen) {
+    let (upstream, seen) = start_scripted(script).await;
+    let stack = Stack::start(
+        name,
+        GatewayOptions {
+            upstream: Some(upstream),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+    let cookie = browser.cookie_header();
+    (stack, cookie, seen)
+}
+
+async fn connect(stack: &Stack) -> BufReader<TcpStream> {
+    let address = stack.direct_url.trim_start_matches("http://");
+    BufReader::new(TcpStream::connect(address).await.unwrap())
+}
+
+/// Sends one request without a body on `connection` and reads its response.
+async fn exchange(
+    connection: &mut BufReader<TcpStream>,
+    method: &str,
+    target: &str,
+    cookie: &str,
+    extra: &str,
+) -> Response {
+    let request = format!(
+        "{method} {target} HTTP/1.1\r\nhost: gateway.test\r\ncookie: {cookie}\r\n{extra}\r\n"
+    );
+    connection
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .unwrap();
+    read_response(connection, method == "HEAD").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_on_connections_the_application_closed_are_sent_again_only_when_safe() {
+    let (stack, cookie, seen) = signed_in("stale-pool", Script::DropSecond).await;
+    let mut client = connect(&stack).await;
+    let count = |line: &str| seen.lock().unwrap().iter().filter(|l| *l == line).count();
+    // Each request after the first finds a pooled connection the application closes on it.
+    let _ = exchange(&mut client, "GET", "/fill-the-pool", &cookie, "").await;
+    for (n, method) in ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "GET"]
+        .iter()
+        .enumerate()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let target = format!("/idempotent-{n}");
+        let response = exchange(&mut client, method, &target, &cookie, "").await;
+        assert_eq!(response.status, 200, "{method}: {response:?}");
+        let line = format!("{method} {target} HTTP/1.1");
+        assert_eq!(
+            count(&format!("dropped {line}")),
+            1,
+            "{method} met a closed connection"
+        );
+        assert_eq!(
+            count(&format!("answered {line}")),
+            1,
+            "{method} sent again once"
+        );
+    }
+    // POST and PATCH may have been acted on: not sent again, a 502 page, read once.
+    for (n, method) in ["POST", "PATCH"].iter().enumerate() {
+        let _ = exchange(&mut client, "GET", "/fill-the-pool", &cookie, "").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut client = connect(&stack).await;
+        let target = format!("/not-idempotent-{n}");
+        let response = exchange(
+            &mut client,
+            method,
+            &target,
+            &cookie,
+            "content-length: 5\r\n\r\nhello",
+        )
+        .await;
+        assert_eq!(response.status, 502, "{method}: {response:?}");
+        assert!(response.body.contains("Application injoignable"));
+        let line = format!("{method} {target} HTTP/1.1");
+        assert_eq!(count(&format!("dropped {line}")), 1);
+        assert_eq!(
+            count(&format!("answered {line}")),
+            0,
+            "{method} not sent again"
+        );
+    }
+    // A request with a body of an idempotent method is not sent again either: its body was
+    // taken from the client.
+    let _ = exchange(&mut client, "GET", "/fill-the-pool", &cookie, "").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut client = connect(&stack).await;
+    let response = exchange(
+        &mut client,
+        "PUT",
+        "/with-body",
+        &cookie,
+        "content-length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(response.status, 502, "{response:?}");
+    assert_eq!(count("answered PUT /with-body HTTP/1.1"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_headers_stay_with_the_connection() {
+    let (stack, cookie, _) = signed_in("hop-by-hop", Script::Plain).await;
+    let mut client = connect(&stack).await;
+    let response = exchange(
+        &mut client,
+        "GET",
+        "/hop",
+        &cookie,
+        "connection: keep-alive, X-Private, x-other\r\nx-private: secret\r\nx-other: 1\r\n\
+         keep-alive: timeout=300\r\nte: trailers\r\ntrailer: x-t\r\nproxy-authorization: Basic eDp5\r\n\
+         proxy-connection: keep-alive\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\
+         x-kept: yes\r\n",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let app = &response.body;
+    assert!(app.contains("\nx-kept: yes\n"), "{app}");
+    for gone in [
+        "x-private",
+        "x-other",
+        "keep-alive",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "upgrade",
+        "http2-settings",
+    ] {
+        assert!(
+            !app.contains(&format!("\n{gone}: ")),
+            "{gone} reached the app: {app}"
+        );
+    }
+    // The client's connection is still usable.
+    let again = exchange(&mut client, "GET", "/again", &cookie, "").await;
+    assert_eq!(again.status, 200);
+
+    // A Connection header that would remove what guichet sets, or is not a list of names, is
+    // refused before anything reaches the application.
+    let too_many = (0..17)
+        .map(|n| format!("x-{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for connection in [
+        "host",
+        "Host",
+        "x-forwarded-for",
+        "X-Forwarded-Proto",
+        "x-forwarded-host",
+        "\"x-private\"",
+        "x-a x-b",
+        too_many.as_str(),
+    ] {
+        let mut client = connect(&stack).await;
+        let response = exchange(
+            &mut client,
+            "GET",
+            "/refused",
+            &cookie,
+            &format!("connection: {connection}\r\n"),
+        )
+        .await;
+        assert_eq!(
+            response.status, 400,
+            "connection: {connection}: {response:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn absolute_form_targets_reach_the_application_as_paths() {
+    let (stack, cookie, _) = signed_in("absolute-form", Script::Plain).await;
+    let public_host = stack.direct_url.trim_start_matches("http://").to_string();
+    // (pingora refuses an absolute form whose host is not the `Host` header's: 400.)
+    for (target, host, path) in [
+        ("http://evil.example/abs?q=1", "evil.example", "/abs?q=1"),
+        ("http://evil.example", "evil.example", "/"),
+        ("https://evil.example?x=1", "evil.example", "/?x=1"),
+        ("http://evil.example:8080/a/b", "evil.example:8080", "/a/b"),
+    ] {
+        let mut client = connect(&stack).await;
+        let request = format!("GET {target} HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\n\r\n");
+        client
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let response = read_response(&mut client, false).await;
+        assert_eq!(response.status, 200, "{target}: {response:?}");
+        assert!(
+            response.body.starts_with(&format!("GET {path} HTTP/1.1\n")),
+            "{target}: {}",
+            response.body
+        );
+        assert!(
+            response.body.contains(&format!("\nhost: {public_host}\n")),
+            "{target}: {}",
+            response.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_stream_with_their_framing_and_expect_continue() {
+    let (stack, cookie, _) = signed_in("uploads", Script::Plain).await;
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
+
+    // Chunked, with Expect: the application's 100 Continue reaches the client, which sends
+    // the body only then; the application reads it chunked.
+    for chunked in [true, false] {
+        let mut client = connect(&stack).await;
+        let framing = if chunked {
+            "transfer-encoding: chunked\r\n".to_string()
+        } else {
+            format!("content-length: {}\r\n", body.len())
+        };
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nhost: gateway.test\r\ncookie: {cookie}\r\n\
+             expect: 100-continue\r\n{framing}\r\n"
+        );
+        client.get_mut().write_all(head.as_bytes()).await.unwrap();
+        let mut interim = String::new();
+        client.read_line(&mut interim).await.unwrap();
+        assert!(interim.starts_with("HTTP/1.1 100"), "{interim:?}");
+        let mut blank = String::new();
+        client.read_line(&mut blank).await.unwrap();
+        for piece in body.chunks(70_000) {
+            if chunked {
+                let size = format!("{:x}\r\n", piece.len());
+                client.get_mut().write_all(size.as_bytes()).await.unwrap();
+                client.get_mut().write_all(piece).await.unwrap();
+                client.get_mut().write_all(b"\r\n").await.unwrap();
+            } else {
+                client.get_mut().write_all(piece).await.unwrap();
+            }
+        }
+        if chunked {
+            client.get_mut().write_all(b"0\r\n\r\n").await.unwrap();
+        }
+        let response = read_response(&mut client, false).await;
+        assert_eq!(response.status, 200, "{response:?}");
+        let expected = format!(
+            "framing={} length={} sum={sum}\n",
+            if chunked { "chunked" } else { "length" },
+            body.len()
+        );
+        assert!(response.body.contains(&expected), "{}", response.body);
+        let again = exchange(&mut client, "GET", "/after-upload", &cookie, "").await;
+        assert_eq!(again.status, 200);
+    }
+
+    // Both a length and chunked (a request smuggling shape): never both to the application.
+    let mut client = connect(&stack).await;
+    let request = format!(
+        "POST /both HTTP/1.1\r\nhost: gateway.test\r\ncookie: {cookie}\r\n\
+         content-length: 4\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    );
+    client
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .unwrap();
+    let response = read_response(&mut client, false).await;
+    if response.status == 200 {
+        assert!(
+            response.body.contains("framing=chunked length=5 "),
+            "{}",
+            response.body
+        );
+        assert!(
+            !response.body.contains("\ncontent-length: "),
+            "{}",
+            response.body
+        );
+    } else {
+        assert_eq!(response.status, 400, "{response:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_reach_the_client_framed_and_the_connection_stays() {
+    let (stack, cookie, _) = signed_in("response-framing", Script::Plain).await;
+    let mut client = connect(&stack).await;
+    // Ended by the application closing: chunked to the client, whose connection goes on.
+    let unframed = exchange(&mut client, "GET", "/unframed", &cookie, "").await;
+    assert_eq!(unframed.status, 200);
+    assert_eq!(unframed.body, "no length, ended by closing");
+    assert!(
+        unframed.head.contains("transfer-encoding: chunked\n"),
+        "{}",
+        unframed.head
+    );
+    // HEAD: the length the application said, no body; the next response is read whole.
+    let head = exchange(&mut client, "HEAD", "/", &cookie, "").await;
+    assert_eq!(head.status, 200);
+    assert!(head.head.contains("content-length: 42\n"), "{}", head.head);
+    let next = exchange(&mut client, "GET", "/after-head", &cookie, "").await;
+    assert_eq!(next.status, 200);
+    assert!(
+        next.body.starts_with("GET /after-head HTTP/1.1\n"),
+        "{}",
+        next.body
+    );
+}
