@@ -39,11 +39,12 @@ use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
-use pingora::upstreams::peer::{HttpPeer, Peer};
+use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::http::pool::UpstreamPool;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
 
 /// The gateway's listening application: HTTP/1.x served here, HTTP/2 streams by pingora-proxy
@@ -51,7 +52,10 @@ use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestCon
 pub struct GatewayApp {
     proxy: GatewayProxy,
     h2: Arc<HttpProxy<GatewayProxy>>,
+    /// New upstream connections (TCP, TLS with `ca_file`).
     transport: TransportConnector,
+    /// Idle upstream connections.
+    pool: UpstreamPool,
     /// `[upstream]`'s peer (absent with `server.mode = "auth"`), and `[upstreams.NAME]`'s in
     /// `Settings::upstreams` order: built once, with their time-outs.
     main_peer: Option<HttpPeer>,
@@ -78,6 +82,7 @@ impl GatewayApp {
             proxy,
             h2: Arc::new(h2),
             transport: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            pool: UpstreamPool::new(conf.upstream_keepalive_pool_size),
             main_peer: settings.upstream.as_ref().map(crate::server::upstream_peer),
             peers: settings
                 .upstreams
@@ -235,7 +240,7 @@ impl GatewayApp {
     /// A pooled connection to `peer` (unless `fresh`), else a new one; `true` when pooled.
     async fn connect(&self, peer: &HttpPeer, fresh: bool) -> Result<(UpstreamSession, bool)> {
         if !fresh {
-            if let Some(stream) = self.transport.reused_stream(peer).await {
+            if let Some(stream) = self.pool.take(peer) {
                 return Ok((UpstreamSession::new_with_options(stream, peer), true));
             }
         }
@@ -251,8 +256,7 @@ impl GatewayApp {
     async fn release(&self, mut upstream: UpstreamSession, peer: &HttpPeer) {
         upstream.respect_keepalive();
         if let Some(stream) = upstream.reuse().await {
-            self.transport
-                .release_stream(stream, peer.reuse_hash(), peer.idle_timeout());
+            self.pool.put(peer, stream);
         }
     }
 }
@@ -316,7 +320,9 @@ async fn exchange(
                     Some(_) => !upgraded && session.is_body_done(),
                     None => true,
                 };
-                if let Some(data) = body {
+                // An empty piece (a read that ended inside a chunk's framing) is not written:
+                // an empty chunk would end a chunked body.
+                if let Some(data) = body.filter(|d| !d.is_empty()) {
                     if let Err(e) = upstream.write_body(&data).await {
                         tracing::debug!(error = %e, "the application stopped reading the request body");
                         reusable = false;

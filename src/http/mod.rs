@@ -12,6 +12,7 @@ pub mod forward_auth;
 pub mod forwarded;
 pub mod h1;
 pub mod pages;
+pub mod pool;
 pub mod proxy;
 pub mod routes;
 pub mod visitor;
