@@ -14,11 +14,12 @@
 //! counts both).
 //!
 //! With `--core` it is not a pingora-proxy service at all but the smallest proxy loop written
-//! on pingora-core (`HttpServerApp`: read the request, take an upstream connection from
-//! pingora's pool, send the header, copy the response back, hand both connections back for
-//! reuse). It serves only requests without a body (anything else gets a 501): it is not a
-//! proxy anyone should run, but the floor of what a proxy loop of guichet's own on pingora-core
-//! could cost, measured against pingora-proxy's (`benches/instructions.sh`).
+//! on pingora-core (`HttpServerApp`: read the request, take an idle upstream connection from
+//! guichet's pool — `guichet::http::pool`, the one guichet's own loop uses —, send the header,
+//! copy the response back, hand both connections back for reuse). It serves only requests
+//! without a body (anything else gets a 501): it is not a proxy anyone should run, but the floor
+//! under guichet's own loop (`guichet::http::h1`: bodies both ways, upgrades, the resend, the
+//! pages), measured against pingora-proxy's (`benches/instructions.sh`).
 //!
 //! Usage: `passthrough --listen 127.0.0.1:18090 --upstream 127.0.0.1:18083 [--threads 2]
 //! [--add-headers FILE] [--h2c | --core]`.
@@ -31,18 +32,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora::connectors::http::v1::Connector;
+use pingora::connectors::TransportConnector;
 use pingora::http::RequestHeader;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
-use pingora::upstreams::peer::Peer;
 
 use guichet::config::UpstreamSettings;
 use guichet::http::forwarded::UpstreamParts;
+use guichet::http::pool::UpstreamPool;
 use guichet::server::{downstream_modules, proxy_service, tuned_conf, upstream_peer};
 
 #[global_allocator]
@@ -107,7 +109,8 @@ fn add_headers(
 
 /// `--core`: the smallest proxy loop on pingora-core, for requests without a body.
 struct CoreLoop {
-    connector: Connector,
+    transport: TransportConnector,
+    pool: UpstreamPool,
     peer: HttpPeer,
     /// Headers added to every request (`--add-headers`); none by default.
     added: Vec<(HeaderName, HeaderValue)>,
@@ -121,14 +124,11 @@ impl CoreLoop {
         }
         // A pooled connection first; a new one (a large future: connect, TLS) in its own
         // allocation, only when the pool has none, so that every request's future stays small.
-        let mut upstream = match self.connector.reused_http_session(&self.peer).await {
-            Some(upstream) => upstream,
-            None => {
-                Box::pin(self.connector.get_http_session(&self.peer))
-                    .await?
-                    .0
-            }
+        let stream = match self.pool.take(&self.peer) {
+            Some(stream) => stream,
+            None => Box::pin(self.transport.new_stream(&self.peer)).await?,
         };
+        let mut upstream = UpstreamSession::new_with_options(stream, &self.peer);
         let mut request = Box::new(session.req_header().clone());
         add_headers(&self.added, &mut request)?;
         upstream.write_request_header(request).await?;
@@ -142,10 +142,10 @@ impl CoreLoop {
             session.write_response_body(chunk, false).await?;
         }
         if upstream.is_body_done() {
-            let idle = self.peer.idle_timeout();
-            self.connector
-                .release_http_session(upstream, &self.peer, idle)
-                .await;
+            upstream.respect_keepalive();
+            if let Some(stream) = upstream.reuse().await {
+                self.pool.put(&self.peer, stream);
+            }
         }
         Ok(())
     }
@@ -214,7 +214,8 @@ fn main() {
     let added = value("--add-headers").map_or_else(Vec::new, |path| read_headers(&path));
     if flag("--core") {
         let app = CoreLoop {
-            connector: Connector::new(None),
+            transport: TransportConnector::new(None),
+            pool: UpstreamPool::new(128),
             peer: upstream_peer(&upstream),
             added,
         };
