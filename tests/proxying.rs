@@ -541,4 +541,41 @@ async fn responses_reach_the_client_framed_and_the_connection_stays() {
         "{}",
         next.body
     );
+
+    // An HTTP/1.0 client does not know chunks: it reads the body to the connection's end.
+    let mut old = connect(&stack).await;
+    let request =
+        format!("GET /unframed HTTP/1.0\r\nhost: gateway.test\r\ncookie: {cookie}\r\n\r\n");
+    old.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let unframed = read_response(&mut old, false).await;
+    assert_eq!(unframed.status, 200);
+    assert_eq!(unframed.body, "no length, ended by closing");
+    assert!(
+        !unframed.head.contains("transfer-encoding"),
+        "{}",
+        unframed.head
+    );
+}
+
+/// Upgrades many at once, each on its own connection: every one echoes on its first try (the
+/// `101` and the request's end are never confused, whichever the loop reads first).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_websocket_upgrade_echoes_on_its_first_try() {
+    let stack = Stack::start("websocket-burst", GatewayOptions::default()).await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&stack, "/").await.status, 200);
+    let address = stack.direct_url.trim_start_matches("http://").to_string();
+    let cookie = browser.cookie_header();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (address, cookie) = (address.clone(), cookie.clone());
+        clients.spawn(async move {
+            for _ in 0..10 {
+                support::assert_websocket_echoes(&address, &cookie).await;
+            }
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done.expect("80 upgrades, each echoing");
+    }
 }

@@ -366,6 +366,10 @@ async fn respond(
                     .into_up());
                 }
             } else if header.status.is_informational() {
+                // HTTP/1.0 has no interim responses: its clients get the final one only.
+                if session.req_header().version != Version::HTTP_11 {
+                    return Ok(false);
+                }
                 // 100 Continue and the like: passed on, the final header follows. pingora
                 // closes a connection whose response starts before the request's body has
                 // ended (rather than drain the rest); an interim response does not count:
@@ -403,10 +407,13 @@ async fn respond(
 }
 
 /// A response whose length the application does not say (it ends when the application closes)
-/// goes to the client chunked, so that the client's connection stays usable.
+/// goes to an HTTP/1.1 client chunked, so that the client's connection stays usable; an
+/// HTTP/1.0 client, which does not know chunks, reads it to the connection's end.
 fn frame_response(request: &RequestHeader, header: &mut ResponseHeader, end: bool) -> Result<()> {
-    let no_body =
-        request.method == Method::HEAD || matches!(header.status.as_u16(), 101 | 204 | 304) || end;
+    let no_body = request.method == Method::HEAD
+        || matches!(header.status.as_u16(), 101 | 204 | 304)
+        || end
+        || request.version != Version::HTTP_11;
     if !no_body
         && !header.headers.contains_key(header::TRANSFER_ENCODING)
         && !header.headers.contains_key(header::CONTENT_LENGTH)

@@ -28,74 +28,36 @@ pub async fn websocket_upgrade(address: &str, cookie: Option<&str>) -> (TcpStrea
     (stream, String::from_utf8_lossy(&head).into_owned())
 }
 
-/// Why a tunnel did not echo.
-#[derive(Debug)]
-pub enum EchoFailure {
-    /// The connection ended cleanly before the first echo: pingora's early close of an upgrade
-    /// (cloudflare/pingora#946), after which a websocket client connects again.
-    ClosedAfterUpgrade,
-    /// Anything else: a wrong echo, an error, a time-out.
-    Other(String),
-}
-
 /// Sends three masked text frames "bonjour", as a browser would, and checks each comes back
 /// (the test application echoes the bytes).
-async fn echoes(stream: &mut TcpStream) -> Result<(), EchoFailure> {
+async fn echoes(stream: &mut TcpStream) -> Result<(), String> {
     let mask = [1u8, 2, 3, 4];
     let mut frame = vec![0x81, 0x80 | 7];
     frame.extend_from_slice(&mask);
     frame.extend(b"bonjour".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     for round in 0..3 {
-        let written = stream.write_all(&frame).await;
+        stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| format!("frame {round}: {e}"))?;
         let mut echoed = vec![0u8; frame.len()];
-        let read = match written {
-            Ok(()) => tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
-                .await
-                .map_err(|_| EchoFailure::Other(format!("no echo in 5 s (frame {round})")))?,
-            Err(e) => Err(e),
-        };
-        match read {
-            Ok(_) if echoed == frame => {}
-            Ok(_) => {
-                return Err(EchoFailure::Other(format!(
-                    "echoed {echoed:?}, sent {frame:?}"
-                )))
-            }
-            Err(e)
-                if round == 0
-                    && matches!(
-                        e.kind(),
-                        std::io::ErrorKind::UnexpectedEof
-                            | std::io::ErrorKind::ConnectionReset
-                            | std::io::ErrorKind::BrokenPipe
-                    ) =>
-            {
-                return Err(EchoFailure::ClosedAfterUpgrade)
-            }
-            Err(e) => return Err(EchoFailure::Other(format!("frame {round}: {e}"))),
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+            .await
+            .map_err(|_| format!("no echo in 5 s (frame {round})"))?
+            .map_err(|e| format!("frame {round}: {e}"))?;
+        if echoed != frame {
+            return Err(format!("echoed {echoed:?}, sent {frame:?}"));
         }
     }
     Ok(())
 }
 
 /// A websocket client's view: upgrades `/ws` at `address` with `cookie` and checks the tunnel
-/// echoes. pingora 0.9 sometimes ends an upgrade right after its `101`
-/// (cloudflare/pingora#946, see the README's "Known limitations"); the client then connects
-/// again, as websocket clients do. That one failure is retried, at most 5 upgrades in all;
-/// any other answer or failure fails at once.
+/// echoes, on the first try.
 pub async fn assert_websocket_echoes(address: &str, cookie: &str) {
-    let mut closed = 0;
-    for _ in 0..5 {
-        let (mut stream, head) = websocket_upgrade(address, Some(cookie)).await;
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        match echoes(&mut stream).await {
-            Ok(()) => return,
-            Err(EchoFailure::ClosedAfterUpgrade) => {
-                eprintln!("upgrade closed right after its 101 (pingora#946): connecting again");
-                closed += 1;
-            }
-            Err(EchoFailure::Other(e)) => panic!("websocket tunnel: {e}"),
-        }
+    let (mut stream, head) = websocket_upgrade(address, Some(cookie)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    if let Err(e) = echoes(&mut stream).await {
+        panic!("websocket tunnel: {e}");
     }
-    panic!("{closed} upgrades in a row closed right after their 101");
 }

@@ -93,8 +93,11 @@ fn only_a_body_without_length_is_sent_chunked() {
         response.headers.get(header::TRANSFER_ENCODING).unwrap(),
         "chunked"
     );
-    // No body by definition, or already ended: nothing added.
+    // No body by definition, or already ended, or a client without chunks: nothing added.
+    let mut old_client = request("/", &[]);
+    old_client.set_version(Version::HTTP_10);
     for (request, status, end) in [
+        (&old_client, 200, false),
         (&head, 200, false),
         (&get, 204, false),
         (&get, 304, false),
