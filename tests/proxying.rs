@@ -336,7 +336,7 @@ async fn requests_on_connections_the_application_closed_are_sent_again_only_when
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_headers_stay_with_the_connection() {
-    let (stack, cookie, _) = signed_in("hop-by-hop", Script::Plain).await;
+    let (stack, cookie, seen) = signed_in("hop-by-hop", Script::Plain).await;
     let mut client = connect(&stack).await;
     let response = exchange(
         &mut client,
@@ -402,6 +402,12 @@ async fn connection_headers_stay_with_the_connection() {
             "connection: {connection}: {response:?}"
         );
     }
+    let reached = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains(" /refused "));
+    assert!(!reached, "a refused request reached the application");
 }
 
 #[tokio::test(flavor = "multi_thread")]
