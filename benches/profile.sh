@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where a proxy spends its CPU per request: runs guichet with a live session (access log on,
 # the default), the bare pingora passthrough (benches/passthrough.rs, guichet's pingora
-# settings) and nginx proxy_pass (workers = THREADS, upstream keepalive) in front of the same
+# settings), the smallest proxy loop on pingora-core (benches/passthrough.rs --core, with
+# guichet's connection pool: the floor under guichet's own HTTP/1.x loop) and nginx proxy_pass (workers = THREADS, upstream keepalive) in front of the same
 # static nginx, loads each with wrk over loopback for
 # DURATION seconds while `perf record` samples that proxy's processes only (999 Hz, no call
 # graph), and prints each one's self time grouped by what the code is (kernel, allocator,
@@ -20,7 +21,7 @@ done
 
 work=$(mktemp -d /tmp/guichet-profile.XXXXXX)
 chmod 755 "$work"   # nginx workers (www-data) read the page from it
-static=127.0.0.1:18183; proxy=127.0.0.1:18184; passthrough=127.0.0.1:18190
+static=127.0.0.1:18183; proxy=127.0.0.1:18184; passthrough=127.0.0.1:18190; core=127.0.0.1:18191
 idp=127.0.0.1:18185; gw=127.0.0.1:18180
 pids_to_stop=()
 stop() {
@@ -51,7 +52,12 @@ cookie="Cookie: guichet=$(head -1 "$work/cookie")"
 "$passthrough_bin" --listen "$passthrough" --upstream "$static" --threads "$threads" >"$work/passthrough.log" 2>&1 &
 pids_to_stop+=($!)
 passthrough_pid=$!
-for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$passthrough/" && break; sleep 0.1; done
+"$passthrough_bin" --listen "$core" --upstream "$static" --threads "$threads" --core >"$work/core.log" 2>&1 &
+pids_to_stop+=($!)
+core_pid=$!
+for address in "$passthrough" "$core"; do
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$address/" && break; sleep 0.1; done
+done
 
 # The page, through URL with HEADER: 200 and 1,024 bytes, else the run stops.
 serves_page() {
@@ -102,5 +108,6 @@ done
 [ -n "$served" ] || { echo "guichet did not serve the session: $(tail -5 "$work/guichet.log")" >&2; exit 1; }
 profile "guichet, live session" "http://$gw/" "$guichet_pid" "$cookie"
 profile "bare pingora passthrough" "http://$passthrough/" "$passthrough_pid"
+profile "pingora-core loop (passthrough --core)" "http://$core/" "$core_pid"
 workers=$(pgrep -d, -f "nginx: worker process" -P "$(cat "$work/nginx-proxy.pid")")
 profile "nginx proxy_pass ($threads workers)" "http://$proxy/" "$workers"
