@@ -21,7 +21,8 @@ enum Script {
     /// when the application closed it at the moment guichet reused it.
     DropSecond,
     /// `100 Continue` when asked; `/unframed`: a response without length, ended by closing;
-    /// `HEAD`: a length and no body; else what it read (framing, length, byte sum, head).
+    /// `/hang`: no answer, the connection left open; `HEAD`: a length and no body; else what
+    /// it read (framing, length, byte sum, head).
     Plain,
 }
 
@@ -137,6 +138,9 @@ async fn serve(stream: TcpStream, script: Script, seen: Seen) {
             .push(format!("answered {}", request.line));
         let answer = if request.line.starts_with("HEAD ") {
             "HTTP/1.1 200 OK\r\ncontent-length: 42\r\n\r\n".to_string()
+        } else if request.line.contains(" /hang") {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return;
         } else if request.line.contains(" /unframed") {
             let _ = reader
                 .get_mut()
@@ -584,4 +588,36 @@ async fn every_websocket_upgrade_echoes_on_its_first_try() {
     while let Some(done) = clients.join_next().await {
         done.expect("80 upgrades, each echoing");
     }
+}
+
+/// An application that does not answer within `[upstream] read_timeout` (5 s here): the 504
+/// page, and the client's next connection is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_application_too_slow_gives_the_504_page() {
+    let (stack, cookie, seen) = signed_in("too-slow", Script::Plain).await;
+    let mut client = connect(&stack).await;
+    let response = exchange(&mut client, "GET", "/hang", &cookie, "").await;
+    assert_eq!(response.status, 504, "{response:?}");
+    assert!(
+        response.body.contains("Application trop lente"),
+        "{}",
+        response.body
+    );
+    assert!(
+        response.head.contains("connection: close\n"),
+        "{}",
+        response.head
+    );
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(" /hang "))
+            .count(),
+        1,
+        "a request that timed out is not sent again"
+    );
+    let mut client = connect(&stack).await;
+    let next = exchange(&mut client, "GET", "/after-timeout", &cookie, "").await;
+    assert_eq!(next.status, 200);
 }
