@@ -9,9 +9,9 @@
 //! (`ServerSession`, the upstream `v1` client session, the connection pool):
 //!
 //! 1. read the request (400 for a malformed one, 405 for `CONNECT`);
-//! 2. [`GatewayProxy::admit`]: guichet's own pages, the session, the route's rules;
+//! 2. `GatewayProxy::admit`: guichet's own pages, the session, the route's rules;
 //! 3. the upstream request: hop-by-hop headers and the headers `Connection` names removed
-//!    ([`strip_hop_by_hop`]), a WebSocket upgrade kept, then [`prepare_upstream`], the target
+//!    (`strip_hop_by_hop`), a WebSocket upgrade kept, then [`prepare_upstream`], the target
 //!    in origin form, the body framed;
 //! 4. an upstream connection from the pool (or a new one), the request header written, then
 //!    both ways at once in one task: the client's body to the application, the application's
@@ -159,7 +159,7 @@ impl GatewayApp {
         }
     }
 
-    /// Answers the request: guichet's reply, or the application's through [`Self::exchange`].
+    /// Answers the request: guichet's reply, or the application's through [`exchange`].
     async fn serve(&self, session: &mut ServerSession, ctx: &mut RequestContext) -> Result<()> {
         let peer_ip = GatewayProxy::peer_ip(session);
         if let Some(reply) = self.proxy.admit(session.req_header(), peer_ip, ctx).await {
