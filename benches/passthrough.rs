@@ -32,11 +32,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora::connectors::TransportConnector;
 use pingora::http::RequestHeader;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::{Server, ShutdownWatch};
@@ -44,7 +42,7 @@ use pingora::services::listening::Service;
 
 use guichet::config::UpstreamSettings;
 use guichet::http::forwarded::UpstreamParts;
-use guichet::http::pool::UpstreamPool;
+use guichet::http::pool::Upstreams;
 use guichet::server::{downstream_modules, proxy_service, tuned_conf, upstream_peer};
 
 #[global_allocator]
@@ -109,8 +107,7 @@ fn add_headers(
 
 /// `--core`: the smallest proxy loop on pingora-core, for requests without a body.
 struct CoreLoop {
-    transport: TransportConnector,
-    pool: UpstreamPool,
+    upstreams: Upstreams,
     peer: HttpPeer,
     /// Headers added to every request (`--add-headers`); none by default.
     added: Vec<(HeaderName, HeaderValue)>,
@@ -122,13 +119,7 @@ impl CoreLoop {
         if !session.is_body_empty() {
             return session.respond_error(501).await;
         }
-        // A pooled connection first; a new one (a large future: connect, TLS) in its own
-        // allocation, only when the pool has none, so that every request's future stays small.
-        let stream = match self.pool.take(&self.peer) {
-            Some(stream) => stream,
-            None => Box::pin(self.transport.new_stream(&self.peer)).await?,
-        };
-        let mut upstream = UpstreamSession::new_with_options(stream, &self.peer);
+        let (mut upstream, _) = self.upstreams.connect(&self.peer, false).await?;
         let mut request = Box::new(session.req_header().clone());
         add_headers(&self.added, &mut request)?;
         upstream.write_request_header(request).await?;
@@ -142,10 +133,7 @@ impl CoreLoop {
             session.write_response_body(chunk, false).await?;
         }
         if upstream.is_body_done() {
-            upstream.respect_keepalive();
-            if let Some(stream) = upstream.reuse().await {
-                self.pool.put(&self.peer, stream);
-            }
+            self.upstreams.release(upstream, &self.peer).await;
         }
         Ok(())
     }
@@ -214,8 +202,7 @@ fn main() {
     let added = value("--add-headers").map_or_else(Vec::new, |path| read_headers(&path));
     if flag("--core") {
         let app = CoreLoop {
-            transport: TransportConnector::new(None),
-            pool: UpstreamPool::new(128),
+            upstreams: Upstreams::new(None, 128),
             peer: upstream_peer(&upstream),
             added,
         };

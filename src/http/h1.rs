@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use http::header::{self, HeaderName};
 use http::{Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
-use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
@@ -44,7 +44,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::http::pool::UpstreamPool;
+use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
 
 /// The gateway's listening application: HTTP/1.x served here, HTTP/2 streams by pingora-proxy
@@ -52,10 +52,8 @@ use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestCon
 pub struct GatewayApp {
     proxy: GatewayProxy,
     h2: Arc<HttpProxy<GatewayProxy>>,
-    /// New upstream connections (TCP, TLS with `ca_file`).
-    transport: TransportConnector,
-    /// Idle upstream connections.
-    pool: UpstreamPool,
+    /// Upstream connections: pooled, else new.
+    upstreams: Upstreams,
     /// `[upstream]`'s peer (absent with `server.mode = "auth"`), and `[upstreams.NAME]`'s in
     /// `Settings::upstreams` order: built once, with their time-outs.
     main_peer: Option<HttpPeer>,
@@ -81,8 +79,10 @@ impl GatewayApp {
         GatewayApp {
             proxy,
             h2: Arc::new(h2),
-            transport: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
-            pool: UpstreamPool::new(conf.upstream_keepalive_pool_size),
+            upstreams: Upstreams::new(
+                Some(ConnectorOptions::from_server_conf(conf)),
+                conf.upstream_keepalive_pool_size,
+            ),
             main_peer: settings.upstream.as_ref().map(crate::server::upstream_peer),
             peers: settings
                 .upstreams
@@ -169,12 +169,10 @@ impl GatewayApp {
         let mut fresh = false;
         loop {
             let request = self.upstream_request(session, peer_ip, ctx)?;
-            let (mut upstream, reused) = self.connect(peer, fresh).await?;
-            upstream.read_timeout = peer.options.read_timeout;
-            upstream.write_timeout = peer.options.write_timeout;
+            let (mut upstream, reused) = self.upstreams.connect(peer, fresh).await?;
             match exchange(&self.proxy, session, &mut upstream, request, ctx).await {
                 Ok(true) => {
-                    self.release(upstream, peer).await;
+                    self.upstreams.release(upstream, peer).await;
                     return Ok(());
                 }
                 Ok(false) => return Ok(()),
@@ -235,29 +233,6 @@ impl GatewayApp {
             request.insert_header(header::TRANSFER_ENCODING, "chunked")?;
         }
         Ok(request)
-    }
-
-    /// A pooled connection to `peer` (unless `fresh`), else a new one; `true` when pooled.
-    async fn connect(&self, peer: &HttpPeer, fresh: bool) -> Result<(UpstreamSession, bool)> {
-        if !fresh {
-            if let Some(stream) = self.pool.take(peer) {
-                return Ok((UpstreamSession::new_with_options(stream, peer), true));
-            }
-        }
-        // Connecting (and TLS) makes a large future: in its own allocation, taken only when
-        // the pool has no connection, so that every request's future stays small.
-        let stream = Box::pin(self.transport.new_stream(peer))
-            .await
-            .map_err(|e| e.into_up())?;
-        Ok((UpstreamSession::new_with_options(stream, peer), false))
-    }
-
-    /// Hands a finished upstream connection back to the pool, if it can serve another request.
-    async fn release(&self, mut upstream: UpstreamSession, peer: &HttpPeer) {
-        upstream.respect_keepalive();
-        if let Some(stream) = upstream.reuse().await {
-            self.pool.put(peer, stream);
-        }
     }
 }
 

@@ -15,6 +15,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::AsyncReadExt;
@@ -89,6 +91,55 @@ impl UpstreamPool {
                 since: Instant::now(),
             });
         });
+    }
+}
+
+/// HTTP/1.1 sessions to the upstreams: an idle connection of this thread's pool, else a new one
+/// (TCP, TLS with the options' `ca_file`); handed back to the pool when they can serve another
+/// request. guichet's loop (`http::h1`) and the benchmark's pingora-core loop use it.
+pub struct Upstreams {
+    transport: TransportConnector,
+    pool: UpstreamPool,
+}
+
+impl Upstreams {
+    pub fn new(options: Option<ConnectorOptions>, per_upstream: usize) -> Self {
+        Upstreams {
+            transport: TransportConnector::new(options),
+            pool: UpstreamPool::new(per_upstream),
+        }
+    }
+
+    /// A pooled session to `peer` (unless `fresh`), else a new one; `true` when pooled. Its
+    /// time-outs are the peer's.
+    pub async fn connect(
+        &self,
+        peer: &HttpPeer,
+        fresh: bool,
+    ) -> pingora::Result<(UpstreamSession, bool)> {
+        let pooled = if fresh { None } else { self.pool.take(peer) };
+        let reused = pooled.is_some();
+        let stream = match pooled {
+            Some(stream) => stream,
+            // Connecting (and TLS) makes a large future: in its own allocation, taken only when
+            // the pool has no connection, so that every request's future stays small.
+            None => Box::pin(self.transport.new_stream(peer))
+                .await
+                .map_err(|e| e.into_up())?,
+        };
+        let mut session = UpstreamSession::new_with_options(stream, peer);
+        session.read_timeout = peer.options.read_timeout;
+        session.write_timeout = peer.options.write_timeout;
+        Ok((session, reused))
+    }
+
+    /// Hands a finished session's connection back to the pool, if it can serve another request
+    /// (its response read to the end, keep-alive on both sides).
+    pub async fn release(&self, mut session: UpstreamSession, peer: &HttpPeer) {
+        session.respect_keepalive();
+        if let Some(stream) = session.reuse().await {
+            self.pool.put(peer, stream);
+        }
     }
 }
 
