@@ -119,7 +119,11 @@ impl CoreLoop {
         if !session.is_body_empty() {
             return session.respond_error(501).await;
         }
-        let (mut upstream, _) = self.upstreams.connect(&self.peer, false).await?;
+        let mut upstream = self
+            .upstreams
+            .connect(&self.peer, false, false)
+            .await?
+            .session;
         let mut request = Box::new(session.req_header().clone());
         add_headers(&self.added, &mut request)?;
         upstream.write_request_header(request).await?;

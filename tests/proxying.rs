@@ -24,6 +24,18 @@ enum Script {
     /// `/hang`: no answer, the connection left open; `HEAD`: a length and no body; else what
     /// it read (framing, length, byte sum, head).
     Plain,
+    /// Sends its whole response ([`ANSWER_FIRST`] bytes) before it reads any of the request's
+    /// body, then reads the body: an application that answers while it reads. An upgrade:
+    /// `101`, the client's first byte read, then the same.
+    AnswerFirst,
+}
+
+/// The length of [`Script::AnswerFirst`]'s response, and of the body sent to it: more than
+/// loopback sockets hold.
+const ANSWER_FIRST: usize = 40 * 1024 * 1024;
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
 }
 
 /// What the scripted application read: one line per request, `answered <request line>` or
@@ -122,6 +134,16 @@ async fn serve(stream: TcpStream, script: Script, seen: Seen) {
                     .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                     .await;
             }
+            if script == Script::AnswerFirst {
+                let answer = if head.contains("upgrade: websocket\n") {
+                    // The rest once the client's bytes start (below).
+                    b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n".to_vec()
+                } else {
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {ANSWER_FIRST}\r\n\r\n");
+                    [head.into_bytes(), pattern(ANSWER_FIRST)].concat()
+                };
+                let _ = reader.get_mut().write_all(&answer).await;
+            }
         };
         let Some(request) = read_request(&mut reader, continued).await else {
             return;
@@ -133,6 +155,33 @@ async fn serve(stream: TcpStream, script: Script, seen: Seen) {
             return;
         }
         served += 1;
+        if script == Script::AnswerFirst {
+            let mut request = request;
+            if request.head.contains("upgrade: websocket\n") {
+                // After the 101: the client's first byte, then the whole answer, then the
+                // rest of the client's bytes (as many as the answer's).
+                request.body = vec![0; ANSWER_FIRST];
+                if reader.read_exact(&mut request.body[..1]).await.is_err()
+                    || reader
+                        .get_mut()
+                        .write_all(&pattern(ANSWER_FIRST))
+                        .await
+                        .is_err()
+                    || reader.read_exact(&mut request.body[1..]).await.is_err()
+                {
+                    return;
+                }
+                request.framing = "upgraded";
+            }
+            let sum: u64 = request.body.iter().map(|b| u64::from(*b)).sum();
+            seen.lock().unwrap().push(format!(
+                "answered {} first, then read framing={} length={} sum={sum}",
+                request.line,
+                request.framing,
+                request.body.len()
+            ));
+            continue;
+        }
         seen.lock()
             .unwrap()
             .push(format!("answered {}", request.line));
@@ -524,6 +573,114 @@ async fn uploads_stream_with_their_framing_and_expect_continue() {
         );
     } else {
         assert_eq!(response.status, 400, "{response:?}");
+    }
+}
+
+/// An application that sends its response before it reads the request's body, a body and a
+/// response each larger than what sockets hold: both move at once through the gateway, whose
+/// writes to the application never keep it from reading the answer (else each side waits for
+/// the other until a time-out). A body framed by length, one chunked, and the bytes of an
+/// upgraded connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_and_its_response_move_at_once() {
+    let (stack, cookie, seen) = signed_in("answer-first", Script::AnswerFirst).await;
+    let body = Arc::new(pattern(ANSWER_FIRST));
+    let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
+    for framing in ["length", "chunked", "upgraded"] {
+        let (mut from_gateway, mut to_gateway) = connect(&stack).await.into_inner().into_split();
+        let (method, headers) = match framing {
+            "length" => ("POST", format!("content-length: {ANSWER_FIRST}\r\n")),
+            "chunked" => ("POST", "transfer-encoding: chunked\r\n".to_string()),
+            _ => (
+                "GET",
+                "connection: upgrade\r\nupgrade: websocket\r\n".to_string(),
+            ),
+        };
+        let head = format!(
+            "{method} /answer-first HTTP/1.1\r\nhost: gateway.test\r\ncookie: {cookie}\r\n{headers}\r\n"
+        );
+        to_gateway.write_all(head.as_bytes()).await.unwrap();
+        let upload = body.clone();
+        let send = async move {
+            for piece in upload.chunks(256 * 1024) {
+                if framing == "chunked" {
+                    let size = format!("{:x}\r\n", piece.len());
+                    to_gateway.write_all(size.as_bytes()).await?;
+                    to_gateway.write_all(piece).await?;
+                    to_gateway.write_all(b"\r\n").await?;
+                } else {
+                    to_gateway.write_all(piece).await?;
+                }
+            }
+            if framing == "chunked" {
+                to_gateway.write_all(b"0\r\n\r\n").await?;
+            }
+            Ok::<_, std::io::Error>(to_gateway)
+        };
+        // The body goes at once, or, for an upgrade, once the 101 is read.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let writer = tokio::spawn(async move {
+            if framing == "upgraded" {
+                rx.await.expect("a 101");
+            }
+            send.await
+        });
+        let mut tx = Some(tx);
+        let read = async {
+            let mut received = Vec::with_capacity(ANSWER_FIRST + 4096);
+            let mut buffer = vec![0u8; 256 * 1024];
+            let head_end = loop {
+                let n = from_gateway.read(&mut buffer).await.unwrap();
+                assert!(n > 0, "closed after {} bytes", received.len());
+                received.extend_from_slice(&buffer[..n]);
+                if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+            if framing == "upgraded" {
+                assert!(head.starts_with("http/1.1 101"), "{head}");
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
+            } else {
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                let length = format!("content-length: {ANSWER_FIRST}\r\n");
+                assert!(head.contains(&length), "{head}");
+            }
+            while received.len() < head_end + ANSWER_FIRST {
+                let n = from_gateway.read(&mut buffer).await.unwrap();
+                assert!(n > 0, "closed after {} bytes", received.len());
+                received.extend_from_slice(&buffer[..n]);
+            }
+            received.split_off(head_end)
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .unwrap_or_else(|_| panic!("{framing}: the whole response within 60 s"));
+        assert!(
+            answer == pattern(ANSWER_FIRST),
+            "{framing}: the response changed"
+        );
+        tokio::time::timeout(Duration::from_secs(60), writer)
+            .await
+            .unwrap_or_else(|_| panic!("{framing}: the whole body sent within 60 s"))
+            .unwrap()
+            .expect("the gateway read the whole body");
+        // The application read the whole body, after its answer.
+        let expected = format!(
+            "answered {method} /answer-first HTTP/1.1 first, then read framing={framing} \
+             length={ANSWER_FIRST} sum={sum}"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !seen.lock().unwrap().contains(&expected) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{framing}: the application did not read the body: {:?}",
+                seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -44,6 +44,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::http::duplex::{Drain, MAX_PENDING};
 use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
 
@@ -166,11 +167,23 @@ impl GatewayApp {
             return write_reply(session, reply).await;
         }
         let peer = self.peer(ctx)?;
+        // A body (or an upgrade's bytes) and the response move at once: see `http::duplex`.
+        let duplex = !session.is_body_empty() || session.is_upgrade_req();
         let mut fresh = false;
         loop {
             let request = self.upstream_request(session, peer_ip, ctx)?;
-            let (mut upstream, reused) = self.upstreams.connect(peer, fresh).await?;
-            match exchange(&self.proxy, session, &mut upstream, request, ctx).await {
+            let connection = self.upstreams.connect(peer, fresh, duplex).await?;
+            let (mut upstream, reused) = (connection.session, connection.reused);
+            let exchanged = exchange(
+                &self.proxy,
+                session,
+                &mut upstream,
+                connection.drain,
+                request,
+                ctx,
+            )
+            .await;
+            match exchanged {
                 Ok(true) => {
                     self.upstreams.release(upstream, peer).await;
                     return Ok(());
@@ -252,11 +265,15 @@ fn may_send_again(session: &ServerSession, e: &Error) -> bool {
 }
 
 /// Sends `request` on `upstream` and the response back to the client, both bodies streamed
-/// at once. `Ok(true)`: the upstream connection can be reused.
+/// at once. `drain`: the connection's, when it is duplex (a request with a body, or an
+/// upgrade): the request bytes its writes kept are sent beside the response's reading, and
+/// no more of the client's body is read while over [`MAX_PENDING`] wait. `Ok(true)`: the
+/// upstream connection can be reused.
 async fn exchange(
     proxy: &GatewayProxy,
     session: &mut ServerSession,
     upstream: &mut UpstreamSession,
+    drain: Option<Drain>,
     request: Box<RequestHeader>,
     ctx: &mut RequestContext,
 ) -> Result<bool> {
@@ -265,13 +282,25 @@ async fn exchange(
         .await
         .map_err(|e| e.into_up())?;
     ctx.upstream_sent = Some(Instant::now());
+    let write_timeout = upstream.write_timeout;
     let mut request_done = session.is_body_done();
     let mut response_done = false;
     let mut upgraded = false;
     // A request body the application stopped taking (it may have answered early): the rest is
     // not sent, and the connection is not reused.
     let mut reusable = true;
-    while !request_done || !response_done {
+    loop {
+        let sending = drain.as_ref().is_some_and(|d| !d.is_drained());
+        let ended = if upgraded {
+            // Either side closing ends an upgraded connection; the client's last bytes go first.
+            response_done || (request_done && !sending)
+        } else {
+            request_done && response_done && !sending
+        };
+        if ended {
+            break;
+        }
+        let room = drain.as_ref().is_none_or(|d| d.pending() <= MAX_PENDING);
         tokio::select! {
             biased;
             task = upstream.read_response_task(), if !response_done => {
@@ -282,11 +311,20 @@ async fn exchange(
                     upgraded = true;
                     request_done = false;
                 }
-                if upgraded && response_done {
-                    break;
+            }
+            sent = async {
+                match &drain {
+                    Some(drain) => drain.drained(write_timeout).await,
+                    None => Ok(()),
+                }
+            }, if sending => {
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "the application stopped reading the request body");
+                    reusable = false;
+                    request_done = true;
                 }
             }
-            body = session.read_body_or_idle(request_done) => {
+            body = session.read_body_or_idle(request_done), if room && !(upgraded && request_done) => {
                 let body = body.map_err(|e| e.into_down())?;
                 if upgraded {
                     upstream.maybe_upgrade_body_writer();
@@ -311,10 +349,6 @@ async fn exchange(
                         reusable = false;
                     }
                     request_done = true;
-                    if upgraded {
-                        // The client closed its side of an upgraded connection.
-                        break;
-                    }
                 }
             }
         }

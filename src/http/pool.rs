@@ -21,6 +21,8 @@ use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::AsyncReadExt;
 
+use super::duplex::{Drain, DuplexStream};
+
 /// How long an idle connection is kept when the peer does not say.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 
@@ -110,13 +112,16 @@ impl Upstreams {
         }
     }
 
-    /// A pooled session to `peer` (unless `fresh`), else a new one; `true` when pooled. Its
-    /// time-outs are the peer's.
+    /// A pooled session to `peer` (unless `fresh`), else a new one. Its time-outs are the
+    /// peer's. `duplex`: for a request with a body (or an upgrade), whose body and response
+    /// must move at once — the connection is put behind a [`DuplexStream`], whose [`Drain`]
+    /// the caller awaits beside the response.
     pub async fn connect(
         &self,
         peer: &HttpPeer,
         fresh: bool,
-    ) -> pingora::Result<(UpstreamSession, bool)> {
+        duplex: bool,
+    ) -> pingora::Result<Connection> {
         let pooled = if fresh { None } else { self.pool.take(peer) };
         let reused = pooled.is_some();
         let stream = match pooled {
@@ -127,20 +132,40 @@ impl Upstreams {
                 .await
                 .map_err(|e| e.into_up())?,
         };
+        let (stream, drain) = if duplex {
+            let (stream, drain) = DuplexStream::wrap(stream);
+            (stream, Some(drain))
+        } else {
+            (stream, None)
+        };
         let mut session = UpstreamSession::new_with_options(stream, peer);
         session.read_timeout = peer.options.read_timeout;
         session.write_timeout = peer.options.write_timeout;
-        Ok((session, reused))
+        Ok(Connection {
+            session,
+            reused,
+            drain,
+        })
     }
 
     /// Hands a finished session's connection back to the pool, if it can serve another request
-    /// (its response read to the end, keep-alive on both sides).
+    /// (its response read to the end, keep-alive on both sides, nothing of the request left
+    /// to send). The connection's [`Drain`] must be dropped first.
     pub async fn release(&self, mut session: UpstreamSession, peer: &HttpPeer) {
         session.respect_keepalive();
-        if let Some(stream) = session.reuse().await {
+        if let Some(stream) = session.reuse().await.and_then(DuplexStream::unwrap) {
             self.pool.put(peer, stream);
         }
     }
+}
+
+/// A session from [`Upstreams::connect`].
+pub struct Connection {
+    pub session: UpstreamSession,
+    /// Taken from the pool (the application may have closed it meanwhile).
+    pub reused: bool,
+    /// For a duplex connection: what sends the request bytes its writes kept.
+    pub drain: Option<Drain>,
 }
 
 /// Whether an idle connection is still open and silent: a read that would block. End of
@@ -153,11 +178,14 @@ fn still_idle(stream: &mut Stream) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    async fn connected(listener: &tokio::net::TcpListener) -> (Stream, tokio::net::TcpStream) {
+    /// A pingora stream connected to `listener`, and the accepted end.
+    pub(crate) async fn connected(
+        listener: &tokio::net::TcpListener,
+    ) -> (Stream, tokio::net::TcpStream) {
         let address = listener.local_addr().unwrap();
         let client = tokio::net::TcpStream::connect(address).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
