@@ -778,3 +778,43 @@ async fn an_application_too_slow_gives_the_504_page() {
     let next = exchange(&mut client, "GET", "/after-timeout", &cookie, "").await;
     assert_eq!(next.status, 200);
 }
+
+/// The same over HTTP/2 (h2c): a request body and its response move at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_http2_a_body_and_its_response_move_at_once() {
+    let (stack, cookie, seen) = signed_in("answer-first-h2", Script::AnswerFirst).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let body = pattern(ANSWER_FIRST);
+    let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
+    let exchange = async {
+        let response = client
+            .post(format!("{}/answer-first", stack.direct_url))
+            .header("cookie", &cookie)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap()
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .expect("the whole exchange within 60 s");
+    assert!(answer == pattern(ANSWER_FIRST), "the response changed");
+    let expected = format!(
+        "answered POST /answer-first HTTP/1.1 first, then read framing=length \
+         length={ANSWER_FIRST} sum={sum}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.lock().unwrap().contains(&expected) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the application did not read the body: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,20 +1,25 @@
-//! HTTP/1.x requests served by guichet's own loop on pingora-core; HTTP/2 streams handed to
-//! pingora-proxy ([`GatewayApp`]).
+//! Requests served by guichet's own loop on pingora-core ([`GatewayApp`]): HTTP/1.x, and each
+//! stream of an HTTP/2 connection.
 //!
 //! pingora-proxy runs each request through a general machine (phase futures boxed one by one,
 //! the request and response halves joined by channels, cache and module hooks guichet never
 //! uses): measured, that machine cost more instructions per request than all of guichet's own
-//! work (`benches/instructions.sh`, README "Performance"). This loop does for HTTP/1.x what
-//! guichet needs of it, with the same pieces of pingora-core pingora-proxy is built on
-//! (`ServerSession`, the upstream `v1` client session, the connection pool):
+//! work (`benches/instructions.sh`, README "Performance"), and its upstream half, which waits
+//! on each write of a request body before it reads the response again, stalls with an
+//! application that answers while it reads. This loop does what guichet needs, with the same
+//! pieces of pingora-core pingora-proxy is built on (`ServerSession`, the upstream `v1` client
+//! session) and guichet's own connection pool and duplex connections (`http::pool`,
+//! `http::duplex`):
 //!
-//! 1. read the request (400 for a malformed one, 405 for `CONNECT`);
+//! 1. read the request (400 for a malformed one, 405 for `CONNECT`; an HTTP/2 stream comes
+//!    read);
 //! 2. `GatewayProxy::admit`: guichet's own pages, the session, the route's rules;
 //! 3. the upstream request: hop-by-hop headers and the headers `Connection` names removed
 //!    (`strip_hop_by_hop`), a WebSocket upgrade kept, then [`prepare_upstream`], the target
 //!    in origin form, the body framed;
-//! 4. an upstream connection from the pool (or a new one), the request header written, then
-//!    both ways at once in one task: the client's body to the application, the application's
+//! 4. an upstream connection (HTTP/1.1) from the pool (or a new one), the request header
+//!    written, then both ways at once in one task: the client's body to the application (a
+//!    duplex connection's writes never wait on the application), the application's
 //!    response (1xx, then the header, then the body) to the client; after a `101`, bytes both
 //!    ways until either side closes;
 //! 5. a request that met a pooled connection the application had closed is sent again, once,
@@ -36,7 +41,6 @@ use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
-use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
@@ -48,11 +52,9 @@ use crate::http::duplex::{Drain, MAX_PENDING};
 use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
 
-/// The gateway's listening application: HTTP/1.x served here, HTTP/2 streams by pingora-proxy
-/// (`HttpProxy` with the same [`GatewayProxy`]).
+/// The gateway's listening application: every request, HTTP/1.x or an HTTP/2 stream.
 pub struct GatewayApp {
     proxy: GatewayProxy,
-    h2: Arc<HttpProxy<GatewayProxy>>,
     /// Upstream connections: pooled, else new.
     upstreams: Upstreams,
     /// `[upstream]`'s peer (absent with `server.mode = "auth"`), and `[upstreams.NAME]`'s in
@@ -74,12 +76,8 @@ impl GatewayApp {
         conf: &Arc<ServerConf>,
         options: HttpServerOptions,
     ) -> Self {
-        let mut h2 = HttpProxy::new(proxy.clone(), conf.clone());
-        h2.server_options = Some(options.clone());
-        h2.handle_init_modules();
         GatewayApp {
             proxy,
-            h2: Arc::new(h2),
             upstreams: Upstreams::new(
                 Some(ConnectorOptions::from_server_conf(conf)),
                 conf.upstream_keepalive_pool_size,
@@ -107,9 +105,9 @@ impl GatewayApp {
         notified.await;
     }
 
-    /// One HTTP/1.x request on a client connection; the connection back when it can serve
-    /// another.
-    async fn serve_h1(
+    /// One request: on an HTTP/1.x connection (given back when it can serve another), or an
+    /// HTTP/2 stream.
+    async fn serve_one(
         &self,
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
@@ -534,24 +532,16 @@ impl HttpServerApp for GatewayApp {
         session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if session.as_http1().is_none() {
-            return self.h2.process_new_http(session, shutdown).await;
-        }
-        self.serve_h1(session, shutdown).await
+        self.serve_one(session, shutdown).await
     }
 
     async fn http_cleanup(&self) {
         self.stopping.store(true, Ordering::Release);
         self.stop.notify_waiters();
-        self.h2.http_cleanup().await;
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
         Some(&self.options)
-    }
-
-    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
-        self.h2.h2_options()
     }
 }
 

@@ -1,6 +1,6 @@
-//! The request pipeline: the listening application (`h1`: HTTP/1.x served by guichet's own
-//! loop on pingora-core, HTTP/2 handed to pingora-proxy), pingora's `ProxyHttp` phases and the
-//! decisions both paths share (`proxy`), guichet's own routes
+//! The request pipeline: the listening application (`h1`: every request served by guichet's
+//! own loop on pingora-core, with idle upstream connections kept in `pool` and request bodies
+//! sent through `duplex`), the decisions it calls (`proxy`), guichet's own routes
 //! (`routes`) and their handlers (`endpoints`), the pages a visitor sees (`pages`), what the
 //! application is told about the request's way (`forwarded`) and the decisions about a visitor
 //! (`visitor`: browser or script, where to send them back), and the answers to a front proxy's

@@ -1,24 +1,20 @@
-//! The pingora `ProxyHttp` implementation: the request pipeline drawn in `ARCHITECTURE.md`, and
-//! nothing else. Each phase is a few lines calling one named function of another module:
+//! The request pipeline drawn in `ARCHITECTURE.md`, as the steps `http::h1`'s loop calls, each
+//! one named function of another module:
 //!
-//! - `request_filter`: [`GatewayProxy::admit`] — own routes (`endpoints`), the session
-//!   (`session`), or the way to sign in (`visitor`);
-//! - `upstream_request_filter`: [`GatewayProxy::prepare_upstream`] — guichet's cookies out
-//!   (`cookies`), forwarding headers (`forwarded`), identity in (`assertion::forward`);
-//! - `fail_to_proxy`: the page for an upstream failure (`pages`);
-//! - `logging`: [`GatewayProxy::record`] — metrics and the access line.
+//! - [`GatewayProxy::admit`]: own routes (`endpoints`), the session (`session`), the route's
+//!   rules, or the way to sign in (`visitor`);
+//! - [`prepare_upstream`]: guichet's cookies out (`cookies`), forwarding headers
+//!   (`forwarded`), identity in (`assertion::forward`);
+//! - [`GatewayProxy::fail`]: the page for an upstream failure (`pages`);
+//! - [`GatewayProxy::record`]: metrics and the access line.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use http::StatusCode;
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::modules::http::HttpModules;
-use pingora::prelude::HttpPeer;
+use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::access_log;
@@ -99,9 +95,7 @@ pub struct GatewayProxy {
     access_format: access_log::Format,
 }
 
-/// Writes a reply guichet made itself (HEAD gets the header only). pingora-proxy's `Session`
-/// is this session plus response modules, and guichet installs none
-/// ([`crate::server::downstream_modules`]): both request paths write here.
+/// Writes a reply guichet made itself (HEAD gets the header only).
 pub(crate) async fn write_reply(session: &mut ServerSession, reply: Reply) -> Result<()> {
     let header = reply.to_response_header()?;
     let head_only = session.req_header().method == http::Method::HEAD;
@@ -163,8 +157,8 @@ fn sign_in(pages: &Pages, login: &str, redirect: bool, ctx: &mut RequestContext)
 
 /// The request as the application receives it: without guichet's cookies, with the forwarding
 /// headers guichet sets, and with the identity of `session` (if any) only; rewritten as plain
-/// `http` parts ([`UpstreamParts`]). The proxy calls it for every request it forwards
-/// (`upstream_request_filter`); `benches/sessions.rs` calls it to show what is added.
+/// `http` parts ([`UpstreamParts`]). The loop (`http::h1`) calls it for every request it
+/// forwards; `benches/sessions.rs` calls it to show what is added.
 pub fn prepare_upstream(
     gateway: &Gateway,
     forwarded: &ForwardedHeaders,
@@ -542,120 +536,13 @@ impl GatewayProxy {
     }
 }
 
-#[async_trait]
-impl ProxyHttp for GatewayProxy {
-    type CTX = RequestContext;
-
-    /// No response modules ([`crate::server::downstream_modules`]).
-    fn init_downstream_modules(&self, modules: &mut HttpModules) {
-        crate::server::downstream_modules(modules);
-    }
-
-    fn new_ctx(&self) -> Self::CTX {
-        self.new_request()
-    }
-
-    /// Serves `/.guichet/…` here, lets requests with a live session through (keeping the session
-    /// in `ctx`), and answers the others with a login redirect (browsers) or a 401. `Ok(true)`
-    /// means the response was written and proxying stops.
-    async fn request_filter(&self, session: &mut HttpSession, ctx: &mut Self::CTX) -> Result<bool> {
-        let peer = Self::peer_ip(session);
-        match self.admit(session.req_header(), peer, ctx).await {
-            Some(reply) => write_reply(session, reply).await.map(|()| true),
-            None => Ok(false),
-        }
-    }
-
-    /// The configured upstream, with its time-outs.
-    async fn upstream_peer(
-        &self,
-        _session: &mut HttpSession,
-        ctx: &mut Self::CTX,
-    ) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(crate::server::upstream_peer(self.upstream(ctx)?)))
-    }
-
-    /// Rewrites the request for the application ([`prepare_upstream`]).
-    async fn upstream_request_filter(
-        &self,
-        session: &mut HttpSession,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        let peer = Self::peer_ip(session);
-        prepare_upstream(
-            &self.gateway,
-            &self.forwarded,
-            upstream_request,
-            peer,
-            &ctx.correlation_id,
-            ctx.session.as_deref(),
-            self.upstream(ctx)?.pass_host,
-        )?;
-        ctx.upstream_sent = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Upstream unreachable (502) or too slow (504): a page instead of pingora's bare status.
-    async fn fail_to_proxy(
-        &self,
-        session: &mut HttpSession,
-        e: &Error,
-        ctx: &mut Self::CTX,
-    ) -> FailToProxy {
-        let code = self.fail(session, e, ctx).await;
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
-    }
-
-    /// guichet writes its own single log line for every failure it renders (`fail_to_proxy`),
-    /// with the correlation id shown to the visitor; pingora's line would be a second one.
-    fn suppress_error_log(&self, _session: &HttpSession, _ctx: &Self::CTX, _error: &Error) -> bool {
-        true
-    }
-
-    /// Measures how long the application took to answer.
-    async fn upstream_response_filter(
-        &self,
-        _session: &mut HttpSession,
-        upstream_response: &mut ResponseHeader,
-        ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        if !upstream_response.status.is_informational() {
-            self.upstream_answered(ctx);
-        }
-        Ok(())
-    }
-
-    /// Records the request ([`GatewayProxy::record`]).
-    async fn logging(&self, session: &mut HttpSession, _e: Option<&Error>, ctx: &mut Self::CTX) {
-        self.record(session, ctx);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every proxied request builds these futures (pingora boxes each phase's), and moves them
-    /// byte for byte as they are set up: the rare paths (guichet's own pages, the shared
-    /// store's calls, several KiB each) have their own allocations and stay out of them.
-    /// pingora's default would build a (switched-off) response compression module's state for
-    /// every request and pass each response through it.
-    #[test]
-    fn no_response_module_is_built_per_request() {
-        use pingora::modules::http::compression::ResponseCompression;
-        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
-        let settings =
-            crate::demo::demo_settings(&crate::demo::DemoAddresses::all(any), &"s".repeat(40));
-        let proxy = GatewayProxy::new(Arc::new(Gateway::new(settings).unwrap()));
-        let mut modules = HttpModules::new();
-        proxy.init_downstream_modules(&mut modules);
-        assert!(modules.build_ctx().get::<ResponseCompression>().is_none());
-    }
-
+    /// Every proxied request builds these futures inside its own, and moves them byte for byte
+    /// as they are set up: the rare paths (guichet's own pages, the shared store's calls,
+    /// several KiB each) have their own allocations and stay out of them.
     #[tokio::test]
     async fn the_futures_of_a_proxied_request_stay_small() {
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
@@ -663,12 +550,10 @@ mod tests {
             crate::demo::demo_settings(&crate::demo::DemoAddresses::all(any), &"s".repeat(40));
         let proxy = GatewayProxy::new(Arc::new(Gateway::new(settings).unwrap()));
         let request = RequestHeader::build("GET", b"/", None).unwrap();
-        let mut ctx = proxy.new_ctx();
+        let mut ctx = proxy.new_request();
         let judge = std::mem::size_of_val(&proxy.judge(&request, &mut ctx));
         assert!(judge <= 512, "judge: {judge} bytes");
-        let (stream, _peer) = tokio::io::duplex(1024);
-        let mut session = HttpSession::new_h1(Box::new(stream));
-        let filter = std::mem::size_of_val(&*proxy.request_filter(&mut session, &mut ctx));
-        assert!(filter <= 2048, "request_filter: {filter} bytes");
+        let admit = std::mem::size_of_val(&proxy.admit(&request, None, &mut ctx));
+        assert!(admit <= 2048, "admit: {admit} bytes");
     }
 }

@@ -134,6 +134,6 @@ async fn the_future_of_a_request_stays_small() {
     let (stream, _peer) = tokio::io::duplex(1024);
     let session = ServerSession::new_http1(Box::new(stream));
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
-    let future = std::mem::size_of_val(&app.serve_h1(session, &shutdown));
-    assert!(future <= 6144, "serve_h1: {future} bytes");
+    let future = std::mem::size_of_val(&app.serve_one(session, &shutdown));
+    assert!(future <= 6144, "serve_one: {future} bytes");
 }
