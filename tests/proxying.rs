@@ -584,6 +584,7 @@ async fn uploads_stream_with_their_framing_and_expect_continue() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_and_its_response_move_at_once() {
     let (stack, cookie, seen) = signed_in("answer-first", Script::AnswerFirst).await;
+    let before = support::peak_rss_kib(stack.gateway.pid());
     let body = Arc::new(pattern(ANSWER_FIRST));
     let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
     for framing in ["length", "chunked", "upgraded"] {
@@ -682,6 +683,7 @@ async fn a_body_and_its_response_move_at_once() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    assert_bounded(&stack, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -779,10 +781,23 @@ async fn an_application_too_slow_gives_the_504_page() {
     assert_eq!(next.status, 200);
 }
 
+/// What the gateway holds of a body the application does not take yet is bounded: its peak
+/// memory grows far less than the 40 MiB that went each way.
+fn assert_bounded(stack: &Stack, before: u64) {
+    let after = support::peak_rss_kib(stack.gateway.pid());
+    assert!(before > 0 && after > 0);
+    assert!(
+        after - before < 24 * 1024,
+        "gateway peak memory grew by {} KiB",
+        after - before
+    );
+}
+
 /// The same over HTTP/2 (h2c): a request body and its response move at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn over_http2_a_body_and_its_response_move_at_once() {
     let (stack, cookie, seen) = signed_in("answer-first-h2", Script::AnswerFirst).await;
+    let before = support::peak_rss_kib(stack.gateway.pid());
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -817,4 +832,5 @@ async fn over_http2_a_body_and_its_response_move_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_bounded(&stack, before);
 }
