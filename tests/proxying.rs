@@ -668,20 +668,7 @@ async fn a_body_and_its_response_move_at_once() {
             .unwrap_or_else(|_| panic!("{framing}: the whole body sent within 60 s"))
             .unwrap()
             .expect("the gateway read the whole body");
-        // The application read the whole body, after its answer.
-        let expected = format!(
-            "answered {method} /answer-first HTTP/1.1 first, then read framing={framing} \
-             length={ANSWER_FIRST} sum={sum}"
-        );
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !seen.lock().unwrap().contains(&expected) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{framing}: the application did not read the body: {:?}",
-                seen.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert_read_after_answer(&seen, method, framing, sum).await;
     }
     assert_bounded(&stack, before);
 }
@@ -781,6 +768,24 @@ async fn an_application_too_slow_gives_the_504_page() {
     assert_eq!(next.status, 200);
 }
 
+/// The [`Script::AnswerFirst`] application read the whole body (`framing`, byte sum `sum`)
+/// after its answer, within 30 s.
+async fn assert_read_after_answer(seen: &Seen, method: &str, framing: &str, sum: u64) {
+    let expected = format!(
+        "answered {method} /answer-first HTTP/1.1 first, then read framing={framing} \
+         length={ANSWER_FIRST} sum={sum}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.lock().unwrap().contains(&expected) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{framing}: the application did not read the body: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What the gateway holds of a body the application does not take yet is bounded: its peak
 /// memory grows far less than the 40 MiB that went each way.
 fn assert_bounded(stack: &Stack, before: u64) {
@@ -819,18 +824,6 @@ async fn over_http2_a_body_and_its_response_move_at_once() {
         .await
         .expect("the whole exchange within 60 s");
     assert!(answer == pattern(ANSWER_FIRST), "the response changed");
-    let expected = format!(
-        "answered POST /answer-first HTTP/1.1 first, then read framing=length \
-         length={ANSWER_FIRST} sum={sum}"
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !seen.lock().unwrap().contains(&expected) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the application did not read the body: {:?}",
-            seen.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_read_after_answer(&seen, "POST", "length", sum).await;
     assert_bounded(&stack, before);
 }
