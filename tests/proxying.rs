@@ -28,6 +28,9 @@ enum Script {
     /// body, then reads the body: an application that answers while it reads. An upgrade:
     /// `101`, the client's first byte read, then the same.
     AnswerFirst,
+    /// `POST`: answers `ok` as soon as it has read the request's head, then holds the
+    /// connection open for a minute without reading the body. Else as `Plain`.
+    AnswerNoRead,
 }
 
 /// The length of [`Script::AnswerFirst`]'s response, and of the body sent to it: more than
@@ -68,7 +71,7 @@ struct Read {
 
 async fn read_request(
     reader: &mut BufReader<TcpStream>,
-    before_body: impl AsyncFnOnce(&mut BufReader<TcpStream>, &str),
+    before_body: impl AsyncFnOnce(&mut BufReader<TcpStream>, &str, &str),
 ) -> Option<Read> {
     let mut line = String::new();
     if reader.read_line(&mut line).await.ok()? == 0 {
@@ -86,7 +89,7 @@ async fn read_request(
         head.push_str(&header.trim_end().to_ascii_lowercase());
         head.push('\n');
     }
-    before_body(reader, &head).await;
+    before_body(reader, &line, &head).await;
     let value = |name: &str| {
         head.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}: ")))
@@ -127,12 +130,17 @@ async fn serve(stream: TcpStream, script: Script, seen: Seen) {
     let mut reader = BufReader::new(stream);
     let mut served = 0;
     loop {
-        let continued = async |reader: &mut BufReader<TcpStream>, head: &str| {
+        let continued = async |reader: &mut BufReader<TcpStream>, line: &str, head: &str| {
             if script == Script::Plain && head.contains("expect: 100-continue\n") {
                 let _ = reader
                     .get_mut()
                     .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                     .await;
+            }
+            if script == Script::AnswerNoRead && line.starts_with("POST ") {
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = reader.get_mut().write_all(answer).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
             }
             if script == Script::AnswerFirst {
                 let answer = if head.contains("upgrade: websocket\n") {
@@ -766,6 +774,47 @@ async fn an_application_too_slow_gives_the_504_page() {
     let mut client = connect(&stack).await;
     let next = exchange(&mut client, "GET", "/after-timeout", &cookie, "").await;
     assert_eq!(next.status, 200);
+}
+
+/// An application that answers and then never reads the request's body: the client gets the
+/// answer, and the gateway gives up the rest of the body within the upstream's `read_timeout`
+/// (5 s here) and closes the client's connection, instead of holding both connections open for
+/// as long as the application does.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_application_that_stops_reading_the_body_does_not_hold_the_exchange() {
+    let (stack, cookie, _) = signed_in("answer-no-read", Script::AnswerNoRead).await;
+    let (mut from_gateway, mut to_gateway) = connect(&stack).await.into_inner().into_split();
+    let head = format!(
+        "POST /no-read HTTP/1.1\r\nhost: gateway.test\r\ncookie: {cookie}\r\n\
+         content-length: {ANSWER_FIRST}\r\n\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        to_gateway.write_all(head.as_bytes()).await?;
+        to_gateway.write_all(&pattern(ANSWER_FIRST)).await
+    });
+    let started = tokio::time::Instant::now();
+    let read = async {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match from_gateway.read(&mut buffer).await {
+                Ok(0) | Err(_) => return received,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    let received = tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the gateway closes the connection within 30 s");
+    let received = String::from_utf8_lossy(&received);
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+    assert!(received.ends_with("\r\n\r\nok"), "{received}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "closed after {:?}, before the read time-out",
+        started.elapsed()
+    );
+    assert!(writer.await.unwrap().is_err(), "the whole body was taken");
 }
 
 /// The [`Script::AnswerFirst`] application read the whole body (`framing`, byte sum `sum`)

@@ -146,17 +146,25 @@ impl Drain {
     }
 
     /// Sends what is kept; ends when all is sent, or with the error that ended the writing
-    /// side, or with `TimedOut` when it is not all sent within `timeout`.
+    /// side, or with `TimedOut` when it is not all sent within `timeout` — which ends the
+    /// writing side too: what was kept is dropped, and later writes fail.
     pub async fn drained(&self, timeout: Option<Duration>) -> io::Result<()> {
         let push = std::future::poll_fn(|cx| lock(&self.outbox).poll_push(cx));
         match timeout {
             None => push.await,
-            Some(limit) => tokio::time::timeout(limit, push).await.unwrap_or_else(|_| {
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the application took no request bytes for {limit:?}"),
-                ))
-            }),
+            Some(limit) => match tokio::time::timeout(limit, push).await {
+                Ok(pushed) => pushed,
+                Err(_) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the application took no request bytes for {limit:?}"),
+                    );
+                    let mut outbox = lock(&self.outbox);
+                    outbox.failed = Some(e.kind());
+                    outbox.pending.clear();
+                    Err(e)
+                }
+            },
         }
     }
 }
@@ -204,10 +212,9 @@ impl AsyncWrite for DuplexStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut outbox = self.outbox();
-        // What is kept goes first when it can; a failed writing side still closes.
-        if outbox.failed.is_none() {
-            let _ = ready!(outbox.poll_push(cx));
-        }
+        // What is kept goes first if the socket takes it now; closing never waits for an
+        // application that does not read.
+        let _ = outbox.poll_push(cx);
         Pin::new(&mut outbox.stream).poll_shutdown(cx)
     }
 }

@@ -280,13 +280,17 @@ async fn exchange(
         .await
         .map_err(|e| e.into_up())?;
     ctx.upstream_sent = Some(Instant::now());
-    let write_timeout = upstream.write_timeout;
+    // What the application has not taken of the body waits at most this long (the read time-out
+    // when no write time-out is set): an application that answered and stopped reading does not
+    // hold the exchange open.
+    let write_timeout = upstream.write_timeout.or(upstream.read_timeout);
     let mut request_done = session.is_body_done();
     let mut response_done = false;
     let mut upgraded = false;
     // A request body the application stopped taking (it may have answered early): the rest is
-    // not sent, and the connection is not reused.
+    // neither read nor sent, and the connection is not reused.
     let mut reusable = true;
+    let mut abandoned = false;
     loop {
         let sending = drain.as_ref().is_some_and(|d| !d.is_drained());
         let ended = if upgraded {
@@ -320,9 +324,10 @@ async fn exchange(
                     tracing::debug!(error = %e, "the application stopped reading the request body");
                     reusable = false;
                     request_done = true;
+                    abandoned = true;
                 }
             }
-            body = session.read_body_or_idle(request_done), if room && !(upgraded && request_done) => {
+            body = session.read_body_or_idle(request_done), if room && !abandoned && !(upgraded && request_done) => {
                 let body = body.map_err(|e| e.into_down())?;
                 if upgraded {
                     upstream.maybe_upgrade_body_writer();
@@ -338,6 +343,7 @@ async fn exchange(
                         tracing::debug!(error = %e, "the application stopped reading the request body");
                         reusable = false;
                         request_done = true;
+                        abandoned = true;
                         continue;
                     }
                 }

@@ -137,5 +137,11 @@ async fn a_peer_that_takes_nothing_times_the_drain_out() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-    assert!(!drain.is_drained());
+    // The writing side has ended: nothing left to send, later writes fail, not reusable.
+    assert!(drain.is_drained());
+    assert_eq!(drain.pending(), 0);
+    let again = stream.write_all(b"more").await.unwrap_err();
+    assert_eq!(again.kind(), io::ErrorKind::TimedOut);
+    drop(drain);
+    assert!(DuplexStream::unwrap(stream).is_none());
 }
