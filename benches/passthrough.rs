@@ -35,7 +35,7 @@ use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::RequestHeader;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
@@ -126,18 +126,31 @@ impl CoreLoop {
             .session;
         let mut request = Box::new(session.req_header().clone());
         add_headers(&self.added, &mut request)?;
-        upstream.write_request_header(request).await?;
-        upstream.read_response().await?;
-        let header = upstream
-            .resp_header()
-            .cloned()
-            .ok_or_else(|| pingora::Error::new(pingora::ErrorType::InvalidHTTPHeader))?;
-        session.write_response_header(Box::new(header)).await?;
-        while let Some(chunk) = upstream.read_body_bytes().await? {
-            session.write_response_body(chunk, false).await?;
+        upstream.write_request_header(&request).await?;
+        loop {
+            match upstream.read_response_task().await? {
+                HttpTask::Header(header, end) => {
+                    if header.status.is_informational() {
+                        continue;
+                    }
+                    session.write_response_header(header).await?;
+                    if end {
+                        break;
+                    }
+                }
+                HttpTask::Body(data, end) => {
+                    if let Some(data) = data.filter(|d| !d.is_empty()) {
+                        session.write_response_body(data, false).await?;
+                    }
+                    if end {
+                        break;
+                    }
+                }
+                _ => break,
+            }
         }
         if upstream.is_body_done() {
-            self.upstreams.release(upstream, &self.peer).await;
+            self.upstreams.release(upstream, &self.peer);
         }
         Ok(())
     }

@@ -198,6 +198,10 @@ async fn serve(stream: TcpStream, script: Script, seen: Seen) {
         } else if request.line.contains(" /hang") {
             tokio::time::sleep(Duration::from_secs(60)).await;
             return;
+        } else if request.line.contains(" /conflicting-length") {
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!".to_string()
+        } else if request.line.contains(" /gzip-coded") {
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nxyz".to_string()
         } else if request.line.contains(" /unframed") {
             let _ = reader
                 .get_mut()
@@ -719,6 +723,22 @@ async fn responses_reach_the_client_framed_and_the_connection_stays() {
         "{}",
         unframed.head
     );
+}
+
+/// A response whose framing cannot be trusted (conflicting lengths, a coding other than
+/// chunked) is not passed on: the client gets the 502 page, and the next request is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_with_untrustworthy_framing_give_the_502_page() {
+    let (stack, cookie, _) = signed_in("response-untrusted", Script::Plain).await;
+    for path in ["/conflicting-length", "/gzip-coded"] {
+        let mut client = connect(&stack).await;
+        let page = exchange(&mut client, "GET", path, &cookie, "").await;
+        assert_eq!(page.status, 502, "{path}: {page:?}");
+        assert!(!page.body.contains("hello"), "{path}: {page:?}");
+        let mut client = connect(&stack).await;
+        let next = exchange(&mut client, "GET", "/next", &cookie, "").await;
+        assert_eq!(next.status, 200, "after {path}: {next:?}");
+    }
 }
 
 /// Upgrades many at once, each on its own connection: every one echoes on its first try (the

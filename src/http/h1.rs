@@ -39,7 +39,6 @@ use http::{Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
@@ -48,6 +47,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::http::client::ClientSession;
 use crate::http::duplex::{Drain, MAX_PENDING};
 use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
@@ -183,7 +183,7 @@ impl GatewayApp {
             .await;
             match exchanged {
                 Ok(true) => {
-                    self.upstreams.release(upstream, peer).await;
+                    self.upstreams.release(upstream, peer);
                     return Ok(());
                 }
                 Ok(false) => return Ok(()),
@@ -270,13 +270,13 @@ fn may_send_again(session: &ServerSession, e: &Error) -> bool {
 async fn exchange(
     proxy: &GatewayProxy,
     session: &mut ServerSession,
-    upstream: &mut UpstreamSession,
+    upstream: &mut ClientSession,
     drain: Option<Drain>,
     request: Box<RequestHeader>,
     ctx: &mut RequestContext,
 ) -> Result<bool> {
     upstream
-        .write_request_header(request)
+        .write_request_header(&request)
         .await
         .map_err(|e| e.into_up())?;
     ctx.upstream_sent = Some(Instant::now());
@@ -364,7 +364,7 @@ async fn exchange(
 async fn respond(
     proxy: &GatewayProxy,
     session: &mut ServerSession,
-    upstream: &UpstreamSession,
+    upstream: &ClientSession,
     task: HttpTask,
     ctx: &mut RequestContext,
 ) -> Result<bool> {

@@ -7,6 +7,7 @@
 //! checks (`forward_auth`). Nothing outside this module depends
 //! on it but the server assembly.
 
+pub mod client;
 pub mod duplex;
 pub mod endpoints;
 pub mod forward_auth;

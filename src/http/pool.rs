@@ -16,11 +16,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pingora::connectors::{ConnectorOptions, TransportConnector};
-use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::AsyncReadExt;
 
+use super::client::ClientSession;
 use super::duplex::{Drain, DuplexStream};
 
 /// How long an idle connection is kept when the peer does not say.
@@ -138,7 +138,7 @@ impl Upstreams {
         } else {
             (stream, None)
         };
-        let mut session = UpstreamSession::new_with_options(stream, peer);
+        let mut session = ClientSession::new(stream);
         session.read_timeout = peer.options.read_timeout;
         session.write_timeout = peer.options.write_timeout;
         Ok(Connection {
@@ -151,9 +151,8 @@ impl Upstreams {
     /// Hands a finished session's connection back to the pool, if it can serve another request
     /// (its response read to the end, keep-alive on both sides, nothing of the request left
     /// to send). The connection's [`Drain`] must be dropped first.
-    pub async fn release(&self, mut session: UpstreamSession, peer: &HttpPeer) {
-        session.respect_keepalive();
-        if let Some(stream) = session.reuse().await.and_then(DuplexStream::unwrap) {
+    pub fn release(&self, session: ClientSession, peer: &HttpPeer) {
+        if let Some(stream) = session.reuse().and_then(DuplexStream::unwrap) {
             self.pool.put(peer, stream);
         }
     }
@@ -161,7 +160,7 @@ impl Upstreams {
 
 /// A session from [`Upstreams::connect`].
 pub struct Connection {
-    pub session: UpstreamSession,
+    pub session: ClientSession,
     /// Taken from the pool (the application may have closed it meanwhile).
     pub reused: bool,
     /// For a duplex connection: what sends the request bytes its writes kept.
