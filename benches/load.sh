@@ -305,8 +305,9 @@ row "guichet, live session, $fill sessions in the store" "http://$gw_full/" "Coo
 row "guichet, $users users' sessions in turn, $fill in the store" "http://$gw_full/" "" "$full_pid" "$work/users.lua"
 row "guichet, no session (302 to the login)" "http://$gw/" "" "${gpid[guichet]}"
 row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_auth/" "Cookie: ${cookie[$nginx_auth]}" "$(tree "$(cat "$work/nginx-auth.pid")") ${gpid[guichet-auth]}"
-row "pingora-core loop, no pingora-proxy (benches/passthrough.rs --core)" "http://$core/" "" "$core_pid"
-row "pingora-core loop + the $added_headers headers, fixed values" "http://$core_headers/" "" "$core_headers_pid"
+row "pingora-core server + guichet's upstream client, no pingora-proxy (benches/passthrough.rs --core)" "http://$core/" "" "$core_pid"
+core_row=$(( ${#names[@]} - 1 ))
+row "the same core loop + the $added_headers headers, fixed values" "http://$core_headers/" "" "$core_headers_pid"
 if [ -n "$apache_cookie" ]; then
   row "Apache + mod_auth_openidc, live session" "http://$apache/" "Cookie: $apache_cookie" "$(tree "$(cat "$work/apache.pid")")"
 else
@@ -384,18 +385,22 @@ done
 # Rows a minute apart meet a different machine (the shared cores' load moves within a round):
 # the ratios to the passthrough (row 2) are measured again in pairs a few seconds apart,
 # PAIRS times (default 8) of PAIR_SECONDS (default 3) each — passthrough, then each paired row —,
-# each pair's ratio, then their median and range.
-if { [ -z "${ROWS:-}" ] || [ -n "${PAIRS:-}" ]; } && [ "${PAIRS:-8}" -gt 0 ]; then
+# each pair's ratio, then their median and range; and the pingora-core loop's ratio to nginx
+# proxy_pass (row 1) the same way.
+pairs() { # base-index base-label row-index…
+  local base_index=$1 label=$2 pair base line per_cpu i
+  shift 2
+  local rows=("$@")
   echo
-  echo "### Paired with the passthrough: ${PAIRS:-8} pairs of ${PAIR_SECONDS:-3} s, requests per CPU-second"
+  echo "### Paired with $label: ${PAIRS:-8} pairs of ${PAIR_SECONDS:-3} s, requests per CPU-second"
   echo
-  printf '| pair | passthrough |'; for i in "${paired[@]}"; do printf ' %s | ratio |' "${names[$i]}"; done; echo
-  printf '| --- | --- |'; for _ in "${paired[@]}"; do printf ' --- | --- |'; done; echo
+  printf '| pair | %s |' "$label"; for i in "${rows[@]}"; do printf ' %s | ratio |' "${names[$i]}"; done; echo
+  printf '| --- | --- |'; for _ in "${rows[@]}"; do printf ' --- | --- |'; done; echo
   declare -A ratios
   for pair in $(seq 1 "${PAIRS:-8}"); do
-    base=$(run_row 2 "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
+    base=$(run_row "$base_index" "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
     line="| $pair | $base |"
-    for i in "${paired[@]}"; do
+    for i in "${rows[@]}"; do
       per_cpu=$(run_row "$i" "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
       ratios[$i]+="$(awk -v a="$per_cpu" -v b="$base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print 0}') "
       line+=" $per_cpu | $(awk -v a="$per_cpu" -v b="$base" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}') |"
@@ -403,12 +408,16 @@ if { [ -z "${ROWS:-}" ] || [ -n "${PAIRS:-}" ]; } && [ "${PAIRS:-8}" -gt 0 ]; th
     echo "$line"
   done
   echo
-  for i in "${paired[@]}"; do
+  for i in "${rows[@]}"; do
     # shellcheck disable=SC2086
-    printf '%s\n' ${ratios[$i]} | sort -n | awk -v name="${names[$i]}" '
+    printf '%s\n' ${ratios[$i]} | sort -n | awk -v name="${names[$i]}" -v label="$label" '
       {v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-        printf "- %s: median %.2f x the passthrough (from %.2f to %.2f over %d pairs)\n", name, m, v[1], v[NR], NR}'
+        printf "- %s: median %.2f x %s (from %.2f to %.2f over %d pairs)\n", name, m, label, v[1], v[NR], NR}'
   done
+}
+if { [ -z "${ROWS:-}" ] || [ -n "${PAIRS:-}" ]; } && [ "${PAIRS:-8}" -gt 0 ]; then
+  pairs 2 "the passthrough" "${paired[@]}"
+  pairs 1 "nginx proxy_pass" "$core_row"
 fi
 echo
 python3 benches/logins.py "$gw" "$idp" "${gpid[guichet]}" "$provider_pid" "$duration" 16 || true

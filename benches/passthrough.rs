@@ -15,8 +15,9 @@
 //!
 //! With `--core` it is not a pingora-proxy service at all but the smallest proxy loop written
 //! on pingora-core (`HttpServerApp`: read the request, take an idle upstream connection from
-//! guichet's pool — `guichet::http::pool`, the one guichet's own loop uses —, send the header,
-//! copy the response back, hand both connections back for reuse). It serves only requests
+//! guichet's pool — `guichet::http::pool`, the one guichet's own loop uses —, send the header
+//! and read the response with guichet's client session — `guichet::http::client` —, copy the
+//! response back, hand both connections back for reuse). It serves only requests
 //! without a body (anything else gets a 501): it is not a proxy anyone should run, but the floor
 //! under guichet's own loop (`guichet::http::h1`: bodies both ways, upgrades, the resend, the
 //! pages), measured against pingora-proxy's (`benches/instructions.sh`).

@@ -6,10 +6,10 @@
 //! uses): measured, that machine cost more instructions per request than all of guichet's own
 //! work (`benches/instructions.sh`, README "Performance"), and its upstream half, which waits
 //! on each write of a request body before it reads the response again, stalls with an
-//! application that answers while it reads. This loop does what guichet needs, with the same
-//! pieces of pingora-core pingora-proxy is built on (`ServerSession`, the upstream `v1` client
-//! session) and guichet's own connection pool and duplex connections (`http::pool`,
-//! `http::duplex`):
+//! application that answers while it reads. This loop does what guichet needs, with
+//! pingora-core's `ServerSession` on the client's side and guichet's own client session
+//! (`http::client`), connection pool (`http::pool`) and duplex connections (`http::duplex`) on
+//! the application's:
 //!
 //! 1. read the request (400 for a malformed one, 405 for `CONNECT`; an HTTP/2 stream comes
 //!    read);
