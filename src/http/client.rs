@@ -143,11 +143,17 @@ impl ClientSession {
             Outgoing::Chunked
         } else {
             match request.headers.get(header::CONTENT_LENGTH) {
-                Some(value) => {
-                    Outgoing::Length(parse_length(value.as_bytes()).ok_or_else(|| {
-                        Error::explain(ErrorType::InvalidHTTPHeader, "invalid Content-Length")
-                    })?)
-                }
+                Some(value) => match parse_length(value.as_bytes()) {
+                    // An empty body is no body: the connection stays reusable without an end.
+                    Some(0) => Outgoing::Done,
+                    Some(length) => Outgoing::Length(length),
+                    None => {
+                        return Err(Error::explain(
+                            ErrorType::InvalidHTTPHeader,
+                            "invalid Content-Length",
+                        ))
+                    }
+                },
                 None => Outgoing::Done,
             }
         };

@@ -276,6 +276,15 @@ async fn headers_are_passed_on_as_sent_with_their_length_made_single() {
     assert!(!read.reusable);
 }
 
+/// A request whose body is said to be empty leaves its connection reusable, as one without.
+#[tokio::test]
+async fn an_empty_body_by_length_keeps_the_connection() {
+    let post = request("POST", &[("content-length", "0")]);
+    let response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let read = fetch(&post, response, 4096, false).await.unwrap();
+    assert!(read.reusable);
+}
+
 /// Responses whose framing or header cannot be trusted: each an error of the kind the gateway
 /// turns into a 502 (never a panic, never a body passed on as whole), however its bytes come.
 #[tokio::test]
