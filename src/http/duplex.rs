@@ -52,28 +52,31 @@ impl Outbox {
         }
         while !self.pending.is_empty() {
             match Pin::new(&mut self.stream).poll_write(cx, &self.pending) {
-                Poll::Ready(Ok(0)) => return self.fail(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(self.fail(io::ErrorKind::WriteZero.into()))
+                }
                 Poll::Ready(Ok(n)) => {
                     self.pending.advance(n);
                     self.unflushed = true;
                 }
-                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Ready(Err(e)) => return Poll::Ready(self.fail(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
         if self.unflushed {
             if let Err(e) = ready!(Pin::new(&mut self.stream).poll_flush(cx)) {
-                return self.fail(e);
+                return Poll::Ready(self.fail(e));
             }
             self.unflushed = false;
         }
         Poll::Ready(Ok(()))
     }
 
-    fn fail<T>(&mut self, e: io::Error) -> Poll<io::Result<T>> {
+    /// Ends the writing side with `e`: what was kept is dropped, later writes fail.
+    fn fail<T>(&mut self, e: io::Error) -> io::Result<T> {
         self.failed = Some(e.kind());
         self.pending.clear();
-        Poll::Ready(Err(e))
+        Err(e)
     }
 }
 
@@ -135,14 +138,20 @@ impl DuplexStream {
 impl Drain {
     /// Bytes written that the socket has not taken yet.
     pub fn pending(&self) -> usize {
-        lock(&self.outbox).pending.len()
+        self.state().1
     }
 
     /// Whether nothing is left to send: everything written was handed to the socket and
     /// flushed, or the writing side failed (what it kept is dropped).
     pub fn is_drained(&self) -> bool {
+        self.state().0
+    }
+
+    /// [`Drain::is_drained`] and [`Drain::pending`] at once (one lock).
+    pub fn state(&self) -> (bool, usize) {
         let outbox = lock(&self.outbox);
-        outbox.failed.is_some() || (outbox.pending.is_empty() && !outbox.unflushed)
+        let drained = outbox.failed.is_some() || (outbox.pending.is_empty() && !outbox.unflushed);
+        (drained, outbox.pending.len())
     }
 
     /// Sends what is kept; ends when all is sent, or with the error that ended the writing
@@ -154,16 +163,10 @@ impl Drain {
             None => push.await,
             Some(limit) => match tokio::time::timeout(limit, push).await {
                 Ok(pushed) => pushed,
-                Err(_) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the application took no request bytes for {limit:?}"),
-                    );
-                    let mut outbox = lock(&self.outbox);
-                    outbox.failed = Some(e.kind());
-                    outbox.pending.clear();
-                    Err(e)
-                }
+                Err(_) => lock(&self.outbox).fail(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the application took no request bytes for {limit:?}"),
+                )),
             },
         }
     }
@@ -188,12 +191,14 @@ impl AsyncWrite for DuplexStream {
         let mut taken = 0;
         if outbox.pending.is_empty() && !buf.is_empty() {
             match Pin::new(&mut outbox.stream).poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) => return outbox.fail(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(outbox.fail(io::ErrorKind::WriteZero.into()))
+                }
                 Poll::Ready(Ok(n)) => {
                     taken = n;
                     outbox.unflushed = true;
                 }
-                Poll::Ready(Err(e)) => return outbox.fail(e),
+                Poll::Ready(Err(e)) => return Poll::Ready(outbox.fail(e)),
                 Poll::Pending => {}
             }
         }

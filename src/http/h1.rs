@@ -292,7 +292,8 @@ async fn exchange(
     let mut reusable = true;
     let mut abandoned = false;
     loop {
-        let sending = drain.as_ref().is_some_and(|d| !d.is_drained());
+        let (drained, pending) = drain.as_ref().map_or((true, 0), Drain::state);
+        let sending = !drained;
         let ended = if upgraded {
             // Either side closing ends an upgraded connection; the client's last bytes go first.
             response_done || (request_done && !sending)
@@ -302,7 +303,7 @@ async fn exchange(
         if ended {
             break;
         }
-        let room = drain.as_ref().is_none_or(|d| d.pending() <= MAX_PENDING);
+        let room = pending <= MAX_PENDING;
         tokio::select! {
             biased;
             task = upstream.read_response_task(), if !response_done => {
