@@ -651,15 +651,24 @@ fn parse_head(raw: &Bytes) -> Result<(http::response::Parts, Option<String>)> {
     Ok((parts, reason))
 }
 
+/// The items of the list headers `name` (RFC 9110 §5.6.1: every field of that name, split at
+/// commas), each trimmed of whitespace; empty items are kept, for the caller to judge.
+pub(crate) fn list_items<'a>(
+    headers: &'a HeaderMap,
+    name: HeaderName,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .get_all(name)
+        .into_iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+}
+
 /// Whether the response lets the connection serve another request: HTTP/1.1 without
 /// `Connection: close`.
 fn keeps_alive(parts: &http::response::Parts) -> bool {
     parts.version == Version::HTTP_11
-        && !parts.headers.get_all(header::CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        })
+        && !list_items(&parts.headers, header::CONNECTION).any(|t| t.eq_ignore_ascii_case(b"close"))
 }
 
 /// The body's framing from the response's headers (RFC 9112 §6.3), `Content-Length` collapsed
@@ -667,17 +676,11 @@ fn keeps_alive(parts: &http::response::Parts) -> bool {
 fn framing(parts: &mut http::response::Parts) -> Result<Framing> {
     let headers = &mut parts.headers;
     let mut codings = 0;
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        for coding in value.as_bytes().split(|b| *b == b',') {
-            let coding = coding.trim_ascii();
-            if coding.is_empty() {
-                continue;
-            }
-            if !coding.eq_ignore_ascii_case(b"chunked") || codings > 0 {
-                return Err(invalid("response transfer coding other than chunked"));
-            }
-            codings += 1;
+    for coding in list_items(headers, header::TRANSFER_ENCODING).filter(|c| !c.is_empty()) {
+        if !coding.eq_ignore_ascii_case(b"chunked") || codings > 0 {
+            return Err(invalid("response transfer coding other than chunked"));
         }
+        codings += 1;
     }
     if codings == 1 {
         return Ok(Framing::Chunked);
@@ -687,16 +690,15 @@ fn framing(parts: &mut http::response::Parts) -> Result<Framing> {
     }
     let mut length = None;
     let mut values = 0;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for token in value.as_bytes().split(|b| *b == b',') {
-            values += 1;
-            let token = parse_length(token.trim_ascii())
-                .ok_or_else(|| invalid("invalid Content-Length in the response"))?;
-            if length.is_some_and(|l| l != token) {
-                return Err(invalid("conflicting Content-Length values in the response"));
-            }
-            length = Some(token);
+    // An empty item ("5,") is not a length either.
+    for token in list_items(headers, header::CONTENT_LENGTH) {
+        values += 1;
+        let token =
+            parse_length(token).ok_or_else(|| invalid("invalid Content-Length in the response"))?;
+        if length.is_some_and(|l| l != token) {
+            return Err(invalid("conflicting Content-Length values in the response"));
         }
+        length = Some(token);
     }
     match length {
         Some(length) => {

@@ -47,7 +47,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::http::client::ClientSession;
+use crate::http::client::{list_items, ClientSession};
 use crate::http::duplex::{Drain, MAX_PENDING};
 use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
@@ -308,7 +308,7 @@ async fn exchange(
             biased;
             task = upstream.read_response_task(), if !response_done => {
                 let task = task.map_err(|e| e.into_up())?;
-                response_done = respond(proxy, session, upstream, task, ctx).await?;
+                response_done = respond(proxy, session, task, ctx).await?;
                 if !upgraded && session.was_upgraded() {
                     // After a 101 the client's bytes go to the application until either closes.
                     upgraded = true;
@@ -365,21 +365,16 @@ async fn exchange(
 async fn respond(
     proxy: &GatewayProxy,
     session: &mut ServerSession,
-    upstream: &ClientSession,
     task: HttpTask,
     ctx: &mut RequestContext,
 ) -> Result<bool> {
     let end = match task {
         HttpTask::Header(mut header, end) => {
-            if header.status == http::StatusCode::SWITCHING_PROTOCOLS {
-                if !(upstream.is_upgrade_req() && session.is_upgrade_req()) {
-                    return Err(Error::explain(
-                        ErrorType::InvalidHTTPHeader,
-                        "101 Switching Protocols for a request that asked for no upgrade",
-                    )
-                    .into_up());
-                }
-            } else if header.status.is_informational() {
+            // A 101 reaches here only for a request that asked for an upgrade (the client
+            // session refuses any other, `http::client`): it is the final header.
+            if header.status.is_informational()
+                && header.status != http::StatusCode::SWITCHING_PROTOCOLS
+            {
                 // HTTP/1.0 has no interim responses: its clients get the final one only.
                 if session.req_header().version != Version::HTTP_11 {
                     return Ok(false);
@@ -461,35 +456,29 @@ const CONNECTION_NAMES: usize = 16;
 /// more than [`CONNECTION_NAMES`] names: the request is refused.
 pub(crate) fn strip_hop_by_hop(request: &mut RequestHeader) -> Result<()> {
     let mut named: Vec<HeaderName> = Vec::new();
-    for value in request.headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            if token.is_empty() {
-                continue;
-            }
-            if named.len() == CONNECTION_NAMES {
-                return Err(Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "too many names in the Connection header",
-                ));
-            }
-            let name = HeaderName::from_bytes(token)
-                .ok()
-                .filter(|_| token.iter().all(|b| is_token_byte(*b)))
-                .ok_or_else(|| {
-                    Error::explain(
-                        ErrorType::InvalidHTTPHeader,
-                        "the Connection header names something that is not a header",
-                    )
-                })?;
-            if name == header::HOST || name.as_str().starts_with("x-forwarded-") {
-                return Err(Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "the Connection header names Host or a forwarding header",
-                ));
-            }
-            named.push(name);
+    for token in list_items(&request.headers, header::CONNECTION).filter(|t| !t.is_empty()) {
+        if named.len() == CONNECTION_NAMES {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "too many names in the Connection header",
+            ));
         }
+        let name = HeaderName::from_bytes(token)
+            .ok()
+            .filter(|_| token.iter().all(|b| is_token_byte(*b)))
+            .ok_or_else(|| {
+                Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the Connection header names something that is not a header",
+                )
+            })?;
+        if name == header::HOST || name.as_str().starts_with("x-forwarded-") {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "the Connection header names Host or a forwarding header",
+            ));
+        }
+        named.push(name);
     }
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         if request.headers.contains_key(name) {
