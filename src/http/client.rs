@@ -48,6 +48,9 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 256;
 /// The longest chunk-size line (size and extensions).
 pub const MAX_CHUNK_LINE: usize = 4096;
+/// The most interim (`1xx`) responses before the final one: each is passed on to the client,
+/// so an application sending them without end would hold the exchange until its read time-out.
+pub const MAX_INTERIM: usize = 32;
 /// Room made in the read buffer before each read.
 const READ_ROOM: usize = 16 * 1024;
 
@@ -110,6 +113,8 @@ pub struct ClientSession {
     incoming: Incoming,
     /// The response let the connection serve another request.
     keepalive: bool,
+    /// Interim responses read so far.
+    interim: usize,
 }
 
 impl ClientSession {
@@ -126,6 +131,7 @@ impl ClientSession {
             outgoing: Outgoing::Done,
             incoming: Incoming::Head,
             keepalive: false,
+            interim: 0,
         }
     }
 
@@ -476,6 +482,10 @@ impl ClientSession {
         let status = parts.status;
         let mut end = false;
         if status.is_informational() {
+            self.interim += 1;
+            if self.interim > MAX_INTERIM {
+                return Err(invalid("more than 32 interim (1xx) responses"));
+            }
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 if !self.upgrade_asked {
                     return Err(invalid(

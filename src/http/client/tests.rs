@@ -303,6 +303,10 @@ async fn untrustworthy_responses_are_errors() {
     );
     let chunked =
         |rest: &str| format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{rest}");
+    let interim = |count: usize| {
+        "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n".repeat(count)
+            + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    };
     let invalid = ErrorType::InvalidHTTPHeader;
     let closed = ErrorType::ConnectionClosed;
     let cases: Vec<(&str, String, ErrorType)> = vec![
@@ -334,6 +338,8 @@ async fn untrustworthy_responses_are_errors() {
         ("control byte in a value", "HTTP/1.1 200 OK\r\nX-A: a\x7fb\r\nContent-Length: 0\r\n\r\n".into(), invalid.clone()),
         ("space in a name", "HTTP/1.1 200 OK\r\nX A: a\r\nContent-Length: 0\r\n\r\n".into(), invalid.clone()),
         ("101 without an upgrade asked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".into(), invalid.clone()),
+        ("one interim response too many", interim(MAX_INTERIM + 1), invalid.clone()),
+        ("interim responses without end", interim(1000), invalid.clone()),
     ];
     for (name, response, kind) in &cases {
         // The large ones a byte at a time would only be slow.
@@ -349,6 +355,12 @@ async fn untrustworthy_responses_are_errors() {
             }
         }
     }
+    // As many interim responses as allowed: all passed on, then the final one.
+    let read = fetch(&get, interim(MAX_INTERIM).as_bytes(), 4096, false)
+        .await
+        .unwrap();
+    assert_eq!(read.statuses.len(), MAX_INTERIM + 1);
+    assert_eq!(read.statuses.last(), Some(&200));
     // Responses cut short by the application closing: an error, not a shorter body.
     let cut: Vec<(&str, &[u8])> = vec![
         ("nothing", b""),
