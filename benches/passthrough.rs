@@ -23,7 +23,8 @@
 //! pages), measured against pingora-proxy's (`benches/instructions.sh`).
 //!
 //! Usage: `passthrough --listen 127.0.0.1:18090 --upstream 127.0.0.1:18083 [--threads 2]
-//! [--add-headers FILE] [--h2c | --core]`.
+//! [--add-headers FILE] [--h2c | --core] [--work-stealing]`. `--work-stealing` turns on tokio's work
+//! stealing between the threads, which guichet leaves off by default (`server.work_stealing`).
 //! Run without arguments (as `cargo bench` does) it prints this usage and exits.
 
 use std::net::SocketAddr;
@@ -200,13 +201,15 @@ fn main() {
     let (Some(listen), Some(upstream)) = (value("--listen"), value("--upstream")) else {
         println!(
             "usage: passthrough --listen ADDR:PORT --upstream ADDR:PORT [--threads N] \
-             [--add-headers FILE] [--h2c | --core]"
+             [--add-headers FILE] [--h2c | --core] [--work-stealing]"
         );
         return;
     };
     let upstream: SocketAddr = upstream.parse().expect("--upstream ADDR:PORT");
     let threads = value("--threads").map_or(2, |t| t.parse().expect("--threads N"));
-    let mut server = Server::new_with_opt_and_conf(None, tuned_conf(threads));
+    let mut conf = tuned_conf(threads);
+    conf.work_stealing = flag("--work-stealing");
+    let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let upstream = UpstreamSettings {
         address: upstream,

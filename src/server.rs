@@ -39,9 +39,16 @@ pub struct Launch {
 /// pingora's server configuration as guichet tunes it for `threads` worker threads; the
 /// passthrough benchmark (`benches/passthrough.rs`) uses it too, so the framework's ceiling is
 /// measured as guichet runs it.
+///
+/// Work stealing is off (`server.work_stealing`): each connection is served by one
+/// single-threaded runtime, chosen at accept, as nginx's workers do. With tokio's work-stealing
+/// runtime, the thread an I/O event wakes is often not the one that ran the task: a cross-thread
+/// wake-up (a futex) for about every other request, and tasks that move away from their thread's
+/// idle upstream connections (`http::pool` keeps them per thread) open new ones.
 pub fn tuned_conf(threads: usize) -> ServerConf {
     ServerConf {
         threads,
+        work_stealing: false,
         ..ServerConf::default()
     }
 }
@@ -117,6 +124,7 @@ pub fn new_server(settings: &Settings, launch: Launch) -> Server {
             .map(|p| p.display().to_string()),
         grace_period_seconds: Some(settings.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
+        work_stealing: settings.work_stealing,
         ..tuned_conf(settings.threads)
     };
     let opt = Opt {

@@ -295,11 +295,17 @@ async fn read_response(reader: &mut BufReader<TcpStream>, head_only: bool) -> Re
 
 /// A stack in front of the scripted application, and a signed-in visitor's cookie header.
 async fn signed_in(name: &str, script: Script) -> (Stack, String, Seen) {
+    signed_in_with(name, script, "").await
+}
+
+/// The same, with `server_extra` in `[server]`.
+async fn signed_in_with(name: &str, script: Script, server_extra: &str) -> (Stack, String, Seen) {
     let (upstream, seen) = start_scripted(script).await;
     let stack = Stack::start(
         name,
         GatewayOptions {
             upstream: Some(upstream),
+            server_extra: server_extra.into(),
             ..GatewayOptions::default()
         },
     )
@@ -595,7 +601,10 @@ async fn uploads_stream_with_their_framing_and_expect_continue() {
 /// upgraded connection.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_and_its_response_move_at_once() {
-    let (stack, cookie, seen) = signed_in("answer-first", Script::AnswerFirst).await;
+    // With tokio's work stealing on (every other test runs with the default, off): a request's
+    // task may move between threads while both directions are in flight.
+    let (stack, cookie, seen) =
+        signed_in_with("answer-first", Script::AnswerFirst, "work_stealing = true").await;
     let before = support::peak_rss_kib(stack.gateway.pid());
     let body = Arc::new(pattern(ANSWER_FIRST));
     let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();

@@ -205,6 +205,11 @@ pub struct ServerSection {
     /// Worker threads; default 0 = the number of cores.
     #[serde(default)]
     pub threads: usize,
+    /// Whether a thread with nothing to do takes tasks queued on another (tokio's work
+    /// stealing); default `false`: each connection stays on the thread that accepted it, as in
+    /// nginx's workers.
+    #[serde(default)]
+    pub work_stealing: bool,
     /// After SIGTERM, new connections are refused at once and requests in flight have this long
     /// to finish (pingora's grace period); default `10s`.
     #[serde(default = "default_grace_period")]

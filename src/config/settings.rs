@@ -92,6 +92,8 @@ pub struct Settings {
     pub pid_file: PathBuf,
     pub public_url: Url,
     pub threads: usize,
+    /// tokio's work stealing between the worker threads (`server.work_stealing`).
+    pub work_stealing: bool,
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
     /// `[upstream]`; `None` only in `Mode::Auth`.

@@ -48,6 +48,15 @@ fn minimal_config_gets_defaults() {
     assert_eq!(s.session.cookie_name, "__Host-guichet");
     assert!(s.session.secure);
     assert!(s.threads >= 1);
+    assert!(!s.work_stealing);
+    assert!(!crate::server::tuned_conf(s.threads).work_stealing);
+    let stealing = MINIMAL.replace("[upstream]", "work_stealing = true\n[upstream]");
+    let s = from_toml(&stealing, Path::new("t.toml"), &env).unwrap();
+    assert!(s.work_stealing);
+    assert!(
+        refusal(&MINIMAL.replace("[upstream]", "work_stealing = \"yes\"\n[upstream]"))
+            .contains("work_stealing")
+    );
     assert_eq!(s.public_url.as_str(), "https://app.example.gouv.fr/");
     let p = &s.providers[0];
     assert_eq!(p.scopes, ["given_name", "usual_name", "email", "uid"]);

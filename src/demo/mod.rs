@@ -64,6 +64,7 @@ pub fn demo_settings(addresses: &DemoAddresses, client_secret: &str) -> Settings
         public_url: url::Url::parse(&format!("http://{}", addresses.gateway))
             .expect("a socket address makes a valid URL"),
         threads,
+        work_stealing: false,
         grace_period: std::time::Duration::from_secs(1),
         shutdown_timeout: std::time::Duration::from_secs(5),
         upstream: Some(UpstreamSettings {

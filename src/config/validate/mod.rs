@@ -207,6 +207,7 @@ pub fn validate(file: &FileConfig, env: &dyn Environment) -> Result<Settings, Ve
         pid_file: server.pid_file,
         public_url: server.public_url,
         threads: server.threads,
+        work_stealing: server.work_stealing,
         grace_period: server.grace_period,
         shutdown_timeout: server.shutdown_timeout,
         metrics_listen: server.metrics_listen,
