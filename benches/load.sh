@@ -22,7 +22,9 @@
 # users' sessions in turn, each request the next cookie —, without a session (302); nginx
 # auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); the smallest
 # proxy loop on pingora-core (benches/passthrough.rs --core, requests without a body only), alone
-# and adding the same headers as the passthrough's second row; Apache with
+# and adding the same headers as the passthrough's second row; guichet with a live session and
+# that core loop again with tokio's work stealing on (server.work_stealing = true, --work-stealing;
+# every other row runs guichet's default, off); Apache with
 # mod_auth_openidc and a session (the mock provider accepts its 27-character state for this).
 # Then IDLE (default 10,000) idle keep-alive connections held by
 # guichet (benches/idle.py): bytes per connection, and whether each still answers. And complete
@@ -60,7 +62,7 @@ passthrough=127.0.0.1:18090; gw=127.0.0.1:18080; gw_quiet=127.0.0.1:18091
 gw_signed=127.0.0.1:18092; gw_routes=127.0.0.1:18087; gw_shared=127.0.0.1:18086
 gw_full=127.0.0.1:18096; passthrough_headers=127.0.0.1:18097; gw_capture=127.0.0.1:18098; capture=127.0.0.1:18099; fill="${FILL:-1000000}"; idle="${IDLE:-10000}"; users="${USERS:-64}"
 redis_port=18085; nginx_auth=127.0.0.1:18093; gw_auth=127.0.0.1:18094; apache=127.0.0.1:18095
-core=127.0.0.1:18088; core_headers=127.0.0.1:18089
+core=127.0.0.1:18088; core_headers=127.0.0.1:18089; gw_steal=127.0.0.1:18079; core_steal=127.0.0.1:18078
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -102,7 +104,7 @@ bench_binaries
 passthrough_pid=$!; pids_to_stop+=("$passthrough_pid")
 
 redirects=()
-for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_capture"; do
+for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_capture" "$gw_steal"; do
   redirects+=(--redirect-uri "http://$address/.guichet/callback")
 done
 ./target/release/guichet demo --provider-only --provider "$idp" --client-secret load-test-secret \
@@ -116,6 +118,8 @@ upstream_section="[upstream]
 url = \"http://$static\""
 guichet_conf guichet.toml "$gw" "$gw" "$upstream_section"
 guichet_conf guichet-quiet.toml "$gw_quiet" "$gw_quiet" "$upstream_section"
+guichet_conf guichet-stealing.toml "$gw_steal" "$gw_steal" "work_stealing = true
+$upstream_section"
 sed -i 's/^\[log\]$/[log]\naccess = false/' "$work/guichet-quiet.toml"
 ./target/release/guichet keygen --out "$work/assertion.pem" >/dev/null
 guichet_conf guichet-signed.toml "$gw_signed" "$gw_signed" "$upstream_section"
@@ -145,7 +149,7 @@ guichet_conf guichet-capture.toml "$gw_capture" "$gw_capture" "[upstream]
 url = \"http://$capture\""
 printf '[session]\nmax_sessions = %s\nmax_memory = "16GiB"\n' "$(( fill + 1000 ))" >>"$work/guichet-full.toml"
 declare -A gpid
-for name in guichet guichet-quiet guichet-signed guichet-routes guichet-shared guichet-auth guichet-capture; do
+for name in guichet guichet-quiet guichet-stealing guichet-signed guichet-routes guichet-shared guichet-auth guichet-capture; do
   ./target/release/guichet run --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
   gpid[$name]=$!; pids_to_stop+=($!)
 done
@@ -159,7 +163,7 @@ for _ in $(seq 1 1200); do [ "$(wc -l <"$work/full-cookie")" -ge "$users" ] && b
   echo "local i = 0"
   echo "request = function() i = i % #cookies + 1; wrk.headers[\"Cookie\"] = cookies[i]; return wrk.format() end"
 } >"$work/users.lua"
-for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full" "$gw_capture"; do
+for address in "$gw" "$gw_quiet" "$gw_steal" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth" "$gw_full" "$gw_capture"; do
   for _ in $(seq 1 100); do
     curl -fs "http://$address/.guichet/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -218,7 +222,7 @@ sign_in() { # entry address, cookie name
   echo "$cookie"
 }
 declare -A cookie
-for address in "$gw" "$gw_quiet" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
+for address in "$gw" "$gw_quiet" "$gw_steal" "$gw_signed" "$gw_routes" "$gw_shared" "$nginx_auth"; do
   cookie[$address]=$(sign_in "$address" guichet)
 done
 # The headers guichet adds to a live session's requests (forwarding and identity, every header
@@ -261,7 +265,10 @@ core_pid=$!; pids_to_stop+=("$core_pid")
 "$passthrough_bin" --listen "$core_headers" --upstream "$static" --threads "$threads" --core \
   --add-headers "$work/upstream-headers" >"$work/core-headers.log" 2>&1 &
 core_headers_pid=$!; pids_to_stop+=("$core_headers_pid")
-for address in "$passthrough_headers" "$core" "$core_headers"; do
+"$passthrough_bin" --listen "$core_steal" --upstream "$static" --threads "$threads" --core \
+  --work-stealing >"$work/core-stealing.log" 2>&1 &
+core_steal_pid=$!; pids_to_stop+=("$core_steal_pid")
+for address in "$passthrough_headers" "$core" "$core_headers" "$core_steal"; do
   for _ in $(seq 1 100); do curl -fs -o /dev/null "http://$address/" && break; sleep 0.1; done
 done
 apache_cookie=""
@@ -308,6 +315,10 @@ row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_
 row "pingora-core server + guichet's upstream client, no pingora-proxy (benches/passthrough.rs --core)" "http://$core/" "" "$core_pid"
 core_row=$(( ${#names[@]} - 1 ))
 row "the same core loop + the $added_headers headers, fixed values" "http://$core_headers/" "" "$core_headers_pid"
+row "guichet, live session, work stealing on (server.work_stealing = true)" "http://$gw_steal/" "Cookie: ${cookie[$gw_steal]}" "${gpid[guichet-stealing]}"
+paired+=($(( ${#names[@]} - 1 )))
+row "the core loop, work stealing on (--work-stealing)" "http://$core_steal/" "" "$core_steal_pid"
+core_steal_row=$(( ${#names[@]} - 1 ))
 if [ -n "$apache_cookie" ]; then
   row "Apache + mod_auth_openidc, live session" "http://$apache/" "Cookie: $apache_cookie" "$(tree "$(cat "$work/apache.pid")")"
 else
@@ -417,7 +428,7 @@ pairs() { # base-index base-label row-index…
 }
 if { [ -z "${ROWS:-}" ] || [ -n "${PAIRS:-}" ]; } && [ "${PAIRS:-8}" -gt 0 ]; then
   pairs 2 "the passthrough" "${paired[@]}"
-  pairs 1 "nginx proxy_pass" "$core_row"
+  pairs 1 "nginx proxy_pass" "$core_row" "$core_steal_row"
 fi
 echo
 python3 benches/logins.py "$gw" "$idp" "${gpid[guichet]}" "$provider_pid" "$duration" 16 || true
