@@ -126,8 +126,13 @@ impl CoreLoop {
             .connect(&self.peer, false, false)
             .await?
             .session;
-        let mut request = Box::new(session.req_header().clone());
-        add_headers(&self.added, &mut request)?;
+        // Copied as guichet's loop copies it (`UpstreamParts::copy_of`).
+        let mut request = UpstreamParts::copy_of(session.req_header());
+        let _ = request.parts.headers.try_reserve(self.added.len());
+        for (name, value) in &self.added {
+            request.parts.headers.insert(name.clone(), value.clone());
+        }
+        let request = Box::new(request.into_header()?);
         upstream.write_request_header(&request).await?;
         loop {
             match upstream.read_response_task().await? {

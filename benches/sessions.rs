@@ -126,6 +126,7 @@ async fn upstream_headers(gateway: &Gateway, cookie: &str) -> String {
     let session = gateway.sessions().get(&id).await.expect("the session");
     let before: Vec<http::HeaderName> = request.headers.keys().cloned().collect();
     let correlation_id = CorrelationId::of(&request.headers);
+    let mut request = guichet::http::forwarded::UpstreamParts::copy_of(&request);
     guichet::http::proxy::prepare_upstream(
         gateway,
         &ForwardedHeaders::new(gateway.settings()),
@@ -137,7 +138,7 @@ async fn upstream_headers(gateway: &Gateway, cookie: &str) -> String {
     )
     .expect("the request prepared");
     let mut lines = String::new();
-    for (name, value) in &request.headers {
+    for (name, value) in &request.parts.headers {
         if !before.contains(name) {
             let value = value.to_str().expect("visible ASCII");
             lines.push_str(&format!("{name}: {value}\n"));

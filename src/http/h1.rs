@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::connectors::ConnectorOptions;
@@ -49,6 +49,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::http::client::{list_items, ClientSession};
 use crate::http::duplex::{Drain, MAX_PENDING};
+use crate::http::forwarded::UpstreamParts;
 use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
 
@@ -220,8 +221,9 @@ impl GatewayApp {
                 .headers
                 .get(header::UPGRADE)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-        let mut request = Box::new(original.clone());
-        strip_hop_by_hop(&mut request).map_err(|e| e.into_down())?;
+        // A copy: pingora still reads the client's header (its body's framing, `Connection`).
+        let mut request = UpstreamParts::copy_of(original);
+        strip_hop_by_hop(&mut request.parts.headers).map_err(|e| e.into_down())?;
         prepare_upstream(
             self.proxy.gateway(),
             self.proxy.forwarded(),
@@ -231,18 +233,27 @@ impl GatewayApp {
             ctx.session.as_deref(),
             self.proxy.upstream(ctx)?.pass_host,
         )?;
-        to_origin_form(&mut request)?;
-        request.set_version(Version::HTTP_11);
+        let parts = &mut request.parts;
+        parts.version = Version::HTTP_11;
         if websocket {
-            request.insert_header(header::CONNECTION, "upgrade")?;
-            request.insert_header(header::UPGRADE, "websocket")?;
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts
+                .headers
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
-        if has_body && (chunked || !request.headers.contains_key(header::CONTENT_LENGTH)) {
+        if has_body && (chunked || !parts.headers.contains_key(header::CONTENT_LENGTH)) {
             // The client's framing is gone with the hop-by-hop headers: a chunked body (or one
             // whose length is not said) goes chunked, and never with a length beside it.
-            request.remove_header(&header::CONTENT_LENGTH);
-            request.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
         }
+        let mut request = Box::new(request.into_header()?);
+        to_origin_form(&mut request)?;
         Ok(request)
     }
 }
@@ -454,9 +465,9 @@ const CONNECTION_NAMES: usize = 16;
 /// `Connection` header naming `Host` or a forwarding header (which would have them removed
 /// after guichet set them, or before a front proxy's are read), a name that is not a token, or
 /// more than [`CONNECTION_NAMES`] names: the request is refused.
-pub(crate) fn strip_hop_by_hop(request: &mut RequestHeader) -> Result<()> {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> Result<()> {
     let mut named: Vec<HeaderName> = Vec::new();
-    for token in list_items(&request.headers, header::CONNECTION).filter(|t| !t.is_empty()) {
+    for token in list_items(headers, header::CONNECTION).filter(|t| !t.is_empty()) {
         if named.len() == CONNECTION_NAMES {
             return Err(Error::explain(
                 ErrorType::InvalidHTTPHeader,
@@ -481,9 +492,7 @@ pub(crate) fn strip_hop_by_hop(request: &mut RequestHeader) -> Result<()> {
         named.push(name);
     }
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        if request.headers.contains_key(name) {
-            request.remove_header(name);
-        }
+        headers.remove(name);
     }
     Ok(())
 }

@@ -162,14 +162,13 @@ fn sign_in(pages: &Pages, login: &str, redirect: bool, ctx: &mut RequestContext)
 pub fn prepare_upstream(
     gateway: &Gateway,
     forwarded: &ForwardedHeaders,
-    upstream: &mut RequestHeader,
+    upstream: &mut UpstreamParts,
     peer: Option<IpAddr>,
     correlation_id: &CorrelationId,
     session: Option<&Session>,
     pass_host: bool,
 ) -> Result<()> {
-    let mut request = UpstreamParts::take(upstream);
-    let parts = &mut request.parts;
+    let parts = &mut upstream.parts;
     // Room for every header added below at once, instead of the map growing twice or three
     // times on the way (each time a new table, rehashed). A request's headers are bounded by
     // pingora far below the map's limit; the reserve cannot fail in practice and costs nothing
@@ -184,8 +183,7 @@ pub fn prepare_upstream(
         .map_err(|e| {
             tracing::error!(error = %e, "cannot attach the identity");
             Error::explain(ErrorType::InternalError, "identity forwarding failed")
-        })?;
-    request.put_back(upstream)
+        })
 }
 
 impl GatewayProxy {

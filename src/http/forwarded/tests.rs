@@ -223,6 +223,50 @@ fn the_request_taken_out_comes_back_with_its_target_and_headers() {
 }
 
 #[test]
+fn a_copy_of_the_request_is_rewritten_while_the_original_stays_as_it_came() {
+    for target in [
+        &b"/a/b?c=d"[..],
+        b"*",
+        b"http://app.example/x?y=1",
+        b"/caf\xc3\xa9?q=\xff",
+    ] {
+        let label = String::from_utf8_lossy(target).into_owned();
+        let mut original = RequestHeader::build("PUT", target, None).unwrap();
+        original.set_version(http::Version::HTTP_10);
+        original.append_header("X-Mixed-Case", "1").unwrap();
+        original.append_header("cookie", "a=1").unwrap();
+        original.append_header("cookie", "b=2").unwrap();
+        let before = original.clone();
+        let mut copy = UpstreamParts::copy_of(&original);
+        assert_eq!(copy.parts.method, http::Method::PUT, "{label}");
+        assert_eq!(copy.parts.version, http::Version::HTTP_10, "{label}");
+        assert_eq!(copy.parts.headers, original.headers, "{label}");
+        copy.parts.headers.remove("cookie");
+        copy.parts
+            .headers
+            .insert("x-added", HeaderValue::from_static("2"));
+        let upstream = copy.into_header().unwrap();
+        // The copy carries the target byte for byte, and the edits.
+        assert_eq!(upstream.raw_path(), target, "{label}");
+        assert_eq!(upstream.uri, original.uri, "{label}");
+        assert!(upstream.headers.get("cookie").is_none(), "{label}");
+        assert_eq!(upstream.headers["x-added"], "2", "{label}");
+        assert_eq!(upstream.headers["x-mixed-case"], "1", "{label}");
+        // The client's request is untouched, its header-name case included.
+        assert_eq!(original.raw_path(), before.raw_path(), "{label}");
+        assert_eq!(original.headers, before.headers, "{label}");
+        let (mut wire, mut wire_before) = (Vec::new(), Vec::new());
+        original.header_to_h1_wire(&mut wire);
+        before.header_to_h1_wire(&mut wire_before);
+        assert_eq!(wire, wire_before, "{label}");
+        assert!(
+            String::from_utf8_lossy(&wire).contains("X-Mixed-Case: 1"),
+            "{label}"
+        );
+    }
+}
+
+#[test]
 fn header_names_reach_the_application_in_lowercase_but_a_few() {
     // The client's spelling, as pingora records it when it parses a request.
     let mut upstream = RequestHeader::build("GET", b"/", None).unwrap();

@@ -20,9 +20,9 @@ fn hop_by_hop_headers_and_those_connection_names_are_removed() {
         ("x-kept", "3"),
         ("cookie", "a=b"),
     ]);
-    let mut upstream = request("/", &all);
+    let mut upstream = request("/", &all).headers.clone();
     strip_hop_by_hop(&mut upstream).unwrap();
-    let mut left: Vec<&str> = upstream.headers.keys().map(|n| n.as_str()).collect();
+    let mut left: Vec<&str> = upstream.keys().map(|n| n.as_str()).collect();
     left.sort_unstable();
     assert_eq!(left, ["cookie", "x-kept"]);
 }
@@ -45,7 +45,7 @@ fn a_connection_header_naming_what_guichet_sets_or_not_names_is_refused() {
         "é",
         many.as_str(),
     ] {
-        let mut upstream = request("/", &[("connection", value)]);
+        let mut upstream = request("/", &[("connection", value)]).headers.clone();
         let refused = strip_hop_by_hop(&mut upstream);
         assert!(refused.is_err(), "{value}");
         assert_eq!(
@@ -58,9 +58,11 @@ fn a_connection_header_naming_what_guichet_sets_or_not_names_is_refused() {
         .map(|n| format!("x-{n}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut upstream = request("/", &[("connection", &exactly), ("x-3", "v")]);
+    let mut upstream = request("/", &[("connection", &exactly), ("x-3", "v")])
+        .headers
+        .clone();
     strip_hop_by_hop(&mut upstream).unwrap();
-    assert!(upstream.headers.is_empty());
+    assert!(upstream.is_empty());
 }
 
 #[test]
