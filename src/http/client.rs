@@ -30,6 +30,7 @@
 //! Reading is safe to cancel between reads (the loop in `http::h1` selects it beside the
 //! request body): every byte read stays in the session until parsed.
 
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
@@ -211,9 +212,14 @@ impl ClientSession {
                 }
                 let mut size = [0u8; 18];
                 let size = chunk_size_line(data.len(), &mut size);
-                self.write(size, "while writing the request body").await?;
-                self.write(data, "while writing the request body").await?;
-                self.write(b"\r\n", "while writing the request body")
+                // The size line, the data and its end in one system call (the upstream socket
+                // has no write buffer): not three, each a TCP segment of its own.
+                let mut chunk = [
+                    IoSlice::new(size),
+                    IoSlice::new(data),
+                    IoSlice::new(b"\r\n"),
+                ];
+                self.write_vectored(&mut chunk, "while writing the request body")
                     .await?;
             }
             Outgoing::Raw => self.write(data, "while writing upgraded bytes").await?,
@@ -277,13 +283,33 @@ impl ClientSession {
     }
 
     async fn write(&mut self, data: &[u8], context: &'static str) -> Result<()> {
+        self.write_vectored(&mut [IoSlice::new(data)], context)
+            .await
+    }
+
+    /// Writes all of `parts`, gathered: one system call when the socket takes them at once.
+    async fn write_vectored(
+        &mut self,
+        mut parts: &mut [IoSlice<'_>],
+        context: &'static str,
+    ) -> Result<()> {
+        let stream = &mut self.stream;
+        let all = async move {
+            while !parts.is_empty() {
+                match stream.write_vectored(parts).await? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    written => IoSlice::advance_slices(&mut parts, written),
+                }
+            }
+            Ok(())
+        };
         let written = match self.write_timeout {
-            Some(limit) => pingora_timeout::timeout(limit, self.stream.write_all(data))
+            Some(limit) => pingora_timeout::timeout(limit, all)
                 .await
                 .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-            None => self.stream.write_all(data).await,
+            None => all.await,
         };
-        written.map_err(|e| match e.kind() {
+        written.map_err(|e: std::io::Error| match e.kind() {
             std::io::ErrorKind::TimedOut => Error::because(ErrorType::WriteTimedout, context, e),
             _ => Error::because(ErrorType::WriteError, context, e),
         })
