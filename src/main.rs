@@ -311,10 +311,7 @@ fn run(settings: Settings, launch: server::Launch) -> ExitCode {
         }
     }
     tracing::info!(%listen, upgrade = launch.upgrade, "guichet listening");
-    pingora.run(pingora::server::RunArgs {
-        shutdown_signal: Box::new(server::Signals { gateway }),
-    });
-    guichet::access_log::flush();
+    server::run_until_stopped(pingora, Some(gateway));
     ExitCode::SUCCESS
 }
 
@@ -341,7 +338,8 @@ fn run_mock_provider(
         return ExitCode::FAILURE;
     }
     tracing::info!(issuer = %demo::provider_issuer(listen), "mock provider listening");
-    pingora.run_forever()
+    server::run_until_stopped(pingora, None);
+    ExitCode::SUCCESS
 }
 
 fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode {
@@ -398,5 +396,6 @@ fn run_demo(addresses: &DemoAddresses, upstream: Option<SocketAddr>) -> ExitCode
     );
     println!("  Stop with Ctrl-C.");
     println!();
-    pingora.run_forever()
+    server::run_until_stopped(pingora, None);
+    ExitCode::SUCCESS
 }

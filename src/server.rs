@@ -228,10 +228,11 @@ pub fn read_handover(settings: &Settings) -> Option<HandOver> {
     }
 }
 
-/// Signals: SIGQUIT = graceful upgrade (sessions are written for the new process first),
-/// SIGTERM = graceful stop, SIGINT = fast stop.
+/// Signals: SIGQUIT = graceful upgrade (a gateway's sessions are written for the new process
+/// first), SIGTERM = graceful stop, SIGINT = stop now ([`stop_now`]). `gateway` is `None` for
+/// the processes without one (the demo, the mock provider).
 pub struct Signals {
-    pub gateway: Arc<Gateway>,
+    pub gateway: Option<Arc<Gateway>>,
 }
 
 #[async_trait]
@@ -248,43 +249,69 @@ impl ShutdownSignalWatch for Signals {
         };
         tokio::select! {
             _ = quit.recv() => {
-                self.write_handover();
+                if let Some(gateway) = &self.gateway {
+                    write_handover(gateway);
+                }
                 ShutdownSignal::GracefulUpgrade
             }
             _ = term.recv() => ShutdownSignal::GracefulTerminate,
-            _ = int.recv() => ShutdownSignal::FastShutdown,
+            _ = int.recv() => stop_now(),
         }
     }
 }
 
-impl Signals {
-    fn write_handover(&self) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = handover_path(self.gateway.settings());
-        let handover = HandOver {
-            key: self.gateway.own_key().map(DeploymentKey::to_text),
-            sessions: self.gateway.sessions().dump(),
-        };
-        let count = handover.sessions.len();
-        let written = serde_json::to_vec(&handover)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let _ = std::fs::remove_file(&path);
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(&bytes))
-            });
-        match written {
-            Ok(()) => {
-                tracing::info!(sessions = count, path = %path.display(), "sessions written for the new process")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, path = %path.display(), "cannot hand sessions over; they will be lost")
-            }
+/// SIGINT: the access lines still buffered are written and the process ends at once, requests
+/// in flight cut, as a fast stop does. Not through pingora's fast shutdown: it stops the worker
+/// threads' runtimes one after the other while the accept loops still run, and an accept loop
+/// whose listening socket is registered with a runtime already stopped fails at once, forever,
+/// without yielding (pingora picks the loop's runtime at random, not the socket's): a thread at
+/// 100 % writing "Accept() failed" to the log, over a hundred megabytes a second, in a process
+/// that never exits (about one stop in ten, two worker threads).
+fn stop_now() -> ! {
+    use std::io::Write;
+    tracing::info!("SIGINT received, stopping now");
+    crate::access_log::flush();
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(0)
+}
+
+/// Runs `server` until a signal stops it ([`Signals`]), then writes the access lines still
+/// buffered.
+pub fn run_until_stopped(server: Server, gateway: Option<Arc<Gateway>>) {
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(Signals { gateway }),
+    });
+    crate::access_log::flush();
+}
+
+/// SIGQUIT: the gateway's sessions written for the new process (mode 0600, created anew).
+fn write_handover(gateway: &Gateway) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = handover_path(gateway.settings());
+    let handover = HandOver {
+        key: gateway.own_key().map(DeploymentKey::to_text),
+        sessions: gateway.sessions().dump(),
+    };
+    let count = handover.sessions.len();
+    let written = serde_json::to_vec(&handover)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            let _ = std::fs::remove_file(&path);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&bytes))
+        });
+    match written {
+        Ok(()) => {
+            tracing::info!(sessions = count, path = %path.display(), "sessions written for the new process")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "cannot hand sessions over; they will be lost")
         }
     }
 }
