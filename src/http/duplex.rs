@@ -14,7 +14,7 @@
 //! [`MAX_PENDING`].
 
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
@@ -178,6 +178,17 @@ impl AsyncWrite for DuplexStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    /// All of `bufs` is taken at once: the socket gets what it takes now in one gathered
+    /// system call (a chunk's size line, data and line end: one TCP segment, not three), the
+    /// rest waits, in order.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let mut outbox = self.outbox();
         if let Some(kind) = outbox.failed {
             return Poll::Ready(Err(kind.into()));
@@ -188,9 +199,10 @@ impl AsyncWrite for DuplexStream {
                 return Poll::Ready(Err(e));
             }
         }
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
         let mut taken = 0;
-        if outbox.pending.is_empty() && !buf.is_empty() {
-            match Pin::new(&mut outbox.stream).poll_write(cx, buf) {
+        if outbox.pending.is_empty() && total > 0 {
+            match Pin::new(&mut outbox.stream).poll_write_vectored(cx, bufs) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(outbox.fail(io::ErrorKind::WriteZero.into()))
                 }
@@ -202,8 +214,16 @@ impl AsyncWrite for DuplexStream {
                 Poll::Pending => {}
             }
         }
-        outbox.pending.extend_from_slice(&buf[taken..]);
-        Poll::Ready(Ok(buf.len()))
+        for buf in bufs {
+            let skipped = taken.min(buf.len());
+            taken -= skipped;
+            outbox.pending.extend_from_slice(&buf[skipped..]);
+        }
+        Poll::Ready(Ok(total))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     /// Hands the socket what it takes now: what it does not take is sent by [`Drain`], which

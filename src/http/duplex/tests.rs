@@ -145,3 +145,50 @@ async fn a_peer_that_takes_nothing_times_the_drain_out() {
     drop(drain);
     assert!(DuplexStream::unwrap(stream).is_none());
 }
+
+/// Gathered writes (a chunk's size line, data, line end) are taken whole and arrive in order,
+/// both when the socket takes them at once and when it takes part of them, the cut falling
+/// inside any of the pieces.
+#[tokio::test]
+async fn gathered_writes_are_taken_whole_and_arrive_in_order() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stream, mut peer) = connected(&listener).await;
+    let (mut stream, drain) = DuplexStream::wrap(stream);
+    assert!(stream.is_write_vectored());
+    let data = pattern(LARGE);
+    let mut expected = Vec::with_capacity(LARGE + LARGE / 1000);
+    // Pieces of varied lengths, so that the socket's cut falls in every position.
+    let mut rest = &data[..];
+    let mut sizes = [1usize, 7, 60_000, 3, 65_536, 250_000, 13].iter().cycle();
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at((*sizes.next().unwrap()).min(rest.len()));
+        rest = tail;
+        let head = format!("{:x}\r\n", piece.len());
+        let parts = [
+            IoSlice::new(head.as_bytes()),
+            IoSlice::new(piece),
+            IoSlice::new(b"\r\n"),
+        ];
+        let total = head.len() + piece.len() + 2;
+        let written =
+            std::future::poll_fn(|cx| Pin::new(&mut stream).poll_write_vectored(cx, &parts))
+                .await
+                .unwrap();
+        assert_eq!(written, total, "a gathered write is taken whole");
+        expected.extend_from_slice(head.as_bytes());
+        expected.extend_from_slice(piece);
+        expected.extend_from_slice(b"\r\n");
+    }
+    assert!(drain.pending() > 0, "the socket cannot hold {LARGE} bytes");
+    let length = expected.len();
+    let reader = tokio::spawn(async move {
+        let mut received = vec![0u8; length];
+        peer.read_exact(&mut received).await.unwrap();
+        received
+    });
+    drain.drained(None).await.unwrap();
+    assert!(
+        reader.await.unwrap() == expected,
+        "bytes changed or reordered"
+    );
+}
