@@ -395,9 +395,9 @@ done
 
 # Rows a minute apart meet a different machine (the shared cores' load moves within a round):
 # the ratios to the passthrough (row 2) are measured again in pairs a few seconds apart,
-# PAIRS times (default 8) of PAIR_SECONDS (default 3) each — passthrough, then each paired row —,
-# each pair's ratio, then their median and range; and the pingora-core loop's ratio to nginx
-# proxy_pass (row 1) the same way.
+# PAIRS times (default 8) of PAIR_SECONDS (default 3) each — passthrough, then each paired row,
+# or in reverse order every other pair —, each pair's ratio, then their median and range; and
+# the pingora-core loop's ratio to nginx proxy_pass (row 1) the same way.
 pairs() { # base-index base-label row-index…
   local base_index=$1 label=$2 pair base line per_cpu i
   shift 2
@@ -408,11 +408,24 @@ pairs() { # base-index base-label row-index…
   printf '| pair | %s |' "$label"; for i in "${rows[@]}"; do printf ' %s | ratio |' "${names[$i]}"; done; echo
   printf '| --- | --- |'; for _ in "${rows[@]}"; do printf ' --- | --- |'; done; echo
   declare -A ratios
+  declare -A got
+  local order
   for pair in $(seq 1 "${PAIRS:-8}"); do
-    base=$(run_row "$base_index" "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
+    # A row's place in the sequence weighs on its rate (the one right after another proxy's
+    # full load came out lowest): odd pairs run the base first and the rows in order, even
+    # pairs the rows in reverse and the base last, so every row takes every place as often.
+    order=("$base_index" "${rows[@]}")
+    if (( pair % 2 == 0 )); then
+      order=(); for (( i = ${#rows[@]} - 1; i >= 0; i-- )); do order+=("${rows[$i]}"); done
+      order+=("$base_index")
+    fi
+    for i in "${order[@]}"; do
+      got[$i]=$(run_row "$i" "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
+    done
+    base=${got[$base_index]}
     line="| $pair | $base |"
     for i in "${rows[@]}"; do
-      per_cpu=$(run_row "$i" "${PAIR_SECONDS:-3}" | cut -d'|' -f4)
+      per_cpu=${got[$i]}
       ratios[$i]+="$(awk -v a="$per_cpu" -v b="$base" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print 0}') "
       line+=" $per_cpu | $(awk -v a="$per_cpu" -v b="$base" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}') |"
     done
