@@ -295,6 +295,9 @@ impl ClientSession {
     ) -> Result<()> {
         let stream = &mut self.stream;
         let all = async move {
+            // Empty pieces first out: with nothing left to write, a write of 0 bytes is no
+            // sign of a closed connection.
+            IoSlice::advance_slices(&mut parts, 0);
             while !parts.is_empty() {
                 match stream.write_vectored(parts).await? {
                     0 => return Err(std::io::ErrorKind::WriteZero.into()),

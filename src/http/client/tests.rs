@@ -471,6 +471,15 @@ async fn request_bodies_are_framed_as_their_header_says() {
     );
     assert!(wire.ends_with(&expected), "{wire}");
 
+    // An empty piece writes nothing and is no error, whatever the framing.
+    let (wire, result) = sent(
+        request("POST", &[("content-length", "5")]),
+        &[b"", b"he", b"", b"llo", b""],
+    )
+    .await;
+    result.unwrap();
+    assert!(wire.ends_with("content-length: 5\r\n\r\nhello"), "{wire}");
+
     let (_, result) = sent(request("POST", &[("content-length", "3")]), &[b"four"]).await;
     assert!(result.is_err(), "longer than its length");
     let (_, result) = sent(request("POST", &[("content-length", "5")]), &[b"four"]).await;
