@@ -100,11 +100,16 @@ fn add_headers(
         return Ok(());
     }
     let mut parts = UpstreamParts::take(request);
-    let _ = parts.parts.headers.try_reserve(added.len());
-    for (name, value) in added {
-        parts.parts.headers.insert(name.clone(), value.clone());
-    }
+    insert_headers(added, &mut parts.parts.headers);
     parts.put_back(request)
+}
+
+/// Room made once, the prebuilt values cloned: as guichet adds a session's headers.
+fn insert_headers(added: &[(HeaderName, HeaderValue)], headers: &mut http::HeaderMap) {
+    let _ = headers.try_reserve(added.len());
+    for (name, value) in added {
+        headers.insert(name.clone(), value.clone());
+    }
 }
 
 /// `--core`: the smallest proxy loop on pingora-core, for requests without a body.
@@ -128,10 +133,7 @@ impl CoreLoop {
             .session;
         // Copied as guichet's loop copies it (`UpstreamParts::copy_of`).
         let mut request = UpstreamParts::copy_of(session.req_header());
-        let _ = request.parts.headers.try_reserve(self.added.len());
-        for (name, value) in &self.added {
-            request.parts.headers.insert(name.clone(), value.clone());
-        }
+        insert_headers(&self.added, &mut request.parts.headers);
         let request = Box::new(request.into_header()?);
         upstream.write_request_header(&request).await?;
         loop {

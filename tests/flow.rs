@@ -744,12 +744,7 @@ async fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
         .send();
     let in_flight = tokio::spawn(request);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = stack.gateway.pid().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    stack.gateway.signal("TERM");
     // New connections are refused at once while the request in flight goes on.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let address = stack.gateway_url.trim_start_matches("http://").to_string();
@@ -793,12 +788,7 @@ async fn sigint_stops_at_once_every_time() {
         for _ in 0..8 {
             let _ = client.get(stack.url("/")).send().await;
         }
-        let pid = stack.gateway.pid().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        stack.gateway.signal("INT");
         let started = std::time::Instant::now();
         let exit = loop {
             if let Some(exit) = stack.gateway.child.try_wait().unwrap() {

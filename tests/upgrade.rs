@@ -75,11 +75,7 @@ async fn an_upgrade_under_load_loses_no_request_and_no_session() {
         stack.dir.join("gateway-new.log"),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-QUIT", &stack.gateway.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    stack.gateway.signal("QUIT");
 
     let old_exit = stack.gateway.wait_exit(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
