@@ -83,9 +83,9 @@ enum Incoming {
     Done,
 }
 
-/// Where a chunked body's reading stands.
+/// Where a chunked body's reading stands (a response's here, a request's in `http::inbound`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     /// A chunk-size line is next.
     Size,
     /// This many bytes of the chunk's data still to read.
@@ -290,22 +290,10 @@ impl ClientSession {
     /// Writes all of `parts`, gathered: one system call when the socket takes them at once.
     async fn write_vectored(
         &mut self,
-        mut parts: &mut [IoSlice<'_>],
+        parts: &mut [IoSlice<'_>],
         context: &'static str,
     ) -> Result<()> {
-        let stream = &mut self.stream;
-        let all = async move {
-            // Empty pieces first out: with nothing left to write, a write of 0 bytes is no
-            // sign of a closed connection.
-            IoSlice::advance_slices(&mut parts, 0);
-            while !parts.is_empty() {
-                match stream.write_vectored(parts).await? {
-                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                    written => IoSlice::advance_slices(&mut parts, written),
-                }
-            }
-            Ok(())
-        };
+        let all = write_gathered(&mut self.stream, parts);
         let written = match self.write_timeout {
             Some(limit) => pingora_timeout::timeout(limit, all)
                 .await
@@ -428,66 +416,19 @@ impl ClientSession {
 
     /// One step of a chunked body.
     fn chunk(&mut self, chunk: Chunk) -> Result<Step> {
-        match chunk {
-            Chunk::Size => {
-                let Some(end) = line_end(&self.buf, MAX_CHUNK_LINE)? else {
-                    return Ok(Step::More);
-                };
-                let line = self.buf.split_to(end);
-                let size = parse_chunk_size(&line)?;
-                self.incoming = Incoming::Chunked(if size == 0 {
-                    Chunk::Trailers(0)
-                } else {
-                    Chunk::Data(size)
-                });
-                Ok(Step::Again)
-            }
-            Chunk::Data(left) => {
-                let Some(data) = self.take(left) else {
-                    return Ok(Step::More);
-                };
-                let left = left - data.len() as u64;
-                self.incoming = Incoming::Chunked(if left == 0 {
-                    Chunk::DataEnd
-                } else {
-                    Chunk::Data(left)
-                });
-                Ok(Step::Task(HttpTask::Body(Some(data), false)))
-            }
-            Chunk::DataEnd => {
-                if self.buf.len() < 2 {
-                    return Ok(Step::More);
-                }
-                if &self.buf[..2] != b"\r\n" {
-                    return Err(invalid("chunk data not followed by CRLF"));
-                }
-                let _ = self.buf.split_to(2);
-                self.incoming = Incoming::Chunked(Chunk::Size);
-                Ok(Step::Again)
-            }
-            Chunk::Trailers(read) => {
-                let Some(end) = line_end(&self.buf, MAX_HEAD - read)? else {
-                    return Ok(Step::More);
-                };
-                let line = self.buf.split_to(end);
-                if line.as_ref() == b"\r\n" || line.as_ref() == b"\n" {
-                    self.incoming = Incoming::Done;
-                    return Ok(Step::Task(HttpTask::Body(None, true)));
-                }
-                // Trailer fields are not passed on; they must still be fields.
-                if !line.contains(&b':') || line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
-                {
-                    return Err(invalid("malformed trailer field"));
-                }
-                self.incoming = Incoming::Chunked(Chunk::Trailers(read + end));
-                Ok(Step::Again)
-            }
-        }
+        let (next, step) = chunk_step(&mut self.buf, chunk)?;
+        self.incoming = next.map_or(Incoming::Done, Incoming::Chunked);
+        Ok(match step {
+            ChunkStep::Data(data) => Step::Task(HttpTask::Body(Some(data), false)),
+            ChunkStep::End => Step::Task(HttpTask::Body(None, true)),
+            ChunkStep::Again => Step::Again,
+            ChunkStep::More => Step::More,
+        })
     }
 
     /// A response header from what was read, if all of it is there.
     fn head(&mut self) -> Result<Option<HttpTask>> {
-        let Some(end) = head_end(&self.buf) else {
+        let Some(end) = head_end(&self.buf, 0) else {
             if self.buf.len() > MAX_HEAD {
                 return Err(invalid("response header larger than 64 KiB"));
             }
@@ -566,6 +507,96 @@ enum Step {
     More,
 }
 
+/// Writes all of `parts` on `stream`, gathered: one system call when the socket takes them at
+/// once.
+pub(crate) async fn write_gathered(
+    stream: &mut Stream,
+    mut parts: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    // Empty pieces first out: with nothing left to write, a write of 0 bytes is no sign of a
+    // closed connection.
+    IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        match stream.write_vectored(parts).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            written => IoSlice::advance_slices(&mut parts, written),
+        }
+    }
+    Ok(())
+}
+
+/// What one step of a chunked body's reading gave.
+pub(crate) enum ChunkStep {
+    /// A piece of a chunk's data.
+    Data(Bytes),
+    /// The body ended (last chunk and trailers read).
+    End,
+    /// The state moved on: go on with what was read.
+    Again,
+    /// More bytes are needed.
+    More,
+}
+
+/// One step of reading a chunked body out of `buf` from state `chunk`: the state after it
+/// (`None` once the body ended) and what the step gave. Sizes, extensions, the CRLF after
+/// each chunk's data and the trailer section (dropped, at most [`MAX_HEAD`] bytes) are checked
+/// as the module's documentation says.
+pub(crate) fn chunk_step(buf: &mut BytesMut, chunk: Chunk) -> Result<(Option<Chunk>, ChunkStep)> {
+    match chunk {
+        Chunk::Size => {
+            let Some(end) = line_end(buf, MAX_CHUNK_LINE)? else {
+                return Ok((Some(chunk), ChunkStep::More));
+            };
+            let line = buf.split_to(end);
+            let size = parse_chunk_size(&line)?;
+            let next = if size == 0 {
+                Chunk::Trailers(0)
+            } else {
+                Chunk::Data(size)
+            };
+            Ok((Some(next), ChunkStep::Again))
+        }
+        Chunk::Data(left) => {
+            if buf.is_empty() {
+                return Ok((Some(chunk), ChunkStep::More));
+            }
+            let len = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+            let data = buf.split_to(len).freeze();
+            let left = left - len as u64;
+            let next = if left == 0 {
+                Chunk::DataEnd
+            } else {
+                Chunk::Data(left)
+            };
+            Ok((Some(next), ChunkStep::Data(data)))
+        }
+        Chunk::DataEnd => {
+            if buf.len() < 2 {
+                return Ok((Some(chunk), ChunkStep::More));
+            }
+            if &buf[..2] != b"\r\n" {
+                return Err(invalid("chunk data not followed by CRLF"));
+            }
+            let _ = buf.split_to(2);
+            Ok((Some(Chunk::Size), ChunkStep::Again))
+        }
+        Chunk::Trailers(read) => {
+            let Some(end) = line_end(buf, MAX_HEAD - read)? else {
+                return Ok((Some(chunk), ChunkStep::More));
+            };
+            let line = buf.split_to(end);
+            if line.as_ref() == b"\r\n" || line.as_ref() == b"\n" {
+                return Ok((None, ChunkStep::End));
+            }
+            // Trailer fields are not passed on; they must still be fields.
+            if !line.contains(&b':') || line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                return Err(invalid("malformed trailer field"));
+            }
+            Ok((Some(Chunk::Trailers(read + end)), ChunkStep::Again))
+        }
+    }
+}
+
 /// How a final response's body is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Framing {
@@ -574,13 +605,13 @@ enum Framing {
     UntilClose,
 }
 
-fn invalid(what: &'static str) -> Box<Error> {
+pub(crate) fn invalid(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::InvalidHTTPHeader, what)
 }
 
-/// The end (exclusive) of the header section in `buf`: after the empty line, CRLF or LF.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
+/// The end (exclusive) of the header section in `buf`: after the empty line, CRLF or LF. The
+/// search starts at `from` (where an earlier search of the same bytes stopped, less two).
+pub(crate) fn head_end(buf: &[u8], mut from: usize) -> Option<usize> {
     while let Some(at) = memchr::memchr(b'\n', &buf[from..]) {
         let at = from + at;
         match buf.get(at + 1..) {
@@ -594,7 +625,7 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 
 /// The end (exclusive) of the first line in `buf`, ended by CRLF or LF; an error when no line
 /// ends within `limit` bytes.
-fn line_end(buf: &[u8], limit: usize) -> Result<Option<usize>> {
+pub(crate) fn line_end(buf: &[u8], limit: usize) -> Result<Option<usize>> {
     match memchr::memchr(b'\n', &buf[..buf.len().min(limit)]) {
         Some(at) => Ok(Some(at + 1)),
         None if buf.len() >= limit => Err(invalid("chunk line or trailer section too long")),
@@ -625,7 +656,7 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64> {
 }
 
 /// `len` as a chunk-size line (hexadecimal, CRLF) in `out`.
-fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> &[u8] {
+pub(crate) fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> &[u8] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut at = 16;
     let mut rest = len;
@@ -643,7 +674,7 @@ fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> &[u8] {
 }
 
 /// A `Content-Length` value: digits only, at most 19 of them.
-fn parse_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -36,10 +36,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
@@ -48,13 +49,23 @@ use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::http::client::{list_items, ClientSession};
+use crate::http::downstream::Downstream;
 use crate::http::duplex::{Drain, MAX_PENDING};
 use crate::http::forwarded::UpstreamParts;
+use crate::http::inbound::{Connection, Inbound};
 use crate::http::pool::Upstreams;
 use crate::http::proxy::{prepare_upstream, write_reply, GatewayProxy, RequestContext};
 
-/// The gateway's listening application: every request, HTTP/1.x or an HTTP/2 stream.
+/// The gateway's listening application: every connection; its HTTP/1.x requests served on
+/// guichet's own server session (`http::inbound`), an HTTP/2 connection (ALPN `h2`, or the
+/// HTTP/2 preface without TLS) handed to pingora-core, whose streams come back to the same
+/// loop.
 pub struct GatewayApp {
+    inner: Arc<Loop>,
+}
+
+/// The loop every request goes through.
+struct Loop {
     proxy: GatewayProxy,
     /// Upstream connections: pooled, else new.
     upstreams: Upstreams,
@@ -68,6 +79,9 @@ pub struct GatewayApp {
     stop: Notify,
 }
 
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 impl GatewayApp {
     /// The application for `proxy`; `options` are the listener's (`h2c`), `conf` pingora's
     /// server configuration (the upstream pool's size, `ca_file`).
@@ -78,6 +92,58 @@ impl GatewayApp {
         options: HttpServerOptions,
     ) -> Self {
         GatewayApp {
+            inner: Arc::new(Loop::new(proxy, settings, conf, options)),
+        }
+    }
+
+    /// Whether the connection speaks HTTP/2: ALPN `h2`, or (without TLS, `h2c` on) the
+    /// preface first. `None`: the connection broke while its first bytes were awaited.
+    async fn is_h2(&self, stream: &mut Stream) -> Option<bool> {
+        if stream.get_ssl_digest().is_some() {
+            return Some(matches!(stream.selected_alpn_proto(), Some(ALPN::H2)));
+        }
+        if !self.inner.options.h2c {
+            return Some(false);
+        }
+        let mut first = [0u8; 24];
+        match stream.try_peek(&mut first).await {
+            Ok(peeked) => Some(peeked && &first == H2_PREFACE),
+            Err(e) => {
+                tracing::debug!(error = %e, "connection closed before its first bytes");
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApp for GatewayApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if self.is_h2(&mut stream).await? {
+            // pingora-core's HTTP/2 server: each stream to `Loop::process_new_http`.
+            return ServerApp::process_new(&self.inner, stream, shutdown).await;
+        }
+        self.inner.serve_connection(stream, shutdown).await;
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.inner.http_cleanup().await;
+    }
+}
+
+impl Loop {
+    fn new(
+        proxy: GatewayProxy,
+        settings: &Settings,
+        conf: &Arc<ServerConf>,
+        options: HttpServerOptions,
+    ) -> Self {
+        Loop {
             proxy,
             upstreams: Upstreams::new(
                 Some(ConnectorOptions::from_server_conf(conf)),
@@ -95,6 +161,42 @@ impl GatewayApp {
         }
     }
 
+    /// Every request of a client's HTTP/1.x connection, until it closes or cannot serve
+    /// another; a request refused before it is served (malformed: `400`, too large: `431`, an
+    /// unknown transfer coding: `501`) is answered and the connection closed.
+    async fn serve_connection(&self, stream: Stream, shutdown: &ShutdownWatch) {
+        let mut conn = Connection::new(stream);
+        loop {
+            let next = tokio::select! {
+                biased;
+                next = conn.next_request() => next,
+                () = self.stopped() => return,
+            };
+            let request = match next {
+                Ok(Some(request)) => request,
+                Ok(None) => return,
+                Err(e) => {
+                    let status = match e.etype() {
+                        ErrorType::InvalidHTTPHeader => Some(400),
+                        ErrorType::HTTPStatus(status) => Some(*status),
+                        _ => None,
+                    };
+                    tracing::debug!(error = %e, "request refused or connection broken");
+                    if let Some(status) = status {
+                        conn.refuse(status).await;
+                    }
+                    conn.shutdown().await;
+                    return;
+                }
+            };
+            let session = Downstream::H1(Inbound::new(conn, request));
+            match self.serve_one(session, shutdown).await {
+                Some(kept) => conn = kept,
+                None => return,
+            }
+        }
+    }
+
     /// Resolves when the service stops.
     async fn stopped(&self) {
         let notified = self.stop.notified();
@@ -106,37 +208,42 @@ impl GatewayApp {
         notified.await;
     }
 
-    /// One request: on an HTTP/1.x connection (given back when it can serve another), or an
-    /// HTTP/2 stream.
-    async fn serve_one(
-        &self,
-        mut session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
+    /// One HTTP/2 stream (pingora-core reads its header).
+    async fn serve_stream(&self, mut session: ServerSession, shutdown: &ShutdownWatch) {
         let read = tokio::select! {
             biased;
             read = session.read_request() => read,
-            () = self.stopped() => return None,
+            () = self.stopped() => return,
         };
         match read {
             Ok(true) => {}
-            Ok(false) => return None,
+            Ok(false) => return,
             Err(e) => {
                 if e.etype() == &ErrorType::InvalidHTTPHeader {
                     tracing::debug!(error = %e, "malformed request");
                     let _ = session.respond_error(400).await;
                 }
                 session.shutdown().await;
-                return None;
+                return;
             }
         }
+        self.serve_one(Downstream::H2(Box::new(session)), shutdown)
+            .await;
+    }
+
+    /// One request, its header read; the HTTP/1.x connection back when it can serve another.
+    async fn serve_one(
+        &self,
+        mut session: Downstream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Connection> {
         if session.req_header().method == Method::CONNECT {
-            let _ = session.respond_error(405).await;
+            session.refuse(405).await;
             session.shutdown().await;
             return None;
         }
         if *shutdown.borrow() {
-            session.set_keepalive(None);
+            session.set_keepalive_off();
         }
         let mut ctx = self.proxy.new_request();
         let served = self.serve(&mut session, &mut ctx).await;
@@ -148,20 +255,20 @@ impl GatewayApp {
             session.shutdown().await;
             return None;
         }
-        let settings = HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
-            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, settings)),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!(error = %e, "client connection not reusable");
+        match session {
+            Downstream::H1(inbound) => inbound.finish().await,
+            Downstream::H2(session) => {
+                if let Err(e) = session.finish().await {
+                    tracing::debug!(error = %e, "stream not ended cleanly");
+                }
                 None
             }
         }
     }
 
     /// Answers the request: guichet's reply, or the application's through [`exchange`].
-    async fn serve(&self, session: &mut ServerSession, ctx: &mut RequestContext) -> Result<()> {
-        let peer_ip = GatewayProxy::peer_ip(session);
+    async fn serve(&self, session: &mut Downstream, ctx: &mut RequestContext) -> Result<()> {
+        let peer_ip = session.peer_ip();
         if let Some(reply) = self.proxy.admit(session.req_header(), peer_ip, ctx).await {
             return write_reply(session, reply).await;
         }
@@ -209,7 +316,7 @@ impl GatewayApp {
     /// The request as the application receives it.
     fn upstream_request(
         &self,
-        session: &mut ServerSession,
+        session: &mut Downstream,
         peer_ip: Option<IpAddr>,
         ctx: &RequestContext,
     ) -> Result<Box<RequestHeader>> {
@@ -261,7 +368,7 @@ impl GatewayApp {
 /// Whether a request that failed on a pooled connection may be sent again: the connection
 /// broke before any response byte, no byte of the request's body was taken from the client,
 /// and the method is idempotent (the application may have acted on the first one).
-fn may_send_again(session: &ServerSession, e: &Error) -> bool {
+fn may_send_again(session: &Downstream, e: &Error) -> bool {
     let broken = matches!(
         e.etype(),
         ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
@@ -270,7 +377,7 @@ fn may_send_again(session: &ServerSession, e: &Error) -> bool {
         session.req_header().method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
-    broken && idempotent && session.response_written().is_none() && session.body_bytes_read() == 0
+    broken && idempotent && session.response_status().is_none() && session.body_bytes_read() == 0
 }
 
 /// Sends `request` on `upstream` and the response back to the client, both bodies streamed
@@ -280,7 +387,7 @@ fn may_send_again(session: &ServerSession, e: &Error) -> bool {
 /// upstream connection can be reused.
 async fn exchange(
     proxy: &GatewayProxy,
-    session: &mut ServerSession,
+    session: &mut Downstream,
     upstream: &mut ClientSession,
     drain: Option<Drain>,
     request: Box<RequestHeader>,
@@ -375,7 +482,7 @@ async fn exchange(
 /// Writes one piece of the application's response to the client; `true` at its end.
 async fn respond(
     proxy: &GatewayProxy,
-    session: &mut ServerSession,
+    session: &mut Downstream,
     task: HttpTask,
     ctx: &mut RequestContext,
 ) -> Result<bool> {
@@ -390,14 +497,14 @@ async fn respond(
                 if session.req_header().version != Version::HTTP_11 {
                     return Ok(false);
                 }
-                // 100 Continue and the like: passed on, the final header follows. pingora
-                // closes a connection whose response starts before the request's body has
-                // ended (rather than drain the rest); an interim response does not count:
+                // 100 Continue and the like: passed on, the final header follows. A final
+                // response that starts before the request's body has ended closes the
+                // connection (rather than drain the rest); an interim one does not:
                 // `100 Continue` is what asks for the body.
-                session.set_close_on_response_before_downstream_finish(false);
-                let written = session.write_response_header(header).await;
-                session.set_close_on_response_before_downstream_finish(true);
-                written.map_err(|e| e.into_down())?;
+                session
+                    .write_response_header(header)
+                    .await
+                    .map_err(|e| e.into_down())?;
                 return Ok(false);
             }
             proxy.upstream_answered(ctx);
@@ -530,14 +637,16 @@ pub(crate) fn to_origin_form(request: &mut RequestHeader) -> Result<()> {
     request.set_raw_path(&origin)
 }
 
+/// pingora-core's side: the streams of an HTTP/2 connection.
 #[async_trait]
-impl HttpServerApp for GatewayApp {
+impl HttpServerApp for Loop {
     async fn process_new_http(
         self: &Arc<Self>,
         session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        self.serve_one(session, shutdown).await
+        self.serve_stream(session, shutdown).await;
+        None
     }
 
     async fn http_cleanup(&self) {

@@ -8,11 +8,13 @@
 //! on it but the server assembly.
 
 pub mod client;
+pub mod downstream;
 pub mod duplex;
 pub mod endpoints;
 pub mod forward_auth;
 pub mod forwarded;
 pub mod h1;
+pub mod inbound;
 pub mod pages;
 pub mod pool;
 pub mod proxy;

@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::http::downstream::Downstream;
 use http::StatusCode;
 use pingora::http::RequestHeader;
-use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::access_log;
@@ -96,7 +96,7 @@ pub struct GatewayProxy {
 }
 
 /// Writes a reply guichet made itself (HEAD gets the header only).
-pub(crate) async fn write_reply(session: &mut ServerSession, reply: Reply) -> Result<()> {
+pub(crate) async fn write_reply(session: &mut Downstream, reply: Reply) -> Result<()> {
     let header = reply.to_response_header()?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(header)).await?;
@@ -442,8 +442,8 @@ impl GatewayProxy {
 
     /// Metrics for a finished request, and its access log line (no query values, the subject
     /// hashed).
-    pub(crate) fn record(&self, session: &ServerSession, ctx: &RequestContext) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    pub(crate) fn record(&self, session: &Downstream, ctx: &RequestContext) {
+        let status = session.response_status().map_or(0, |s| s.as_u16());
         let duration = ctx.started.elapsed();
         let bytes_in = session.body_bytes_read() as u64;
         let bytes_out = session.body_bytes_sent() as u64;
@@ -502,7 +502,7 @@ impl GatewayProxy {
     /// went away. Returns the status (0: none).
     pub(crate) async fn fail(
         &self,
-        session: &mut ServerSession,
+        session: &mut Downstream,
         e: &Error,
         ctx: &mut RequestContext,
     ) -> u16 {
@@ -510,27 +510,19 @@ impl GatewayProxy {
         let code = failure_status(e);
         if code == 0 {
             tracing::debug!(error = %e, "client went away");
-        } else if session.response_written().is_none() {
+        } else if session.response_status().is_none() {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             let reply = render_error(
                 self.gateway.pages(),
                 &PageError::upstream(status, e.to_string()),
                 &ctx.correlation_id,
             );
-            session.set_keepalive(None);
+            session.set_keepalive_off();
             if let Err(write_error) = write_reply(session, reply).await {
                 tracing::debug!(error = %write_error, "could not write the error page");
             }
         }
         code
-    }
-
-    /// The client's address, as the connection gives it.
-    pub(crate) fn peer_ip(session: &ServerSession) -> Option<IpAddr> {
-        session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
     }
 }
 

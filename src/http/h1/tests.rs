@@ -119,7 +119,7 @@ fn only_a_body_without_length_is_sent_chunked() {
     }
 }
 
-/// Every HTTP/1.x request builds this future (pingora boxes it), moved as it is set up: the
+/// Every HTTP/1.x connection builds this future (pingora boxes it), and every request the inner one, moved as it is set up: the
 /// rare large ones (guichet's own pages, connecting) have their own allocations.
 #[tokio::test]
 async fn the_future_of_a_request_stays_small() {
@@ -133,9 +133,13 @@ async fn the_future_of_a_request_stays_small() {
         &Arc::new(ServerConf::default()),
         HttpServerOptions::default(),
     );
-    let (stream, _peer) = tokio::io::duplex(1024);
-    let session = ServerSession::new_http1(Box::new(stream));
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
-    let future = std::mem::size_of_val(&app.serve_one(session, &shutdown));
+    let (stream, _peer) = tokio::io::duplex(1024);
+    let connection =
+        std::mem::size_of_val(&app.inner.serve_connection(Box::new(stream), &shutdown));
+    assert!(connection <= 6144, "serve_connection: {connection} bytes");
+    let (stream, _peer) = tokio::io::duplex(1024);
+    let session = Downstream::H2(Box::new(ServerSession::new_http1(Box::new(stream))));
+    let future = std::mem::size_of_val(&app.inner.serve_one(session, &shutdown));
     assert!(future <= 6144, "serve_one: {future} bytes");
 }
