@@ -21,7 +21,8 @@
 # mock provider's: fewer identity headers) — one user, then USERS (default 64)
 # users' sessions in turn, each request the next cookie —, without a session (302); nginx
 # auth_request → guichet (mode = "auth", the nginx of examples/forward-auth); the smallest
-# proxy loop on pingora-core (benches/passthrough.rs --core, requests without a body only), alone
+# proxy loop on pingora-core (benches/passthrough.rs --core: pingora's listener and runtime,
+# guichet's HTTP/1.x server session, pool and client; requests without a body only), alone
 # and adding the same headers as the passthrough's second row; guichet with a live session and
 # that core loop again with tokio's work stealing on (server.work_stealing = true, --work-stealing;
 # every other row runs guichet's default, off); Apache with
@@ -312,7 +313,7 @@ row "guichet, live session, $fill sessions in the store" "http://$gw_full/" "Coo
 row "guichet, $users users' sessions in turn, $fill in the store" "http://$gw_full/" "" "$full_pid" "$work/users.lua"
 row "guichet, no session (302 to the login)" "http://$gw/" "" "${gpid[guichet]}"
 row "nginx auth_request → guichet (mode = auth), live session" "http://$nginx_auth/" "Cookie: ${cookie[$nginx_auth]}" "$(tree "$(cat "$work/nginx-auth.pid")") ${gpid[guichet-auth]}"
-row "pingora-core server + guichet's upstream client, no pingora-proxy (benches/passthrough.rs --core)" "http://$core/" "" "$core_pid"
+row "pingora-core listener + guichet's server session, pool and client (benches/passthrough.rs --core)" "http://$core/" "" "$core_pid"
 core_row=$(( ${#names[@]} - 1 ))
 row "the same core loop + the $added_headers headers, fixed values" "http://$core_headers/" "" "$core_headers_pid"
 row "guichet, live session, work stealing on (server.work_stealing = true)" "http://$gw_steal/" "Cookie: ${cookie[$gw_steal]}" "${gpid[guichet-stealing]}"

@@ -14,10 +14,12 @@
 //! counts both).
 //!
 //! With `--core` it is not a pingora-proxy service at all but the smallest proxy loop written
-//! on pingora-core (`HttpServerApp`: read the request, take an idle upstream connection from
-//! guichet's pool — `guichet::http::pool`, the one guichet's own loop uses —, send the header
-//! and read the response with guichet's client session — `guichet::http::client` —, copy the
-//! response back, hand both connections back for reuse). It serves only requests
+//! on pingora-core (pingora's listener, runtime and connections; the request read and the
+//! response written with guichet's HTTP/1.x server session — `guichet::http::inbound`, the one
+//! guichet's own loop uses —; an idle upstream connection taken from guichet's pool —
+//! `guichet::http::pool` —, the header sent and the response read with guichet's client session
+//! — `guichet::http::client` —, the response copied back, both connections handed back for
+//! reuse). It serves only requests
 //! without a body (anything else gets a 501): it is not a proxy anyone should run, but the floor
 //! under guichet's own loop (`guichet::http::h1`: bodies both ways, upgrades, the resend, the
 //! pages), measured against pingora-proxy's (`benches/instructions.sh`).
@@ -33,17 +35,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::apps::ServerApp;
 use pingora::http::RequestHeader;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::protocols::http::HttpTask;
+use pingora::protocols::Stream;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
 
 use guichet::config::UpstreamSettings;
 use guichet::http::forwarded::UpstreamParts;
+use guichet::http::inbound::{Connection, Inbound};
 use guichet::http::pool::Upstreams;
 use guichet::server::{downstream_modules, proxy_service, tuned_conf, upstream_peer};
 
@@ -122,9 +126,10 @@ struct CoreLoop {
 
 impl CoreLoop {
     /// Proxies one request.
-    async fn proxy(&self, session: &mut ServerSession) -> pingora::Result<()> {
+    async fn proxy(&self, session: &mut Inbound) -> pingora::Result<()> {
         if !session.is_body_empty() {
-            return session.respond_error(501).await;
+            session.refuse(501).await;
+            return Ok(());
         }
         let mut upstream = self
             .upstreams
@@ -166,22 +171,22 @@ impl CoreLoop {
 }
 
 #[async_trait]
-impl HttpServerApp for CoreLoop {
-    async fn process_new_http(
+impl ServerApp for CoreLoop {
+    async fn process_new(
         self: &Arc<Self>,
-        mut session: ServerSession,
+        stream: Stream,
         _shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        if !session.read_request().await.ok()? {
-            return None;
+    ) -> Option<Stream> {
+        let mut conn = Connection::new(stream);
+        while let Some(request) = conn.next_request().await.ok()? {
+            let mut session = Inbound::new(conn, request);
+            if let Err(e) = self.proxy(&mut session).await {
+                eprintln!("core loop: {e}");
+                return None;
+            }
+            conn = session.finish().await?;
         }
-        if let Err(e) = self.proxy(&mut session).await {
-            eprintln!("core loop: {e}");
-            return None;
-        }
-        let settings = HttpPersistentSettings::for_session(&session);
-        let reusable = session.finish().await.ok()??;
-        Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
+        None
     }
 }
 

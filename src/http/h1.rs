@@ -7,12 +7,13 @@
 //! work (`benches/instructions.sh`, README "Performance"), and its upstream half, which waits
 //! on each write of a request body before it reads the response again, stalls with an
 //! application that answers while it reads. This loop does what guichet needs, with
-//! pingora-core's `ServerSession` on the client's side and guichet's own client session
-//! (`http::client`), connection pool (`http::pool`) and duplex connections (`http::duplex`) on
-//! the application's:
+//! guichet's own HTTP/1.x server session on the client's side (`http::inbound`; an HTTP/2
+//! connection is pingora-core's, each of its streams served here) and guichet's own client
+//! session (`http::client`), connection pool (`http::pool`) and duplex connections
+//! (`http::duplex`) on the application's:
 //!
-//! 1. read the request (400 for a malformed one, 405 for `CONNECT`; an HTTP/2 stream comes
-//!    read);
+//! 1. read the request (400 for a malformed one, 431 for one too large, 501 for a transfer
+//!    coding other than chunked, 405 for `CONNECT`; an HTTP/2 stream comes read);
 //! 2. `GatewayProxy::admit`: guichet's own pages, the session, the route's rules;
 //! 3. the upstream request: hop-by-hop headers and the headers `Connection` names removed
 //!    (`strip_hop_by_hop`), a WebSocket upgrade kept, then [`prepare_upstream`], the target

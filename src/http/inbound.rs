@@ -552,6 +552,11 @@ impl Inbound {
             self.out = Out::Close;
         } else {
             self.out = self.response_framing(&header);
+            if self.out == Out::Chunked && self.request.version != Version::HTTP_11 {
+                // An HTTP/1.0 client knows no chunks: the body runs to the connection's end.
+                header.remove_header(&header::TRANSFER_ENCODING);
+                self.out = Out::Close;
+            }
             if self.out == Out::Close || self.body != Body::Done {
                 // A body not read to its end: the connection cannot be read from again.
                 self.keepalive = false;

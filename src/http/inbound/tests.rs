@@ -271,6 +271,19 @@ async fn responses_are_framed_as_their_header_says_and_the_connection_kept_only_
         "{seen}"
     );
     assert!(!kept);
+    // An HTTP/1.0 client gets no chunks: the body runs to the connection's end.
+    let (seen, kept) = answer(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        response(200, &[("transfer-encoding", "chunked")]),
+        &[b"hello", b" world"],
+    )
+    .await;
+    assert!(seen.ends_with("\r\n\r\nhello world"), "{seen}");
+    assert!(
+        !seen.to_ascii_lowercase().contains("transfer-encoding"),
+        "{seen}"
+    );
+    assert!(seen.contains("Connection: close\r\n") && !kept, "{seen}");
     // HEAD, 204, 304: no body, whatever is written.
     let head = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
     let (seen, kept) = answer(head, response(200, &[("content-length", "5")]), &[b"hello"]).await;
