@@ -905,3 +905,111 @@ async fn over_http2_a_body_and_its_response_move_at_once() {
     assert_read_after_answer(&seen, "POST", "length", sum).await;
     assert_bounded(&stack, before);
 }
+
+/// Requests whose framing two HTTP parsers could read differently (the request-smuggling
+/// class) are refused with the status that says why, the connection closed after it, and
+/// nothing of them reaches the application; requests pipelined on one connection are answered
+/// in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_requests_never_reach_the_application_and_pipelined_ones_are_answered() {
+    let (stack, cookie, seen) = signed_in("ambiguous", Script::Plain).await;
+    let head = |line: &str, extra: &str| {
+        format!("{line}\r\nhost: gateway.test\r\ncookie: {cookie}\r\n{extra}\r\n")
+    };
+    let inner = "GET /smuggled-inner HTTP/1.1\r\nhost: gateway.test\r\n\r\n";
+    let cases = [
+        (
+            head(
+                "POST /smuggled HTTP/1.1",
+                "content-length: 44\r\ntransfer-encoding: chunked\r\n",
+            ) + "0\r\n\r\n"
+                + inner,
+            400,
+        ),
+        (
+            head(
+                "POST /smuggled HTTP/1.1",
+                "transfer-encoding: gzip, chunked\r\n",
+            ) + "0\r\n\r\n",
+            501,
+        ),
+        (
+            head(
+                "POST /smuggled HTTP/1.1",
+                "transfer-encoding: chunked\r\ntransfer-encoding: identity\r\n",
+            ) + "0\r\n\r\n",
+            501,
+        ),
+        (
+            head("POST /smuggled HTTP/1.0", "transfer-encoding: chunked\r\n") + "0\r\n\r\n",
+            400,
+        ),
+        (
+            head(
+                "POST /smuggled HTTP/1.1",
+                "content-length: 5\r\ncontent-length: 50\r\n",
+            ) + "hello",
+            400,
+        ),
+        (
+            head("POST /smuggled HTTP/1.1", "transfer-encoding : chunked\r\n") + "0\r\n\r\n",
+            400,
+        ),
+        (
+            head(
+                "GET /smuggled HTTP/1.1",
+                "x-folded: a\r\n transfer-encoding: chunked\r\n",
+            ),
+            400,
+        ),
+        (
+            head("GET /smuggled HTTP/1.1", "host: elsewhere.test\r\n"),
+            400,
+        ),
+        (
+            head(
+                "GET /smuggled HTTP/1.1",
+                &format!("x-big: {}\r\n", "a".repeat(70 * 1024)),
+            ),
+            431,
+        ),
+    ];
+    for (request, status) in &cases {
+        let mut client = connect(&stack).await;
+        client
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let response = read_response(&mut client, false).await;
+        let shown = request.escape_debug().to_string();
+        let shown = &shown[..shown.len().min(200)];
+        assert_eq!(response.status, *status, "{shown}");
+        assert!(response.head.contains("connection: close\n"), "{shown}");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest));
+        assert!(matches!(closed.await, Ok(Ok(0))), "{shown}: {rest:?}");
+    }
+    // Pipelined: three requests in one write, three answers in order on the same connection.
+    let mut client = connect(&stack).await;
+    let three: String = ["/p1", "/p2", "/p3"]
+        .iter()
+        .map(|path| head(&format!("GET {path} HTTP/1.1"), ""))
+        .collect();
+    client.get_mut().write_all(three.as_bytes()).await.unwrap();
+    for path in ["/p1", "/p2", "/p3"] {
+        let response = read_response(&mut client, false).await;
+        assert_eq!(response.status, 200, "{path}");
+        let line = format!("GET {path} HTTP/1.1\n");
+        assert!(
+            response.body.starts_with(&line),
+            "{path}: {}",
+            response.body
+        );
+    }
+    let seen = seen.lock().unwrap();
+    assert!(
+        !seen.iter().any(|line| line.contains("smuggled")),
+        "{seen:?}"
+    );
+}
