@@ -321,6 +321,18 @@ async fn connect(stack: &Stack) -> BufReader<TcpStream> {
     BufReader::new(TcpStream::connect(address).await.unwrap())
 }
 
+/// Sends `request` (raw bytes) on a new connection and reads its response.
+async fn send_raw(stack: &Stack, request: &str) -> (BufReader<TcpStream>, Response) {
+    let mut client = connect(stack).await;
+    client
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .unwrap();
+    let response = read_response(&mut client, false).await;
+    (client, response)
+}
+
 /// Sends one request without a body on `connection` and reads its response.
 async fn exchange(
     connection: &mut BufReader<TcpStream>,
@@ -492,14 +504,8 @@ async fn absolute_form_targets_reach_the_application_as_paths() {
         ("https://evil.example?x=1", "evil.example", "/?x=1"),
         ("http://evil.example:8080/a/b", "evil.example:8080", "/a/b"),
     ] {
-        let mut client = connect(&stack).await;
         let request = format!("GET {target} HTTP/1.1\r\nhost: {host}\r\ncookie: {cookie}\r\n\r\n");
-        client
-            .get_mut()
-            .write_all(request.as_bytes())
-            .await
-            .unwrap();
-        let response = read_response(&mut client, false).await;
+        let (_, response) = send_raw(&stack, &request).await;
         assert_eq!(response.status, 200, "{target}: {response:?}");
         assert!(
             response.body.starts_with(&format!("GET {path} HTTP/1.1\n")),
@@ -975,13 +981,7 @@ async fn ambiguous_requests_never_reach_the_application_and_pipelined_ones_are_a
         ),
     ];
     for (request, status) in &cases {
-        let mut client = connect(&stack).await;
-        client
-            .get_mut()
-            .write_all(request.as_bytes())
-            .await
-            .unwrap();
-        let response = read_response(&mut client, false).await;
+        let (mut client, response) = send_raw(&stack, request).await;
         let shown = request.escape_debug().to_string();
         let shown = &shown[..shown.len().min(200)];
         assert_eq!(response.status, *status, "{shown}");

@@ -705,20 +705,35 @@ fn parse_head(raw: &Bytes) -> Result<(http::response::Parts, Option<String>)> {
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| invalid("invalid header name in the response"))?;
-        let value = HeaderValue::from_maybe_shared(raw.slice_ref(field.value))
-            .map_err(|_| invalid("invalid header value in the response"))?;
-        headers.append(name, value);
-    }
-    parts.headers = headers;
+    parts.headers = header_map(raw, response.headers).map_err(|what| {
+        invalid(if what {
+            "invalid header name in the response"
+        } else {
+            "invalid header value in the response"
+        })
+    })?;
     let reason = response
         .reason
         .filter(|r| Some(*r) != parts.status.canonical_reason())
         .map(str::to_string);
     Ok((parts, reason))
+}
+
+/// The fields httparse found in the header section `raw` as a header map, each value a slice of
+/// `raw`, names and values checked as `http` checks them. `Err(true)`: a name it refuses,
+/// `Err(false)`: a value.
+pub(crate) fn header_map(
+    raw: &Bytes,
+    fields: &[httparse::Header<'_>],
+) -> std::result::Result<HeaderMap, bool> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| true)?;
+        let value =
+            HeaderValue::from_maybe_shared(raw.slice_ref(field.value)).map_err(|_| false)?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// The items of the list headers `name` (RFC 9110 §5.6.1: every field of that name, split at

@@ -37,7 +37,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header;
 use http::{Method, StatusCode, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::authority::validate_request_authority;
@@ -48,8 +48,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::http::client::{
-    chunk_size_line, chunk_step, head_end, list_items, parse_length, write_gathered, Chunk,
-    ChunkStep, MAX_HEADERS,
+    chunk_size_line, chunk_step, head_end, header_map, list_items, parse_length, write_gathered,
+    Chunk, ChunkStep, MAX_HEADERS,
 };
 
 /// The largest request header section read.
@@ -269,15 +269,13 @@ fn parse_request(raw: &Bytes) -> Result<Request> {
         _ => Version::HTTP_10,
     };
     parts.version = version;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-    for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| invalid("invalid request header name"))?;
-        let value = HeaderValue::from_maybe_shared(raw.slice_ref(field.value))
-            .map_err(|_| invalid("invalid request header value"))?;
-        headers.append(name, value);
-    }
-    parts.headers = headers;
+    parts.headers = header_map(raw, parsed.headers).map_err(|name| {
+        invalid(if name {
+            "invalid request header name"
+        } else {
+            "invalid request header value"
+        })
+    })?;
     // The target parsed as pingora parses it (kept as sent when it is not in origin form).
     let mut header = RequestHeader::from(parts);
     header
