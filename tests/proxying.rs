@@ -573,17 +573,11 @@ async fn uploads_stream_with_their_framing_and_expect_continue() {
     }
 
     // Both a length and chunked (a request smuggling shape): never both to the application.
-    let mut client = connect(&stack).await;
     let request = format!(
         "POST /both HTTP/1.1\r\nhost: gateway.test\r\ncookie: {cookie}\r\n\
          content-length: 4\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
     );
-    client
-        .get_mut()
-        .write_all(request.as_bytes())
-        .await
-        .unwrap();
-    let response = read_response(&mut client, false).await;
+    let (_, response) = send_raw(&stack, &request).await;
     if response.status == 200 {
         assert!(
             response.body.contains("framing=chunked length=5 "),
